@@ -1,0 +1,545 @@
+// Package tokenize is clozeloop's BERT WordPiece tokenizer: it loads Hugging
+// Face tokenizer directories (tokenizer.json, or vocab.txt with
+// tokenizer_config.json), encodes text into ids with byte offsets exactly as
+// the Hugging Face tokenizers library does, trains new WordPiece
+// vocabularies and writes directories that Hugging Face loads unchanged.
+//
+// Files are read with github.com/sugarme/tokenizer. Its encoding pipeline is
+// not used: measured against Hugging Face it turns accented words, Unicode
+// spaces and private-use characters into [UNK], panics on characters whose
+// lowercase form has a different UTF-8 length, matches different special
+// tokens in id order rather than by position and reads "strip_accents": null
+// as false. This package implements the BERT pipeline itself (normaliser,
+// pre-tokeniser, WordPiece model, special-token splitting, post-processing,
+// decoder) and is tested for identical ids against the real Hugging Face
+// library (tools/hfparity).
+package tokenize
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// AddedToken is a token matched in the raw text before normalisation and
+// pre-tokenisation, such as [MASK]; it mirrors an entry of the
+// "added_tokens" list of a Hugging Face tokenizer.json.
+type AddedToken struct {
+	// ID is the token's id.
+	ID int `json:"id"`
+	// Content is the token's text.
+	Content string `json:"content"`
+	// SingleWord restricts matches to whole words.
+	SingleWord bool `json:"single_word"`
+	// LStrip makes a match swallow the whitespace on its left.
+	LStrip bool `json:"lstrip"`
+	// RStrip makes a match swallow the whitespace on its right.
+	RStrip bool `json:"rstrip"`
+	// Normalized matches the token in normalised rather than raw text.
+	Normalized bool `json:"normalized"`
+	// Special marks special tokens, which decoding can skip.
+	Special bool `json:"special"`
+}
+
+// Encoding is the result of encoding one text.
+type Encoding struct {
+	// IDs are the token ids, [CLS] first and [SEP] last.
+	IDs []int
+	// Tokens are the token strings, parallel to IDs.
+	Tokens []string
+	// Offsets are the byte ranges [start, end) of each token in the original
+	// text; tokens added by post-processing ([CLS], [SEP]) have (0, 0).
+	Offsets [][2]int
+	// Special reports, per token, whether it is a special token.
+	Special []bool
+}
+
+// Pieces is how one text (typically an annotator's answer) splits into
+// WordPiece tokens, without [CLS] and [SEP].
+type Pieces struct {
+	// IDs are the token ids.
+	IDs []int
+	// Tokens are the token strings, parallel to IDs.
+	Tokens []string
+	// Unknown reports that at least one word mapped to the unknown token, so
+	// the text cannot be represented in this vocabulary.
+	Unknown bool
+}
+
+// Tokenizer is a BERT WordPiece tokenizer. It is safe for concurrent use
+// once built.
+type Tokenizer struct {
+	vocab []string // id → token; "" marks an id without token
+	ids   map[string]int
+
+	norm         Normalizer
+	hasNorm      bool
+	stripAccents *bool // as configured; nil follows lowercase
+
+	prefix   string
+	maxChars int
+	cleanup  bool // WordPiece decoder cleanup
+
+	added     []AddedToken
+	addedByID map[int]int // id → index in added
+	rawAdded  []AddedToken
+	normAdded []AddedToken // with Content normalised
+
+	unkToken, clsToken, sepToken, padToken, maskToken string
+	unkID, clsID, sepID, padID, maskID                int
+	addSpecial                                        bool
+
+	modelMaxLength int
+}
+
+// Options configure a BERT-uncased style tokenizer built by FromVocab.
+type Options struct {
+	// Lowercase lowercases text (BERT uncased). Default true in
+	// DefaultOptions.
+	Lowercase bool
+	// StripAccents removes accents; nil follows Lowercase, as Hugging Face
+	// does for "strip_accents": null.
+	StripAccents *bool
+	// CleanText drops control characters and maps Unicode whitespace to
+	// spaces.
+	CleanText bool
+	// HandleChineseChars makes every CJK ideograph a word of its own.
+	HandleChineseChars bool
+	// UnkToken, ClsToken, SepToken, PadToken and MaskToken name the special
+	// tokens; each must be in the vocabulary.
+	UnkToken, ClsToken, SepToken, PadToken, MaskToken string
+	// ContinuingSubwordPrefix marks word pieces that continue a word.
+	ContinuingSubwordPrefix string
+	// MaxInputCharsPerWord is the longest word (in characters) that is split
+	// into pieces; longer words become the unknown token.
+	MaxInputCharsPerWord int
+	// ModelMaxLength is the model's maximum sequence length written to
+	// tokenizer_config.json.
+	ModelMaxLength int
+}
+
+// DefaultOptions returns the options of bert-base-uncased.
+func DefaultOptions() Options {
+	return Options{
+		Lowercase:               true,
+		CleanText:               true,
+		HandleChineseChars:      true,
+		UnkToken:                "[UNK]",
+		ClsToken:                "[CLS]",
+		SepToken:                "[SEP]",
+		PadToken:                "[PAD]",
+		MaskToken:               "[MASK]",
+		ContinuingSubwordPrefix: "##",
+		MaxInputCharsPerWord:    100,
+		ModelMaxLength:          512,
+	}
+}
+
+// FromVocab builds a tokenizer from a vocabulary (token i has id i) and
+// options. The five special tokens must be in the vocabulary; they become
+// special added tokens matched in raw text.
+func FromVocab(vocab []string, opts Options) (*Tokenizer, error) {
+	if len(vocab) == 0 {
+		return nil, errors.New("build tokenizer: empty vocabulary")
+	}
+	ids := make(map[string]int, len(vocab))
+	for i, tok := range vocab {
+		if tok == "" {
+			return nil, fmt.Errorf("build tokenizer: vocabulary entry %d is empty", i)
+		}
+		if j, dup := ids[tok]; dup {
+			return nil, fmt.Errorf("build tokenizer: token %q appears twice (ids %d and %d)", tok, j, i)
+		}
+		ids[tok] = i
+	}
+	var added []AddedToken
+	seen := map[string]bool{}
+	for _, name := range []string{opts.PadToken, opts.UnkToken, opts.ClsToken, opts.SepToken, opts.MaskToken} {
+		if name == "" {
+			return nil, errors.New("build tokenizer: a special token name is empty")
+		}
+		id, ok := ids[name]
+		if !ok {
+			return nil, fmt.Errorf("build tokenizer: special token %q is not in the vocabulary", name)
+		}
+		if !seen[name] {
+			seen[name] = true
+			added = append(added, AddedToken{ID: id, Content: name, Special: true})
+		}
+	}
+	t := &Tokenizer{
+		vocab: append([]string(nil), vocab...),
+		ids:   ids,
+		norm: Normalizer{
+			CleanText:          opts.CleanText,
+			HandleChineseChars: opts.HandleChineseChars,
+			Lowercase:          opts.Lowercase,
+			StripAccents:       opts.Lowercase,
+		},
+		hasNorm:        true,
+		prefix:         opts.ContinuingSubwordPrefix,
+		maxChars:       opts.MaxInputCharsPerWord,
+		cleanup:        true,
+		unkToken:       opts.UnkToken,
+		clsToken:       opts.ClsToken,
+		sepToken:       opts.SepToken,
+		padToken:       opts.PadToken,
+		maskToken:      opts.MaskToken,
+		addSpecial:     true,
+		modelMaxLength: opts.ModelMaxLength,
+	}
+	if opts.StripAccents != nil {
+		v := *opts.StripAccents
+		t.stripAccents = &v
+		t.norm.StripAccents = v
+	}
+	if t.maxChars <= 0 {
+		t.maxChars = 100
+	}
+	if t.modelMaxLength <= 0 {
+		t.modelMaxLength = 512
+	}
+	if err := t.finish(added); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// finish installs the added tokens and resolves the special token ids.
+func (t *Tokenizer) finish(added []AddedToken) error {
+	t.added = added
+	t.addedByID = make(map[int]int, len(added))
+	t.rawAdded, t.normAdded = nil, nil
+	for i, a := range added {
+		if a.Content == "" {
+			return fmt.Errorf("added token %d has empty content", a.ID)
+		}
+		if a.ID < 0 {
+			return fmt.Errorf("added token %q has negative id %d", a.Content, a.ID)
+		}
+		t.addedByID[a.ID] = i
+		if a.Normalized && t.hasNorm {
+			n := a
+			n.Content = t.norm.Normalize(a.Content)
+			if n.Content != "" {
+				t.normAdded = append(t.normAdded, n)
+			}
+		} else {
+			t.rawAdded = append(t.rawAdded, a)
+		}
+	}
+	var err error
+	lookup := func(name string) int {
+		if err != nil {
+			return -1
+		}
+		id, ok := t.TokenToID(name)
+		if !ok {
+			err = fmt.Errorf("special token %q is not in the vocabulary", name)
+		}
+		return id
+	}
+	t.unkID = lookup(t.unkToken)
+	t.clsID = lookup(t.clsToken)
+	t.sepID = lookup(t.sepToken)
+	t.padID = lookup(t.padToken)
+	t.maskID = lookup(t.maskToken)
+	return err
+}
+
+// VocabSize returns the number of ids (the largest id plus one).
+func (t *Tokenizer) VocabSize() int {
+	n := len(t.vocab)
+	for _, a := range t.added {
+		if a.ID >= n {
+			n = a.ID + 1
+		}
+	}
+	return n
+}
+
+// IDToToken returns the token of id.
+func (t *Tokenizer) IDToToken(id int) (string, bool) {
+	if i, ok := t.addedByID[id]; ok {
+		return t.added[i].Content, true
+	}
+	if id < 0 || id >= len(t.vocab) || t.vocab[id] == "" {
+		return "", false
+	}
+	return t.vocab[id], true
+}
+
+// TokenToID returns the id of token.
+func (t *Tokenizer) TokenToID(token string) (int, bool) {
+	for _, a := range t.added {
+		if a.Content == token {
+			return a.ID, true
+		}
+	}
+	id, ok := t.ids[token]
+	return id, ok
+}
+
+// MaskID returns the id of the mask token.
+func (t *Tokenizer) MaskID() int { return t.maskID }
+
+// PadID returns the id of the padding token.
+func (t *Tokenizer) PadID() int { return t.padID }
+
+// CLSID returns the id of the classification token added in front of every
+// encoding.
+func (t *Tokenizer) CLSID() int { return t.clsID }
+
+// SEPID returns the id of the separator token added at the end of every
+// encoding.
+func (t *Tokenizer) SEPID() int { return t.sepID }
+
+// UNKID returns the id of the unknown token.
+func (t *Tokenizer) UNKID() int { return t.unkID }
+
+// MaskToken returns the mask token's text, e.g. "[MASK]".
+func (t *Tokenizer) MaskToken() string { return t.maskToken }
+
+// ModelMaxLength returns the maximum sequence length recorded for the
+// tokenizer (512 unless the loaded files say otherwise).
+func (t *Tokenizer) ModelMaxLength() int { return t.modelMaxLength }
+
+// Lowercase reports whether the tokenizer lowercases text.
+func (t *Tokenizer) Lowercase() bool { return t.hasNorm && t.norm.Lowercase }
+
+// IsSpecial reports whether id is a special token.
+func (t *Tokenizer) IsSpecial(id int) bool {
+	i, ok := t.addedByID[id]
+	return ok && t.added[i].Special
+}
+
+// Encode encodes text with [CLS] and [SEP] added. Special tokens written in
+// the text, such as [MASK], are recognised wherever they occur. Offsets are
+// byte offsets into text. Encode never panics on any input; invalid UTF-8 is
+// treated as U+FFFD.
+func (t *Tokenizer) Encode(text string) (*Encoding, error) {
+	return t.encodeSafe(text, t.addSpecial)
+}
+
+// EncodeRaw encodes text like Encode but without adding [CLS] and [SEP].
+func (t *Tokenizer) EncodeRaw(text string) (*Encoding, error) {
+	return t.encodeSafe(text, false)
+}
+
+// WordPieces returns how text (an annotator's answer, say) splits into word
+// pieces, without [CLS] and [SEP]. Pieces.Unknown reports any word that maps
+// to the unknown token.
+func (t *Tokenizer) WordPieces(text string) (Pieces, error) {
+	enc, err := t.encodeSafe(text, false)
+	if err != nil {
+		return Pieces{}, err
+	}
+	p := Pieces{IDs: enc.IDs, Tokens: enc.Tokens}
+	for _, id := range enc.IDs {
+		if id == t.unkID {
+			p.Unknown = true
+		}
+	}
+	return p, nil
+}
+
+func (t *Tokenizer) encodeSafe(text string, addSpecial bool) (enc *Encoding, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			enc = nil
+			err = fmt.Errorf("encode %q: internal error: %v\n%s", truncate(text, 80), r, debug.Stack())
+		}
+	}()
+	return t.encode(text, addSpecial), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+func (t *Tokenizer) encode(text string, addSpecial bool) *Encoding {
+	enc := &Encoding{}
+	push := func(id int, start, end int) {
+		tok, _ := t.IDToToken(id)
+		enc.IDs = append(enc.IDs, id)
+		enc.Tokens = append(enc.Tokens, tok)
+		enc.Offsets = append(enc.Offsets, [2]int{start, end})
+		enc.Special = append(enc.Special, t.IsSpecial(id))
+	}
+	if addSpecial {
+		push(t.clsID, 0, 0)
+	}
+	var pieces []piece
+	for _, seg := range splitAdded(text, t.rawAdded) {
+		if seg.id >= 0 {
+			push(seg.id, seg.start, seg.end)
+			continue
+		}
+		var nt normalized
+		if t.hasNorm {
+			nt = t.norm.normalize(text[seg.start:seg.end], seg.start)
+		} else {
+			nt = identity(text[seg.start:seg.end], seg.start)
+		}
+		for _, nseg := range splitAdded(string(nt.text), t.normAdded) {
+			if nseg.id >= 0 {
+				s, e := nt.originalRange(nseg.start, nseg.end)
+				push(nseg.id, s, e)
+				continue
+			}
+			for _, w := range preTokenize(nt.text[nseg.start:nseg.end]) {
+				ws := nseg.start + w.start
+				word := string(nt.text[ws : nseg.start+w.end])
+				pieces, _ = t.wordPiece(word, pieces[:0])
+				for _, p := range pieces {
+					s, e := nt.originalRange(ws+p.start, ws+p.end)
+					push(p.id, s, e)
+				}
+			}
+		}
+	}
+	if addSpecial {
+		push(t.sepID, 0, 0)
+	}
+	return enc
+}
+
+// identity is the normalized form of s when the tokenizer has no normaliser.
+func identity(s string, base int) normalized {
+	n := normalized{text: []byte(s), align: make([][2]int, len(s))}
+	for i, r := range s {
+		size := utf8.RuneLen(r)
+		if r == utf8.RuneError {
+			_, size = utf8.DecodeRuneInString(s[i:])
+		}
+		for k := range size {
+			n.align[i+k] = [2]int{base + i, base + i + size}
+		}
+	}
+	return n
+}
+
+// segment is a byte range of text; id is the added token matched there, or
+// -1 for ordinary text.
+type segment struct {
+	id         int
+	start, end int
+}
+
+// splitAdded finds the added tokens in s as Hugging Face does: leftmost
+// longest non-overlapping matches, with the single_word, lstrip and rstrip
+// rules applied, and returns matched and unmatched segments in order.
+func splitAdded(s string, tokens []AddedToken) []segment {
+	if len(tokens) == 0 || s == "" {
+		return []segment{{id: -1, start: 0, end: len(s)}}
+	}
+	var out []segment
+	startOffset := 0
+	for i := 0; i < len(s); {
+		best := -1
+		for k, a := range tokens {
+			if strings.HasPrefix(s[i:], a.Content) && (best < 0 || len(a.Content) > len(tokens[best].Content)) {
+				best = k
+			}
+		}
+		if best < 0 {
+			i++
+			continue
+		}
+		a := tokens[best]
+		start, stop := i, i+len(a.Content)
+		i = stop
+		if a.SingleWord {
+			startSpace := start == 0 || !endsWithWord(s[:start])
+			stopSpace := stop == len(s) || !startsWithWord(s[stop:])
+			if !startSpace || !stopSpace {
+				continue
+			}
+		}
+		if a.LStrip {
+			ns := len(strings.TrimRightFunc(s[:start], unicode.IsSpace))
+			start = max(ns, startOffset)
+		}
+		if a.RStrip {
+			stop += len(s[stop:]) - len(strings.TrimLeftFunc(s[stop:], unicode.IsSpace))
+		}
+		if startOffset < start {
+			out = append(out, segment{id: -1, start: startOffset, end: start})
+		}
+		out = append(out, segment{id: a.ID, start: start, end: stop})
+		startOffset = stop
+		i = max(i, stop)
+	}
+	if startOffset < len(s) {
+		out = append(out, segment{id: -1, start: startOffset, end: len(s)})
+	}
+	return out
+}
+
+func isWordChar(r rune) bool {
+	return r == '_' || unicode.IsLetter(r) || unicode.IsNumber(r)
+}
+
+func endsWithWord(s string) bool {
+	r, _ := utf8.DecodeLastRuneInString(s)
+	return isWordChar(r)
+}
+
+func startsWithWord(s string) bool {
+	r, _ := utf8.DecodeRuneInString(s)
+	return isWordChar(r)
+}
+
+// Decode turns ids back into text as Hugging Face's WordPiece decoder does:
+// continuation pieces are glued to the previous piece, other tokens are
+// separated by spaces, and (when the tokenizer's decoder asks for it)
+// spaces before punctuation and contractions are cleaned up. skipSpecial
+// leaves special tokens out. An id outside the vocabulary is an error.
+func (t *Tokenizer) Decode(ids []int, skipSpecial bool) (string, error) {
+	var b strings.Builder
+	first := true
+	for _, id := range ids {
+		tok, ok := t.IDToToken(id)
+		if !ok {
+			return "", fmt.Errorf("decode: id %d is not in the vocabulary (size %d)", id, t.VocabSize())
+		}
+		if skipSpecial && t.IsSpecial(id) {
+			continue
+		}
+		if !first {
+			if t.prefix != "" && strings.HasPrefix(tok, t.prefix) {
+				tok = strings.Replace(tok, t.prefix, "", 1)
+			} else {
+				tok = " " + tok
+			}
+		}
+		first = false
+		if t.cleanup {
+			tok = cleanupTokenization(tok)
+		}
+		b.WriteString(tok)
+	}
+	return b.String(), nil
+}
+
+// cleanupTokenization removes the spaces Hugging Face's decoder cleanup
+// removes, applying its replacements one after another.
+func cleanupTokenization(s string) string {
+	for _, r := range [...][2]string{
+		{" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"},
+		{" n't", "n't"}, {" 'm", "'m"}, {" do not", " don't"}, {" 's", "'s"},
+		{" 've", "'ve"}, {" 're", "'re"},
+	} {
+		s = strings.ReplaceAll(s, r[0], r[1])
+	}
+	return s
+}
