@@ -1,0 +1,73 @@
+// Package store is clozeloop's blob store: checkpoints, pools, labels and
+// round artefacts in one S3 bucket, reached through aws-sdk-go-v2 whether
+// the bucket lives on AWS S3, on another S3-compatible server (MinIO, Ceph,
+// R2, …) or on the embedded server of package store/s3embed.
+//
+// # Configuration
+//
+// Config says where the bucket is. ConfigFromEnv reads:
+//
+//	CLOZELOOP_S3_ENDPOINT    endpoint URL; empty means AWS S3
+//	CLOZELOOP_S3_BUCKET      bucket (required)
+//	CLOZELOOP_S3_PREFIX      optional key prefix inside the bucket
+//	CLOZELOOP_S3_REGION      signing region (default: AWS_REGION / shared
+//	                         config; us-east-1 for a custom endpoint)
+//	CLOZELOOP_S3_PATH_STYLE  true for path-style URLs (MinIO and most
+//	                         S3-compatible servers)
+//
+// Credentials come from the SDK's default chain (AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the shared files, web identity,
+// ECS and EC2 instance roles) unless Config carries static credentials.
+// Secrets never reach logs.
+//
+// # Transfers
+//
+// Uploads and downloads stream through the SDK's transfer manager
+// (feature/s3/manager): objects larger than Config.PartSize (16 MiB) go up
+// as parallel multipart uploads and come down as parallel ranged GETs. Every
+// upload records the content's SHA-256 in the object metadata
+// (x-amz-meta-sha256) and every download checks it, failing with
+// ErrChecksumMismatch when they differ. Re-uploading identical content is
+// skipped. Transient errors (throttling, 5xx, connection resets) are retried
+// with exponential backoff and jitter (Config.MaxAttempts,
+// Config.MaxBackoff); cancelling the context stops a transfer, aborting any
+// multipart upload, and downloads only move a file into place after it is
+// complete and verified. Failures match ErrNotFound, ErrBucketNotFound,
+// ErrAccessDenied, ErrChecksumMismatch, ErrInvalidKey, ErrIncomplete or
+// ErrConflict with errors.Is.
+//
+// # Layout
+//
+// All keys below are relative to Config.Prefix. Build them with Run, Round
+// and Model; never format them by hand.
+//
+//	runs/<run-id>/round-<n>/batch.jsonl      items selected for annotation
+//	runs/<run-id>/round-<n>/labels.jsonl     labels collected in round n
+//	runs/<run-id>/round-<n>/metrics.json     evaluation after round n
+//	runs/<run-id>/round-<n>/checkpoint/…     model fine-tuned in round n
+//	runs/<run-id>/round-<n>/checkpoint/MANIFEST.json
+//	runs/<run-id>/labels/all.jsonl           labels of all rounds, merged
+//	models/<name>/<version>/…                published model versions
+//	models/<name>/<version>/MANIFEST.json
+//	models/<name>/latest                     pointer to the newest version
+//
+// Large data never travels in Temporal payloads: activities pass these keys
+// (claim-check) and read or write the objects themselves.
+//
+// # Checkpoints
+//
+// A checkpoint is a folder (a Hugging Face model directory) stored under a
+// prefix. UploadDir writes every file first and the manifest last; the
+// manifest lists each file's path, size and SHA-256 and carries no
+// timestamps, so its own SHA-256 identifies the content. A checkpoint
+// without a manifest is incomplete and is reported as not found.
+// PublishModel uploads a version and then writes models/<name>/latest;
+// SetLatest refuses a version whose manifest is missing or whose files do
+// not match it, so a reader of latest never sees half a checkpoint. Versions
+// are immutable (ErrConflict).
+//
+// DownloadDir and DownloadLatest fetch a checkpoint into
+// <cache>/<manifest-sha256>/, downloading into a temporary folder and
+// renaming it when complete and verified; a worker that already holds that
+// folder fetches only the manifest.
+package store

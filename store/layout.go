@@ -1,0 +1,175 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Fixed object names of the run layout (see the package documentation).
+const (
+	BatchFile      = "batch.jsonl"
+	LabelsFile     = "labels.jsonl"
+	MetricsFile    = "metrics.json"
+	CheckpointDir  = "checkpoint"
+	ManifestFile   = "MANIFEST.json"
+	LatestPointer  = "latest"
+	AllLabelsFile  = "all.jsonl"
+	maxKeyLen      = 1024
+	maxIDLen       = 128
+	roundDirPrefix = "round-"
+)
+
+// validateKey checks that key is a relative, slash-separated S3 key without
+// empty, "." or ".." segments, so it maps cleanly onto folders and cannot
+// escape a prefix.
+func validateKey(key string) error {
+	switch {
+	case key == "":
+		return errors.New("empty key")
+	case len(key) > maxKeyLen:
+		return fmt.Errorf("key longer than %d bytes", maxKeyLen)
+	case !utf8.ValidString(key):
+		return fmt.Errorf("key %q is not valid UTF-8", key)
+	case strings.ContainsAny(key, "\x00\\"):
+		return fmt.Errorf("key %q contains NUL or backslash", key)
+	}
+	for _, seg := range strings.Split(key, "/") {
+		switch seg {
+		case "":
+			return fmt.Errorf("key %q has an empty segment (leading, trailing or double slash)", key)
+		case ".", "..":
+			return fmt.Errorf("key %q has a %q segment", key, seg)
+		}
+	}
+	return nil
+}
+
+// ValidateKey reports whether key is acceptable to a Store (errors wrap
+// ErrInvalidKey).
+func ValidateKey(key string) error {
+	if err := validateKey(key); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidKey, err)
+	}
+	return nil
+}
+
+// validateID checks a run id, model name or model version: 1–128 characters
+// from [A-Za-z0-9._-], not starting with "." or "-".
+func validateID(kind, id string) error {
+	if id == "" || len(id) > maxIDLen {
+		return fmt.Errorf("%w: %s %q must be 1-%d characters", ErrInvalidKey, kind, id, maxIDLen)
+	}
+	if id[0] == '.' || id[0] == '-' {
+		return fmt.Errorf("%w: %s %q must not start with '.' or '-'", ErrInvalidKey, kind, id)
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("%w: %s %q may only contain letters, digits, '.', '_' and '-'", ErrInvalidKey, kind, id)
+		}
+	}
+	return nil
+}
+
+// RunKeys builds the keys of one active-learning run. Create it with Run.
+type RunKeys struct{ id string }
+
+// Run returns the key builder for run id (validated: letters, digits, '.',
+// '_', '-').
+func Run(id string) (RunKeys, error) {
+	if err := validateID("run id", id); err != nil {
+		return RunKeys{}, err
+	}
+	return RunKeys{id: id}, nil
+}
+
+// ID returns the run id.
+func (r RunKeys) ID() string { return r.id }
+
+// Prefix returns "runs/<run-id>/".
+func (r RunKeys) Prefix() string { return "runs/" + r.id + "/" }
+
+// AllLabels returns "runs/<run-id>/labels/all.jsonl", the merged labels of
+// every round.
+func (r RunKeys) AllLabels() string { return r.Prefix() + "labels/" + AllLabelsFile }
+
+// Round returns the key builder for round n (n >= 0).
+func (r RunKeys) Round(n int) (RoundKeys, error) {
+	if r.id == "" {
+		return RoundKeys{}, fmt.Errorf("%w: zero RunKeys; create it with store.Run", ErrInvalidKey)
+	}
+	if n < 0 {
+		return RoundKeys{}, fmt.Errorf("%w: round %d is negative", ErrInvalidKey, n)
+	}
+	return RoundKeys{run: r, n: n}, nil
+}
+
+// RoundKeys builds the keys of one round of a run.
+type RoundKeys struct {
+	run RunKeys
+	n   int
+}
+
+// Number returns the round number.
+func (k RoundKeys) Number() int { return k.n }
+
+// Prefix returns "runs/<run-id>/round-<n>/".
+func (k RoundKeys) Prefix() string {
+	return k.run.Prefix() + roundDirPrefix + strconv.Itoa(k.n) + "/"
+}
+
+// Batch returns the key of the items selected for annotation in this round.
+func (k RoundKeys) Batch() string { return k.Prefix() + BatchFile }
+
+// Labels returns the key of the labels collected in this round.
+func (k RoundKeys) Labels() string { return k.Prefix() + LabelsFile }
+
+// Metrics returns the key of this round's evaluation metrics.
+func (k RoundKeys) Metrics() string { return k.Prefix() + MetricsFile }
+
+// Checkpoint returns the prefix ("…/checkpoint/") of the model fine-tuned in
+// this round; pass it to UploadDir and DownloadDir.
+func (k RoundKeys) Checkpoint() string { return k.Prefix() + CheckpointDir + "/" }
+
+// ModelKeys builds the keys of a published model. Create it with Model.
+type ModelKeys struct{ name string }
+
+// Model returns the key builder for model name.
+func Model(name string) (ModelKeys, error) {
+	if err := validateID("model name", name); err != nil {
+		return ModelKeys{}, err
+	}
+	return ModelKeys{name: name}, nil
+}
+
+// Name returns the model name.
+func (m ModelKeys) Name() string { return m.name }
+
+// Prefix returns "models/<name>/".
+func (m ModelKeys) Prefix() string { return "models/" + m.name + "/" }
+
+// Latest returns "models/<name>/latest", the pointer to the newest complete
+// version.
+func (m ModelKeys) Latest() string { return m.Prefix() + LatestPointer }
+
+// Version returns the prefix "models/<name>/<version>/" of one version.
+// "latest" is reserved for the pointer.
+func (m ModelKeys) Version(version string) (string, error) {
+	if m.name == "" {
+		return "", fmt.Errorf("%w: zero ModelKeys; create it with store.Model", ErrInvalidKey)
+	}
+	if err := validateID("model version", version); err != nil {
+		return "", err
+	}
+	if version == LatestPointer {
+		return "", fmt.Errorf("%w: model version %q is reserved for the pointer", ErrInvalidKey, version)
+	}
+	return m.Prefix() + version + "/", nil
+}
+
+// ManifestKey returns the manifest key of a checkpoint stored under prefix.
+func ManifestKey(prefix string) string {
+	return strings.TrimSuffix(prefix, "/") + "/" + ManifestFile
+}
