@@ -1,0 +1,213 @@
+package mlm
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// ErrNoMask is wrapped by errors about texts without a mask token.
+var ErrNoMask = errors.New("text has no mask token")
+
+// prepared is one text tokenized for the model.
+type prepared struct {
+	ids   []int64 // [CLS] … [SEP], windowed to the model's maximum length
+	masks []int   // positions of the mask token in ids
+	err   error
+}
+
+// prepare tokenizes text and finds its masks. A text longer than the
+// model's maximum sequence length keeps a window of tokens around its
+// masks.
+func (m *Model) prepare(text string) prepared {
+	if m.tok == nil {
+		return prepared{err: errors.New("model has no tokenizer")}
+	}
+	enc, err := m.tok.Encode(text)
+	if err != nil {
+		return prepared{err: fmt.Errorf("tokenize: %w", err)}
+	}
+	ids := make([]int64, len(enc.IDs))
+	for i, id := range enc.IDs {
+		ids[i] = int64(id)
+	}
+	return m.prepareIDs(ids)
+}
+
+// prepareIDs finds the masks in ids ([CLS] … [SEP]) and windows them.
+func (m *Model) prepareIDs(ids []int64) prepared {
+	maskID := int64(m.tok.MaskID())
+	var masks []int
+	for i, id := range ids {
+		if id == maskID {
+			masks = append(masks, i)
+		}
+	}
+	if len(masks) == 0 {
+		return prepared{err: fmt.Errorf("%w (%s)", ErrNoMask, m.tok.MaskToken())}
+	}
+	maxLen := m.cfg.MaxSequenceLength()
+	if len(ids) <= maxLen {
+		return prepared{ids: ids, masks: masks}
+	}
+	// Keep [CLS] and [SEP] and a window of the content around the masks.
+	content := ids[1 : len(ids)-1]
+	room := maxLen - 2
+	first, last := masks[0]-1, masks[len(masks)-1]-1
+	span := last - first + 1
+	if span > room {
+		return prepared{err: fmt.Errorf("masks span %d tokens, more than the %d the model takes", span, room)}
+	}
+	start := first - (room-span)/2
+	start = max(0, min(start, len(content)-room))
+	w := make([]int64, 0, maxLen)
+	w = append(w, ids[0])
+	w = append(w, content[start:start+room]...)
+	w = append(w, ids[len(ids)-1])
+	for i := range masks {
+		masks[i] -= start
+	}
+	return prepared{ids: w, masks: masks}
+}
+
+// lengthBatches returns the indices of the usable items (err == nil),
+// sorted by length and cut into batches of at most batchSize, so that each
+// batch pads little.
+func lengthBatches(items []prepared, batchSize int) [][]int {
+	var idx []int
+	for i, it := range items {
+		if it.err == nil {
+			idx = append(idx, i)
+		}
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return len(items[idx[a]].ids) < len(items[idx[b]].ids) })
+	var out [][]int
+	for len(idx) > 0 {
+		n := min(batchSize, len(idx))
+		out = append(out, idx[:n:n])
+		idx = idx[n:]
+	}
+	return out
+}
+
+// batchTensors builds padded input ids, attention mask and the flat mask
+// positions (b*T+t) for the items idx.
+func (m *Model) batchTensors(items []prepared, idx []int) (ids, mask, flat *ts.Tensor, err error) {
+	T := 0
+	nMasks := 0
+	for _, i := range idx {
+		T = max(T, len(items[i].ids))
+		nMasks += len(items[i].masks)
+	}
+	B := len(idx)
+	idBuf := make([]int64, B*T)
+	maskBuf := make([]int64, B*T)
+	flatBuf := make([]int64, 0, nMasks)
+	pad := int64(m.cfg.PadTokenID)
+	for b, i := range idx {
+		row := idBuf[b*T : (b+1)*T]
+		n := copy(row, items[i].ids)
+		for j := n; j < T; j++ {
+			row[j] = pad
+		}
+		for j := 0; j < n; j++ {
+			maskBuf[b*T+j] = 1
+		}
+		for _, p := range items[i].masks {
+			flatBuf = append(flatBuf, int64(b*T+p))
+		}
+	}
+	shape := []int64{int64(B), int64(T)}
+	if ids, err = m.int64Tensor(idBuf, shape); err != nil {
+		return nil, nil, nil, err
+	}
+	if mask, err = m.int64Tensor(maskBuf, shape); err != nil {
+		ids.MustDrop()
+		return nil, nil, nil, err
+	}
+	if flat, err = m.int64Tensor(flatBuf, []int64{int64(len(flatBuf))}); err != nil {
+		ids.MustDrop()
+		mask.MustDrop()
+		return nil, nil, nil, err
+	}
+	return ids, mask, flat, nil
+}
+
+// int64Tensor copies vals into an int64 tensor of the given shape on the
+// model's device.
+func (m *Model) int64Tensor(vals []int64, shape []int64) (*ts.Tensor, error) {
+	t, err := ts.OfSlice(vals)
+	if err != nil {
+		return nil, fmt.Errorf("create int64 tensor: %w", err)
+	}
+	if len(shape) != 1 {
+		t, err = t.View(shape, true)
+		if err != nil {
+			return nil, fmt.Errorf("reshape int64 tensor to %v: %w", shape, err)
+		}
+	}
+	if m.device != gotch.CPU {
+		t, err = t.To(m.device, true)
+		if err != nil {
+			return nil, fmt.Errorf("move tensor to %v: %w", m.device, err)
+		}
+	}
+	return t, nil
+}
+
+// maskOutputs runs the batch idx and returns the MLM logits at every mask
+// [M, vocab] (items in idx order, masks in text order) and, when
+// wantHidden, the hidden states there [M, hidden]. The caller holds the
+// model lock, runs under no-grad and drops the results.
+func (m *Model) maskOutputs(items []prepared, idx []int, train, wantHidden bool) (logits, hidden *ts.Tensor, err error) {
+	ids, mask, flat, err := m.batchTensors(items, idx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ids.MustDrop()
+	defer mask.MustDrop()
+	defer flat.MustDrop()
+	defer catch(&err, "masked forward")
+	h := m.forward(ids, mask, nil, train)
+	at, err := GatherPositions(h, flat)
+	h.MustDrop()
+	check(err)
+	logits = m.head(at)
+	if wantHidden {
+		return logits, at, nil
+	}
+	at.MustDrop()
+	return logits, nil, nil
+}
+
+// hostContiguous returns t on the CPU and contiguous (a new handle the
+// caller drops).
+func hostContiguous(t *ts.Tensor) *ts.Tensor {
+	c := must(t.To(gotch.CPU, false))
+	return must(c.Contiguous(true))
+}
+
+// copyFloat32s copies a float32 tensor to Go memory.
+func copyFloat32s(t *ts.Tensor) []float32 {
+	c := hostContiguous(t)
+	defer c.MustDrop()
+	out := make([]float32, c.Numel())
+	if len(out) > 0 {
+		check(c.CopyData(out, uint(len(out))))
+	}
+	return out
+}
+
+// copyInt64s copies an int64 tensor to Go memory.
+func copyInt64s(t *ts.Tensor) []int64 {
+	c := hostContiguous(t)
+	defer c.MustDrop()
+	out := make([]int64, c.Numel())
+	if len(out) > 0 {
+		check(c.CopyData(out, uint(len(out))))
+	}
+	return out
+}

@@ -1,0 +1,303 @@
+package mlm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/pickle"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/clozeloop/clozeloop/safetensors"
+	"github.com/clozeloop/clozeloop/tokenize"
+)
+
+// File names of a Hugging Face checkpoint directory.
+const (
+	ConfigFile      = "config.json"
+	SafetensorsFile = "model.safetensors"
+	PickleFile      = "pytorch_model.bin"
+)
+
+// ErrCheckpoint is wrapped by errors about checkpoint tensors that are
+// missing, unexpected or of the wrong shape or dtype.
+var ErrCheckpoint = errors.New("checkpoint does not match the model")
+
+// Load loads the model in dir: config.json, the weights (model.safetensors,
+// or the legacy pytorch_model.bin when there is no safetensors file) and
+// the tokenizer files.
+func Load(ctx context.Context, dir string, opts Options) (*Model, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenize.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", dir, err)
+	}
+	return LoadWeights(ctx, dir, cfg, tok, opts)
+}
+
+// LoadWeights builds a model from cfg, tok and the weights file in dir
+// (model.safetensors, else pytorch_model.bin). A missing, unexpected or
+// wrongly shaped tensor gives an error that wraps ErrCheckpoint and names
+// the tensor and both shapes.
+func LoadWeights(ctx context.Context, dir string, cfg Config, tok *tokenize.Tokenizer, opts Options) (*Model, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var (
+		state map[string]safetensors.Tensor
+		err   error
+		path  = filepath.Join(dir, SafetensorsFile)
+	)
+	switch {
+	case fileExists(path):
+		state, err = readSafetensorsState(path)
+	case fileExists(filepath.Join(dir, PickleFile)):
+		path = filepath.Join(dir, PickleFile)
+		state, err = readPickleState(path)
+	default:
+		err = fmt.Errorf("no %s or %s", SafetensorsFile, PickleFile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", dir, err)
+	}
+	m, err := newModel(cfg, tok, opts, state)
+	if err != nil {
+		return nil, fmt.Errorf("load model weights %s: %w", path, err)
+	}
+	return m, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func readSafetensorsState(path string) (map[string]safetensors.Tensor, error) {
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	state := make(map[string]safetensors.Tensor, f.Len())
+	for _, name := range f.Names() {
+		state[name], _ = f.Tensor(name)
+	}
+	return state, nil
+}
+
+// readPickleState reads a legacy PyTorch pytorch_model.bin through gotch's
+// pickle package.
+func readPickleState(path string) (state map[string]safetensors.Tensor, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("read %s: corrupt PyTorch pickle: %v", path, r)
+		}
+	}()
+	tensors, err := pickle.Decode(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	state = make(map[string]safetensors.Tensor, len(tensors))
+	for name, t := range tensors {
+		shape, err := t.Size()
+		if err != nil {
+			return nil, fmt.Errorf("read %s tensor %s: %w", path, name, err)
+		}
+		if !gotch.IsFloatDType(t.DType()) {
+			state[name] = safetensors.Tensor{Name: name, DType: safetensors.I64, Shape: shape}
+			t.MustDrop()
+			continue
+		}
+		vals, err := tensorFloat32s(t)
+		t.MustDrop()
+		if err != nil {
+			return nil, fmt.Errorf("read %s tensor %s: %w", path, name, err)
+		}
+		st, err := safetensors.FromFloat32s(name, safetensors.F32, shape, vals)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		state[name] = st
+	}
+	return state, nil
+}
+
+// Save writes the model to dir (created if needed) as a Hugging Face
+// checkpoint: config.json, model.safetensors (float32, the tied decoder
+// weight stored once, as the word embeddings) and the tokenizer files.
+func (m *Model) Save(ctx context.Context, dir string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("save model: %w", err)
+	}
+	if err := SaveConfig(dir, m.cfg); err != nil {
+		return err
+	}
+	if err := m.SaveSafetensors(filepath.Join(dir, SafetensorsFile)); err != nil {
+		return err
+	}
+	if m.tok != nil {
+		if err := m.tok.Save(dir); err != nil {
+			return fmt.Errorf("save model tokenizer in %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// StateDict returns copies of the parameters as float32 safetensors
+// tensors under their Hugging Face names.
+func (m *Model) StateDict() ([]safetensors.Tensor, error) {
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
+	defer m.unlock()
+	var out []safetensors.Tensor
+	for _, s := range m.specs() {
+		vals, err := tensorFloat32s(*s.dst)
+		if err != nil {
+			return nil, fmt.Errorf("read parameter %s: %w", s.name, err)
+		}
+		t, err := safetensors.FromFloat32s(s.name, safetensors.F32, s.shape, vals)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// tensorFloat32s copies a tensor (any device, any float dtype) into Go
+// memory as float32.
+func tensorFloat32s(t *ts.Tensor) ([]float32, error) {
+	c, err := t.ToDevice(gotch.CPU, gotch.Float, false, true, false)
+	if err != nil {
+		return nil, err
+	}
+	defer c.MustDrop()
+	c2, err := c.Contiguous(false)
+	if err != nil {
+		return nil, err
+	}
+	defer c2.MustDrop()
+	n := c2.Numel()
+	out := make([]float32, n)
+	if n > 0 {
+		if err := c2.CopyData(out, n); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// SaveSafetensors writes the parameters to path in the safetensors format
+// with Hugging Face names and {"format":"pt"} metadata.
+func (m *Model) SaveSafetensors(path string) error {
+	sd, err := m.StateDict()
+	if err != nil {
+		return fmt.Errorf("save weights %s: %w", path, err)
+	}
+	return safetensors.WriteFile(path, sd, nil)
+}
+
+// ignoredTensor reports tensors that Hugging Face checkpoints may carry but
+// the masked LM does not use (pooler, next-sentence head, index buffers).
+func ignoredTensor(name string) bool {
+	if strings.HasPrefix(name, "bert.pooler.") || strings.HasPrefix(name, "cls.seq_relationship.") {
+		return true
+	}
+	return name == "bert.embeddings.position_ids" || name == "bert.embeddings.token_type_ids"
+}
+
+// canonicalName maps legacy names (LayerNorm gamma/beta) to current ones.
+func canonicalName(name string) string {
+	if base, ok := strings.CutSuffix(name, ".gamma"); ok {
+		return base + ".weight"
+	}
+	if base, ok := strings.CutSuffix(name, ".beta"); ok {
+		return base + ".bias"
+	}
+	return name
+}
+
+// resolveState maps a checkpoint's tensors onto specs: legacy names are
+// renamed, unused tensors dropped, the tied decoder weight checked and
+// ignored, cls.predictions.decoder.bias accepted for cls.predictions.bias.
+// Every spec must be present with its shape and a float dtype, and nothing
+// else may remain.
+func resolveState(specs []paramSpec, raw map[string]safetensors.Tensor) (map[string]safetensors.Tensor, error) {
+	src := make(map[string]safetensors.Tensor, len(raw))
+	names := make([]string, 0, len(raw))
+	for name := range raw {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var problems []string
+	for _, name := range names {
+		if ignoredTensor(name) {
+			continue
+		}
+		c := canonicalName(name)
+		if _, dup := src[c]; dup {
+			problems = append(problems, fmt.Sprintf("tensor %s appears twice (as %s)", c, name))
+		}
+		src[c] = raw[name]
+	}
+	if b, ok := src["cls.predictions.decoder.bias"]; ok {
+		if _, has := src["cls.predictions.bias"]; !has {
+			src["cls.predictions.bias"] = b
+		}
+		delete(src, "cls.predictions.decoder.bias")
+	}
+	if d, ok := src["cls.predictions.decoder.weight"]; ok {
+		if want := specs[0].shape; !slices.Equal(d.Shape, want) {
+			problems = append(problems, fmt.Sprintf("tensor cls.predictions.decoder.weight has shape %v, want %v", d.Shape, want))
+		}
+		delete(src, "cls.predictions.decoder.weight")
+	}
+	out := make(map[string]safetensors.Tensor, len(specs))
+	for _, s := range specs {
+		t, ok := src[s.name]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("missing tensor %s (want shape %v)", s.name, s.shape))
+			continue
+		}
+		delete(src, s.name)
+		if !slices.Equal(t.Shape, s.shape) {
+			problems = append(problems, fmt.Sprintf("tensor %s has shape %v, want %v", s.name, t.Shape, s.shape))
+			continue
+		}
+		switch t.DType {
+		case safetensors.F32, safetensors.F16, safetensors.BF16, safetensors.F64:
+		default:
+			problems = append(problems, fmt.Sprintf("tensor %s has dtype %s, want F32, F16, BF16 or F64", s.name, t.DType))
+			continue
+		}
+		out[s.name] = t
+	}
+	var extra []string
+	for name, t := range src {
+		extra = append(extra, fmt.Sprintf("unexpected tensor %s (shape %v)", name, t.Shape))
+	}
+	sort.Strings(extra)
+	problems = append(problems, extra...)
+	if len(problems) > 0 {
+		if len(problems) > 6 {
+			problems = append(problems[:6], fmt.Sprintf("and %d more problems", len(problems)-6))
+		}
+		return nil, fmt.Errorf("%w: %s", ErrCheckpoint, strings.Join(problems, "; "))
+	}
+	return out, nil
+}

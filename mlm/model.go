@@ -1,0 +1,601 @@
+// Package mlm runs Hugging Face fill-mask (masked language) models on
+// libtorch through gotch: it loads and saves Hugging Face checkpoint
+// directories (config.json, model.safetensors, tokenizer files), predicts
+// masked tokens as the Hugging Face fill-mask pipeline does, scores pools of
+// masked items for active learning and exposes the forward pass and
+// parameters for fine-tuning.
+//
+// The BERT forward pass reproduces BertForMaskedLM's eval-mode numerics:
+// word + position + token-type embeddings, LayerNorm, encoder layers
+// (self-attention with the additive padding mask, residual LayerNorms, erf
+// GELU) and the MLM head with the decoder tied to the word embeddings.
+// Parameters live in a gotch nn.VarStore under their Hugging Face names.
+//
+// libtorch's grad mode is per OS thread, so every entry point that runs
+// tensor work locks its goroutine to one OS thread for the duration.
+package mlm
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/clozeloop/clozeloop/safetensors"
+	"github.com/clozeloop/clozeloop/tokenize"
+	"github.com/clozeloop/clozeloop/torchrt"
+)
+
+// ErrClosed is returned by methods of a Model after Close.
+var ErrClosed = errors.New("mlm: model is closed")
+
+// Options configure where and how a model runs.
+type Options struct {
+	// Device is "auto" (CUDA when libtorch sees a device, else CPU), "cpu",
+	// "cuda" or "cuda:N". Empty means "auto".
+	Device string
+	// Threads is libtorch's intra-op thread count; 0 means the number of
+	// CPUs. It is process-wide in libtorch.
+	Threads int
+	// Seed seeds weight initialisation of new models and libtorch's random
+	// generators (dropout).
+	Seed uint64
+}
+
+// Model is a masked language model with its tokenizer. Its methods are safe
+// for concurrent use; tensor work is serialised.
+type Model struct {
+	cfg    Config
+	tok    *tokenize.Tokenizer
+	vs     *nn.VarStore
+	device gotch.Device
+	act    activation
+	p      bertParams
+	seed   uint64
+
+	scale  *ts.Scalar // 1/sqrt(head size)
+	negMin *ts.Scalar // the most negative float32, for the padding mask
+	one    *ts.Scalar
+
+	mu     sync.Mutex
+	closed bool
+}
+
+type linear struct{ w, b *ts.Tensor }
+type layerNorm struct{ w, b *ts.Tensor }
+
+type bertLayer struct {
+	query, key, value, attnOut linear
+	attnLN                     layerNorm
+	inter, out                 linear
+	outLN                      layerNorm
+}
+
+type bertParams struct {
+	wordEmb, posEmb, typeEmb *ts.Tensor
+	embLN                    layerNorm
+	layers                   []bertLayer
+	headDense                linear
+	headLN                   layerNorm
+	decoderBias              *ts.Tensor
+}
+
+// initKind says how a parameter is initialised in a new model.
+type initKind int
+
+const (
+	initNormal initKind = iota // normal(0, initializer_range)
+	initZeros
+	initOnes
+	initEmbedding // normal(0, initializer_range), padding row zeroed
+)
+
+// paramSpec describes one parameter under its Hugging Face name.
+type paramSpec struct {
+	name  string
+	shape []int64
+	init  initKind
+	dst   **ts.Tensor
+}
+
+// specs lists the model's parameters in Hugging Face naming, bound to the
+// fields of m.p that hold them.
+func (m *Model) specs() []paramSpec {
+	c := m.cfg
+	V, H, I := int64(c.VocabSize), int64(c.HiddenSize), int64(c.IntermediateSize)
+	p := &m.p
+	var s []paramSpec
+	add := func(name string, shape []int64, init initKind, dst **ts.Tensor) {
+		s = append(s, paramSpec{name: name, shape: shape, init: init, dst: dst})
+	}
+	lin := func(name string, out, in int64, l *linear) {
+		add(name+".weight", []int64{out, in}, initNormal, &l.w)
+		add(name+".bias", []int64{out}, initZeros, &l.b)
+	}
+	ln := func(name string, l *layerNorm) {
+		add(name+".weight", []int64{H}, initOnes, &l.w)
+		add(name+".bias", []int64{H}, initZeros, &l.b)
+	}
+	add("bert.embeddings.word_embeddings.weight", []int64{V, H}, initEmbedding, &p.wordEmb)
+	add("bert.embeddings.position_embeddings.weight", []int64{int64(c.MaxPositionEmbeddings), H}, initNormal, &p.posEmb)
+	add("bert.embeddings.token_type_embeddings.weight", []int64{int64(c.TypeVocabSize), H}, initNormal, &p.typeEmb)
+	ln("bert.embeddings.LayerNorm", &p.embLN)
+	for i := range p.layers {
+		l := &p.layers[i]
+		pre := "bert.encoder.layer." + strconv.Itoa(i) + "."
+		lin(pre+"attention.self.query", H, H, &l.query)
+		lin(pre+"attention.self.key", H, H, &l.key)
+		lin(pre+"attention.self.value", H, H, &l.value)
+		lin(pre+"attention.output.dense", H, H, &l.attnOut)
+		ln(pre+"attention.output.LayerNorm", &l.attnLN)
+		lin(pre+"intermediate.dense", I, H, &l.inter)
+		lin(pre+"output.dense", H, I, &l.out)
+		ln(pre+"output.LayerNorm", &l.outLN)
+	}
+	lin("cls.predictions.transform.dense", H, H, &p.headDense)
+	ln("cls.predictions.transform.LayerNorm", &p.headLN)
+	add("cls.predictions.bias", []int64{V}, initZeros, &p.decoderBias)
+	return s
+}
+
+// ParseDevice turns "auto", "cpu", "cuda" or "cuda:N" into a gotch device.
+func ParseDevice(s string) (gotch.Device, error) {
+	switch s {
+	case "", "auto":
+		if torchrt.CUDAAvailable() {
+			return gotch.CudaBuilder(0), nil
+		}
+		return gotch.CPU, nil
+	case "cpu":
+		return gotch.CPU, nil
+	}
+	n := 0
+	if s != "cuda" {
+		rest, ok := strings.CutPrefix(s, "cuda:")
+		v, err := strconv.Atoi(rest)
+		if !ok || err != nil || v < 0 {
+			return gotch.Device{}, fmt.Errorf("invalid device %q (want auto, cpu, cuda or cuda:N)", s)
+		}
+		n = v
+	}
+	if count := torchrt.CUDADeviceCount(); n >= count {
+		return gotch.Device{}, fmt.Errorf("device %q: libtorch sees %d CUDA devices", s, count)
+	}
+	return gotch.CudaBuilder(uint(n)), nil
+}
+
+// New returns a model with cfg and randomly initialised weights, as Hugging
+// Face initialises them: normal(0, initializer_range) weights and
+// embeddings (the padding token's row zeroed), zero biases, LayerNorm
+// weights one. The same cfg and opts.Seed give the same weights. tok may be
+// nil for tensor-level use; the text methods then fail.
+func New(cfg Config, tok *tokenize.Tokenizer, opts Options) (*Model, error) {
+	return newModel(cfg, tok, opts, nil)
+}
+
+// newModel builds a model whose parameters come from state (Hugging Face
+// names, checked by resolveState) or, when state is nil, from the Hugging
+// Face initialisation seeded by opts.Seed.
+func newModel(cfg Config, tok *tokenize.Tokenizer, opts Options, state map[string]safetensors.Tensor) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ModelType != ModelTypeBERT {
+		return nil, fmt.Errorf("%w: model_type %q is not implemented yet (only bert)", ErrConfig, cfg.ModelType)
+	}
+	act, err := parseActivation(cfg.HiddenAct)
+	if err != nil {
+		return nil, err
+	}
+	if tok != nil && tok.VocabSize() > cfg.VocabSize {
+		return nil, fmt.Errorf("%w: tokenizer has %d tokens, more than vocab_size %d", ErrConfig, tok.VocabSize(), cfg.VocabSize)
+	}
+	device, err := ParseDevice(opts.Device)
+	if err != nil {
+		return nil, err
+	}
+	threads := opts.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	if err := torchrt.SetNumThreads(threads); err != nil {
+		return nil, err
+	}
+	if err := torchrt.ManualSeed(opts.Seed); err != nil {
+		return nil, err
+	}
+	m := &Model{
+		cfg: cfg, tok: tok, device: device, act: act, seed: opts.Seed,
+		vs:     nn.NewVarStore(device),
+		scale:  ts.FloatScalar(1 / math.Sqrt(float64(cfg.HiddenSize/cfg.NumAttentionHeads))),
+		negMin: ts.FloatScalar(-math.MaxFloat32),
+		one:    ts.FloatScalar(1),
+	}
+	m.p.layers = make([]bertLayer, cfg.NumHiddenLayers)
+	specs := m.specs()
+	if state != nil {
+		resolved, err := resolveState(specs, state)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		state = resolved
+	}
+	rng := rand.New(rand.NewPCG(opts.Seed, 0x636c6f7a656c6f6f))
+	for _, s := range specs {
+		var vals []float32
+		if state != nil {
+			vals, err = state[s.name].Float32s()
+			if err != nil {
+				m.Close()
+				return nil, err
+			}
+		} else {
+			vals = make([]float32, numel(s.shape))
+			fillInit(vals, s, cfg, rng)
+		}
+		t, err := m.newParam(s.name, s.shape, vals)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		*s.dst = t
+	}
+	return m, nil
+}
+
+func fillInit(vals []float32, s paramSpec, cfg Config, rng *rand.Rand) {
+	switch s.init {
+	case initOnes:
+		for i := range vals {
+			vals[i] = 1
+		}
+	case initNormal, initEmbedding:
+		std := cfg.InitializerRange
+		if std <= 0 {
+			std = 0.02
+		}
+		for i := range vals {
+			vals[i] = float32(rng.NormFloat64() * std)
+		}
+		if s.init == initEmbedding {
+			h := int(s.shape[1])
+			clear(vals[cfg.PadTokenID*h : (cfg.PadTokenID+1)*h])
+		}
+	}
+}
+
+func numel(shape []int64) int {
+	n := 1
+	for _, d := range shape {
+		n *= int(d)
+	}
+	return n
+}
+
+// float32Bytes views v as its little-endian bytes (amd64 and arm64 are
+// little-endian).
+func float32Bytes(v []float32) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
+}
+
+// newTensor copies vals (float32, shape) into a tensor on the model's
+// device.
+func (m *Model) newTensor(vals []float32, shape []int64) (*ts.Tensor, error) {
+	t, err := ts.OfDataSize(float32Bytes(vals), shape, gotch.Float)
+	if err != nil {
+		return nil, fmt.Errorf("create tensor of shape %v: %w", shape, err)
+	}
+	if m.device != gotch.CPU {
+		t, err = t.To(m.device, true)
+		if err != nil {
+			return nil, fmt.Errorf("move tensor to %v: %w", m.device, err)
+		}
+	}
+	return t, nil
+}
+
+// newParam creates the trainable VarStore variable called name (dotted
+// Hugging Face name) holding vals.
+func (m *Model) newParam(name string, shape []int64, vals []float32) (*ts.Tensor, error) {
+	t, err := m.newTensor(vals, shape)
+	if err != nil {
+		return nil, fmt.Errorf("parameter %s: %w", name, err)
+	}
+	parts := strings.Split(name, ".")
+	path := m.vs.Root()
+	for _, part := range parts[:len(parts)-1] {
+		path = path.Sub(part)
+	}
+	v, err := path.Add(parts[len(parts)-1], t, true)
+	t.MustDrop()
+	if err != nil {
+		return nil, fmt.Errorf("parameter %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// Config returns the model's configuration.
+func (m *Model) Config() Config { return m.cfg }
+
+// Tokenizer returns the model's tokenizer (nil if it has none).
+func (m *Model) Tokenizer() *tokenize.Tokenizer { return m.tok }
+
+// Device returns the device the parameters live on.
+func (m *Model) Device() gotch.Device { return m.device }
+
+// VarStore returns the variable store holding the parameters, named as in
+// Hugging Face checkpoints (e.g. "bert.encoder.layer.0.attention.self.query.weight"),
+// all trainable; build optimizers on it. The decoder weight is the word
+// embedding matrix (tied) and has no variable of its own.
+func (m *Model) VarStore() *nn.VarStore { return m.vs }
+
+// NamedParameters returns the parameters by Hugging Face name, in the order
+// of a Hugging Face state dict (tied decoder weight excluded).
+func (m *Model) NamedParameters() []NamedTensor {
+	specs := m.specs()
+	out := make([]NamedTensor, len(specs))
+	for i, s := range specs {
+		out[i] = NamedTensor{Name: s.name, Tensor: *s.dst}
+	}
+	return out
+}
+
+// NamedTensor is a parameter and its Hugging Face name.
+type NamedTensor struct {
+	Name   string
+	Tensor *ts.Tensor
+}
+
+// Close frees the model's tensors. The model cannot be used afterwards.
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	m.vs.Destroy()
+	m.p = bertParams{}
+	m.scale.MustDrop()
+	m.negMin.MustDrop()
+	m.one.MustDrop()
+	return nil
+}
+
+// lock serialises tensor work and pins the goroutine to its OS thread, so
+// that libtorch's thread-local grad mode applies; unlock undoes both.
+func (m *Model) lock() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	runtime.LockOSThread()
+	return nil
+}
+
+func (m *Model) unlock() {
+	runtime.UnlockOSThread()
+	m.mu.Unlock()
+}
+
+// torchError carries a libtorch error out of the forward code, which
+// panics with it so that every op need not be checked by hand; catch turns
+// it back into an error at the function boundary.
+type torchError struct{ err error }
+
+func must(t *ts.Tensor, err error) *ts.Tensor {
+	if err != nil {
+		panic(torchError{err})
+	}
+	return t
+}
+
+func must2(a, b *ts.Tensor, err error) (*ts.Tensor, *ts.Tensor) {
+	if err != nil {
+		panic(torchError{err})
+	}
+	return a, b
+}
+
+func check(err error) {
+	if err != nil {
+		panic(torchError{err})
+	}
+}
+
+// catch recovers a torchError panic into *errp, prefixed with what.
+func catch(errp *error, what string) {
+	if r := recover(); r != nil {
+		te, ok := r.(torchError)
+		if !ok {
+			panic(r)
+		}
+		*errp = fmt.Errorf("%s: %w", what, te.err)
+	}
+}
+
+// Forward runs the embeddings and encoder on a batch and returns the last
+// hidden states [B, T, hidden]. inputIDs and attentionMask are int64 [B, T]
+// (mask 1 for tokens, 0 for padding; nil means no padding); tokenTypeIDs
+// may be nil (all zeros). train enables dropout. The caller owns the result
+// and must drop it, and is responsible for grad mode (ts.NoGrad or a
+// ts.NoGradGuard, on a goroutine locked to its OS thread) and for not
+// calling Forward concurrently with Close.
+func (m *Model) Forward(inputIDs, attentionMask, tokenTypeIDs *ts.Tensor, train bool) (hidden *ts.Tensor, err error) {
+	defer catch(&err, "bert forward")
+	return m.forward(inputIDs, attentionMask, tokenTypeIDs, train), nil
+}
+
+func (m *Model) dropout(x *ts.Tensor, p float64, train bool) *ts.Tensor {
+	if !train || p == 0 {
+		return x
+	}
+	y := must(ts.Dropout(x, p, true))
+	x.MustDrop()
+	return y
+}
+
+func (m *Model) forward(ids, mask, types *ts.Tensor, train bool) *ts.Tensor {
+	c := m.cfg
+	size, err := ids.Size()
+	check(err)
+	if len(size) != 2 {
+		check(fmt.Errorf("input_ids must be [batch, length], got shape %v", size))
+	}
+	B, T := size[0], size[1]
+	if T > int64(c.MaxPositionEmbeddings) {
+		check(fmt.Errorf("sequence length %d exceeds max_position_embeddings %d", T, c.MaxPositionEmbeddings))
+	}
+	H := int64(c.HiddenSize)
+	p := &m.p
+
+	end := ts.IntScalar(T)
+	pos := must(ts.Arange(end, gotch.Int64, m.device))
+	end.MustDrop()
+	x := must(ts.Embedding(p.wordEmb, ids, -1, false, false))
+	pe := must(ts.Embedding(p.posEmb, pos, -1, false, false))
+	pos.MustDrop()
+	check(x.Add_(pe))
+	pe.MustDrop()
+	if types != nil {
+		te := must(ts.Embedding(p.typeEmb, types, -1, false, false))
+		check(x.Add_(te))
+		te.MustDrop()
+	} else {
+		row := must(p.typeEmb.Select(0, 0, false))
+		check(x.Add_(row))
+		row.MustDrop()
+	}
+	h := must(ts.LayerNorm(x, []int64{H}, p.embLN.w, p.embLN.b, c.LayerNormEps, false))
+	x.MustDrop()
+	h = m.dropout(h, c.HiddenDropoutProb, train)
+
+	var ext *ts.Tensor
+	if mask != nil {
+		f := must(mask.Totype(gotch.Float, false))
+		f = must(f.RsubScalar(m.one, true))
+		f = must(f.MulScalar(m.negMin, true))
+		ext = must(f.View([]int64{B, 1, 1, T}, true))
+	}
+	for i := range p.layers {
+		h = m.layer(h, ext, &p.layers[i], B, T, train)
+	}
+	if ext != nil {
+		ext.MustDrop()
+	}
+	return h
+}
+
+// layer runs one encoder layer on x [B, T, H], consuming x.
+func (m *Model) layer(x, ext *ts.Tensor, l *bertLayer, B, T int64, train bool) *ts.Tensor {
+	c := m.cfg
+	H := int64(c.HiddenSize)
+	nh := int64(c.NumAttentionHeads)
+	hd := H / nh
+	heads := func(w linear) *ts.Tensor {
+		t := must(ts.Linear(x, w.w, w.b))
+		t = must(t.View([]int64{B, T, nh, hd}, true))
+		return must(t.Transpose(1, 2, true))
+	}
+	q := heads(l.query)
+	k := heads(l.key)
+	v := heads(l.value)
+	kt := must(k.Transpose(-1, -2, true))
+	scores := must(q.Matmul(kt, true))
+	kt.MustDrop()
+	check(scores.MulScalar_(m.scale))
+	if ext != nil {
+		check(scores.Add_(ext))
+	}
+	probs := must(scores.Softmax(-1, gotch.Float, true))
+	probs = m.dropout(probs, c.AttentionProbsDropoutProb, train)
+	ctx := must(probs.Matmul(v, true))
+	v.MustDrop()
+	ctx = must(ctx.Transpose(1, 2, true))
+	ctx = must(ctx.Reshape([]int64{B, T, H}, true))
+	a := must(ts.Linear(ctx, l.attnOut.w, l.attnOut.b))
+	ctx.MustDrop()
+	a = m.dropout(a, c.HiddenDropoutProb, train)
+	check(a.Add_(x))
+	x.MustDrop()
+	h1 := must(ts.LayerNorm(a, []int64{H}, l.attnLN.w, l.attnLN.b, c.LayerNormEps, false))
+	a.MustDrop()
+
+	i := must(ts.Linear(h1, l.inter.w, l.inter.b))
+	i = m.activate(i)
+	o := must(ts.Linear(i, l.out.w, l.out.b))
+	i.MustDrop()
+	o = m.dropout(o, c.HiddenDropoutProb, train)
+	check(o.Add_(h1))
+	h1.MustDrop()
+	h := must(ts.LayerNorm(o, []int64{H}, l.outLN.w, l.outLN.b, c.LayerNormEps, false))
+	o.MustDrop()
+	return h
+}
+
+// activate applies hidden_act to x, consuming x.
+func (m *Model) activate(x *ts.Tensor) *ts.Tensor {
+	switch m.act {
+	case actGELUTanh:
+		return must(x.Gelu("tanh", true))
+	case actReLU:
+		return must(x.Relu(true))
+	}
+	return must(x.Gelu("none", true))
+}
+
+// MLMHead returns vocabulary logits [N, vocab] for hidden states [N,
+// hidden] (typically gathered at the masked positions with GatherPositions):
+// dense, activation, LayerNorm, then the decoder tied to the word
+// embeddings plus the output bias. The caller owns the result.
+func (m *Model) MLMHead(hidden *ts.Tensor) (logits *ts.Tensor, err error) {
+	defer catch(&err, "mlm head")
+	return m.head(hidden), nil
+}
+
+func (m *Model) head(hidden *ts.Tensor) *ts.Tensor {
+	p := &m.p
+	t := must(ts.Linear(hidden, p.headDense.w, p.headDense.b))
+	t = m.activate(t)
+	u := must(ts.LayerNorm(t, []int64{int64(m.cfg.HiddenSize)}, p.headLN.w, p.headLN.b, m.cfg.LayerNormEps, false))
+	t.MustDrop()
+	logits := must(ts.Linear(u, p.wordEmb, p.decoderBias))
+	u.MustDrop()
+	return logits
+}
+
+// GatherPositions returns the rows of hidden [B, T, H] at the flat
+// positions b*T+t given in flat (int64 [N]), as [N, H]. The caller owns the
+// result.
+func GatherPositions(hidden, flat *ts.Tensor) (*ts.Tensor, error) {
+	size, err := hidden.Size()
+	if err != nil {
+		return nil, fmt.Errorf("gather positions: %w", err)
+	}
+	if len(size) != 3 {
+		return nil, fmt.Errorf("gather positions: hidden must be [B, T, H], got %v", size)
+	}
+	v, err := hidden.View([]int64{size[0] * size[1], size[2]}, false)
+	if err != nil {
+		return nil, fmt.Errorf("gather positions: %w", err)
+	}
+	out, err := v.IndexSelect(0, flat, true)
+	if err != nil {
+		return nil, fmt.Errorf("gather positions: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,303 @@
+package mlm
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/clozeloop/clozeloop/torchrt"
+)
+
+// ScoreItem is one pool item to score: a text with one or more mask tokens.
+type ScoreItem struct {
+	ID   string
+	Text string
+}
+
+// Aggregation combines per-mask scores of an item with several masks.
+type Aggregation string
+
+// The aggregations of ScoreOptions.Aggregate.
+const (
+	AggregateMean Aggregation = "mean"
+	AggregateMax  Aggregation = "max"
+)
+
+// ScoreOptions configure Score.
+type ScoreOptions struct {
+	// Aggregate combines the scores of an item's masks: "mean" (default) or
+	// "max" (for margin, where small is uncertain, "max" takes the
+	// smallest margin, i.e. the most uncertain mask).
+	Aggregate Aggregation
+	// MCDropout is the number of dropout samples for BALD; 0 skips BALD.
+	MCDropout int
+	// Embeddings asks for the final hidden state at the mask positions
+	// (averaged over an item's masks).
+	Embeddings bool
+	// TopK is the number of suggestions kept per mask (default 5).
+	TopK int
+	// BatchSize is the number of items per forward pass (default 32).
+	BatchSize int
+	// Seed seeds the dropout masks of MCDropout.
+	Seed uint64
+}
+
+// Suggestion is one candidate token for a mask with its probability.
+type Suggestion struct {
+	Token string  `json:"token"`
+	ID    int     `json:"id"`
+	Score float64 `json:"score"`
+}
+
+// ItemScore is the uncertainty of one item. Measures follow the
+// conventions of package acquire: LeastConfidence is 1 − p(top1), Margin
+// is p(top1) − p(top2) (small is uncertain), Entropy is in nats, BALD is
+// the MC-dropout mutual information (nats; 0 without MCDropout).
+type ItemScore struct {
+	ID              string         `json:"id"`
+	LeastConfidence float64        `json:"least_confidence"`
+	Margin          float64        `json:"margin"`
+	Entropy         float64        `json:"entropy"`
+	BALD            float64        `json:"bald"`
+	Masks           int            `json:"masks"`
+	Embedding       []float32      `json:"embedding,omitempty"`
+	Suggestions     [][]Suggestion `json:"suggestions"`
+	// Err says why the item could not be scored (no mask, masks too far
+	// apart for the model's length, text the tokenizer rejects); its
+	// measures are then zero.
+	Err string `json:"error,omitempty"`
+}
+
+// Score computes uncertainty measures, top-k suggestions and optionally
+// embeddings for every item, in input order. Items that cannot be scored
+// carry Err instead of failing the call. Texts are tokenized once, sorted
+// by length and batched with minimal padding; the MLM head runs only at
+// the mask positions, without gradients. progress (may be nil) is called
+// after every batch with the number of items done and the total.
+func (m *Model) Score(ctx context.Context, items []ScoreItem, opts ScoreOptions, progress func(done, total int)) ([]ItemScore, error) {
+	if opts.Aggregate == "" {
+		opts.Aggregate = AggregateMean
+	}
+	if opts.Aggregate != AggregateMean && opts.Aggregate != AggregateMax {
+		return nil, fmt.Errorf("score: unknown aggregation %q (want mean or max)", opts.Aggregate)
+	}
+	if opts.TopK <= 0 {
+		opts.TopK = 5
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 32
+	}
+	if opts.MCDropout < 0 {
+		return nil, fmt.Errorf("score: negative MC-dropout sample count %d", opts.MCDropout)
+	}
+	prep := make([]prepared, len(items))
+	out := make([]ItemScore, len(items))
+	for i, it := range items {
+		prep[i] = m.prepare(it.Text)
+		out[i].ID = it.ID
+		if prep[i].err != nil {
+			out[i].Err = prep[i].err.Error()
+		}
+	}
+	batches := lengthBatches(prep, opts.BatchSize)
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
+	defer m.unlock()
+	guard := ts.NewNoGradGuard()
+	defer guard.Drop()
+	if opts.MCDropout > 0 {
+		if err := torchrt.ManualSeed(opts.Seed); err != nil {
+			return nil, err
+		}
+	}
+	done := len(items)
+	for _, b := range batches {
+		done -= len(b)
+	}
+	for _, b := range batches {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("score: %w", err)
+		}
+		if err := m.scoreBatch(prep, b, opts, out); err != nil {
+			return nil, fmt.Errorf("score batch of %d items: %w", len(b), err)
+		}
+		done += len(b)
+		if progress != nil {
+			progress(done, len(items))
+		}
+	}
+	return out, nil
+}
+
+// maskStats are the per-mask measures of one batch.
+type maskStats struct {
+	topP   []float32 // [M, k]
+	topID  []int64   // [M, k]
+	ent    []float32 // [M]
+	bald   []float64 // [M] or nil
+	hidden []float32 // [M, H] or nil
+	k      int
+}
+
+func (m *Model) scoreBatch(prep []prepared, idx []int, opts ScoreOptions, out []ItemScore) (err error) {
+	defer catch(&err, "score")
+	k := min(max(opts.TopK, 2), m.candidates())
+	logits, hidden, err := m.maskOutputs(prep, idx, false, opts.Embeddings)
+	check(err)
+	st := maskStats{k: k}
+	logp := must(logits.LogSoftmax(-1, gotch.Float, true))
+	p := must(logp.Exp(false))
+	ent := entropyOf(p, logp)
+	logp.MustDrop()
+	vals, ind := must2(m.tokenColumns(p).Topk(int64(k), -1, true, true, true))
+	st.topP, st.topID, st.ent = copyFloat32s(vals), copyInt64s(ind), copyFloat32s(ent)
+	vals.MustDrop()
+	ind.MustDrop()
+	ent.MustDrop()
+	if hidden != nil {
+		st.hidden = copyFloat32s(hidden)
+		hidden.MustDrop()
+	}
+	if opts.MCDropout > 0 {
+		st.bald = m.bald(prep, idx, opts.MCDropout)
+	}
+	m.fillScores(prep, idx, st, opts, out)
+	return nil
+}
+
+// entropyOf returns −Σ p·log p over the last dimension.
+func entropyOf(p, logp *ts.Tensor) *ts.Tensor {
+	pl := must(p.Mul(logp, false))
+	s := must(pl.SumDimIntlist([]int64{-1}, false, gotch.Float, true))
+	return must(s.Neg(true))
+}
+
+// bald runs samples dropout forward passes and returns, per mask, the
+// mutual information H(mean p) − mean H(p).
+func (m *Model) bald(prep []prepared, idx []int, samples int) []float64 {
+	var sumP, sumEnt *ts.Tensor
+	for s := 0; s < samples; s++ {
+		logits, _, err := m.maskOutputs(prep, idx, true, false)
+		check(err)
+		logp := must(logits.LogSoftmax(-1, gotch.Float, true))
+		p := must(logp.Exp(false))
+		ent := entropyOf(p, logp)
+		logp.MustDrop()
+		if sumP == nil {
+			sumP, sumEnt = p, ent
+			continue
+		}
+		check(sumP.Add_(p))
+		check(sumEnt.Add_(ent))
+		p.MustDrop()
+		ent.MustDrop()
+	}
+	inv := ts.FloatScalar(1 / float64(samples))
+	defer inv.MustDrop()
+	check(sumP.MulScalar_(inv))
+	logMean := must(sumP.Log(false))
+	hMean := entropyOf(sumP, logMean)
+	logMean.MustDrop()
+	sumP.MustDrop()
+	hm, se := copyFloat32s(hMean), copyFloat32s(sumEnt)
+	hMean.MustDrop()
+	sumEnt.MustDrop()
+	out := make([]float64, len(hm))
+	for i := range hm {
+		out[i] = math.Max(0, float64(hm[i])-float64(se[i])/float64(samples))
+	}
+	return out
+}
+
+// fillScores aggregates the per-mask measures of a batch into out.
+func (m *Model) fillScores(prep []prepared, idx []int, st maskStats, opts ScoreOptions, out []ItemScore) {
+	H := m.cfg.HiddenSize
+	row := 0
+	for _, i := range idx {
+		n := len(prep[i].masks)
+		o := &out[i]
+		o.Masks = n
+		o.Suggestions = make([][]Suggestion, n)
+		var lc, mg, en, bd []float64
+		for j := 0; j < n; j++ {
+			r := row + j
+			top := st.topP[r*st.k : (r+1)*st.k]
+			ids := st.topID[r*st.k : (r+1)*st.k]
+			lc = append(lc, 1-float64(top[0]))
+			mg = append(mg, float64(top[0])-float64(top[1]))
+			en = append(en, float64(st.ent[r]))
+			if st.bald != nil {
+				bd = append(bd, st.bald[r])
+			}
+			sugg := make([]Suggestion, min(opts.TopK, st.k))
+			for q := range sugg {
+				tok, _ := m.tok.IDToToken(int(ids[q]))
+				sugg[q] = Suggestion{Token: tok, ID: int(ids[q]), Score: float64(top[q])}
+			}
+			o.Suggestions[j] = sugg
+		}
+		o.LeastConfidence = aggregate(lc, opts.Aggregate, false)
+		o.Margin = aggregate(mg, opts.Aggregate, true)
+		o.Entropy = aggregate(en, opts.Aggregate, false)
+		o.BALD = aggregate(bd, opts.Aggregate, false)
+		if st.hidden != nil {
+			emb := make([]float32, H)
+			for j := 0; j < n; j++ {
+				for d, v := range st.hidden[(row+j)*H : (row+j+1)*H] {
+					emb[d] += v
+				}
+			}
+			for d := range emb {
+				emb[d] /= float32(n)
+			}
+			o.Embedding = emb
+		}
+		row += n
+	}
+}
+
+// aggregate combines per-mask values: the mean, or the most uncertain one
+// (the largest, or the smallest when smallIsUncertain).
+func aggregate(v []float64, how Aggregation, smallIsUncertain bool) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	if how == AggregateMax {
+		best := v[0]
+		for _, x := range v[1:] {
+			if (smallIsUncertain && x < best) || (!smallIsUncertain && x > best) {
+				best = x
+			}
+		}
+		return best
+	}
+	s := 0.0
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(len(v))
+}
+
+// candidates returns the number of ids predictions may name: the
+// tokenizer's vocabulary when it is smaller than the model's.
+func (m *Model) candidates() int {
+	if m.tok != nil && m.tok.VocabSize() < m.cfg.VocabSize {
+		return m.tok.VocabSize()
+	}
+	return m.cfg.VocabSize
+}
+
+// tokenColumns consumes probs [M, vocab] and returns its columns for the
+// ids the tokenizer knows (probs itself when it knows all of them), so that
+// suggestions never name an id without a token.
+func (m *Model) tokenColumns(probs *ts.Tensor) *ts.Tensor {
+	n := m.candidates()
+	if n == m.cfg.VocabSize {
+		return probs
+	}
+	return must(probs.Narrow(1, 0, int64(n), true))
+}
