@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"strings"
+
+	"github.com/clozeloop/clozeloop/mlm"
+	"github.com/clozeloop/clozeloop/sim"
+)
+
+func simulateCmd() command {
+	return command{
+		name:    "simulate",
+		summary: "compare acquisition strategies in an active-learning simulation with an oracle annotator",
+		run:     runSimulate,
+	}
+}
+
+// simulateOutput is what simulate --json prints.
+type simulateOutput struct {
+	Out     string        `json:"out"`
+	Base    sim.Accuracy  `json:"base"`
+	Summary []sim.Summary `json:"summary"`
+}
+
+func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "simulate", "--model DIR --data DIR --out DIR [--strategies random,entropy,margin,hybrid] [flags]")
+	modelDir := fs.String("model", "", "starting model directory (config.json, weights, tokenizer)")
+	dataDir := fs.String("data", "", "data folder with pool.jsonl, oracle.jsonl and eval.jsonl (from 'clozeloop data build')")
+	out := fs.String("out", "", "output folder for results.json, results.csv, summary.csv and the plots")
+	strategies := fs.String("strategies", "random,entropy,margin,hybrid", "strategies to compare, comma-separated (separate with ';' when one is a mix such as entropy:0.8,random:0.2)")
+	seeds := fs.Int("seeds", 3, "number of seeds per strategy (seeds 1..N)")
+	firstSeed := fs.Int64("first-seed", 1, "first seed")
+	rounds := fs.Int("rounds", 5, "acquisition rounds after the initial set")
+	batch := fs.Int("batch", 20, "items acquired per round")
+	initial := fs.Int("initial", 20, "size of the initial labelled set")
+	seeding := fs.String("seeding", "random", "how to choose the initial set: random or surprisal (ALPS-style)")
+	poolSample := fs.Int("pool-sample", 2000, "score a random sample of this many unlabelled items per round (0: the whole pool)")
+	evalLimit := fs.Int("eval-limit", 500, "evaluate on the first N eval items (0: all)")
+	mode := fs.String("finetune-mode", "from-start", "from-start: fine-tune the starting model on all labels every round; continue: keep training the previous round's model")
+	steps := fs.Int("finetune-steps", 0, "optimizer steps per fine-tune (0: use --finetune-epochs)")
+	epochs := fs.Int("finetune-epochs", 5, "passes over the labels per fine-tune (ignored with --finetune-steps)")
+	ftBatch := fs.Int("finetune-batch", 16, "examples per fine-tune step")
+	lr := fs.Float64("lr", 1e-4, "peak fine-tune learning rate")
+	mc := fs.Int("mc-dropout", sim.DefaultMCDropout, "MC-dropout samples for BALD")
+	noiseWrong := fs.Float64("noise-wrong", 0, "share of items the oracle answers with a wrong gold word")
+	noiseSkip := fs.Float64("noise-skip", 0, "share of items the oracle skips")
+	threads := fs.Int("threads", 0, "libtorch threads (0: number of CPUs)")
+	device := fs.String("device", "auto", "auto, cpu, cuda or cuda:N")
+	scoreBatch := fs.Int("score-batch", 32, "items per forward pass when scoring and evaluating")
+	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usagef("unexpected arguments %q", fs.Args())
+	case *modelDir == "" || *dataDir == "" || *out == "":
+		return usagef("--model, --data and --out are required")
+	case *seeds <= 0:
+		return usagef("--seeds %d: must be positive", *seeds)
+	}
+	sep := ","
+	if strings.Contains(*strategies, ";") {
+		sep = ";"
+	}
+	var strats []string
+	for _, s := range strings.Split(*strategies, sep) {
+		if s = strings.TrimSpace(s); s != "" {
+			strats = append(strats, s)
+		}
+	}
+	cfg := sim.Config{
+		Strategies: strats, Initial: *initial, Seeding: sim.Seeding(*seeding), Rounds: *rounds, Batch: *batch,
+		PoolSample: *poolSample, MCDropout: *mc, Mode: sim.FineTuneMode(*mode),
+		FineTune: sim.FineTuneOptions{Steps: *steps, Epochs: *epochs, LR: *lr, BatchSize: *ftBatch},
+		Noise:    sim.NoiseOptions{WrongRate: *noiseWrong, SkipRate: *noiseSkip},
+	}
+	for i := 0; i < *seeds; i++ {
+		cfg.Seeds = append(cfg.Seeds, *firstSeed+int64(i))
+	}
+	if err := cfg.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	data, err := sim.LoadData(ctx, *dataDir, *evalLimit)
+	if err != nil {
+		return err
+	}
+	env.log.Info("simulation data", "pool", len(data.Pool), "eval", len(data.Eval), "strategies", strings.Join(strats, " | "), "seeds", *seeds)
+	eng := &sim.MLMEngine{Dir: *modelDir, Options: mlm.Options{Device: *device, Threads: *threads}, BatchSize: *scoreBatch}
+	res, err := sim.Run(ctx, eng, data, cfg, env.log)
+	if err != nil {
+		return err
+	}
+	if err := sim.WriteOutputs(*out, res); err != nil {
+		return err
+	}
+	env.log.Info("simulation written", "out", *out)
+	if *asJSON {
+		return writeJSON(env.stdout, simulateOutput{Out: *out, Base: res.Base, Summary: res.Summary})
+	}
+	return sim.WriteTable(env.stdout, res)
+}
