@@ -1,0 +1,315 @@
+package mlm
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/clozeloop/clozeloop/safetensors"
+)
+
+// AdamWOptions configure the AdamW optimizer used by FineTune and Pretrain.
+// Zero values take the defaults noted (those of Hugging Face's Trainer).
+type AdamWOptions struct {
+	// Beta1 and Beta2 are the moment decay rates (defaults 0.9 and 0.999).
+	Beta1, Beta2 float64
+	// Eps is added to the denominator (default 1e-8).
+	Eps float64
+	// WeightDecay is the decoupled weight decay of weight matrices and
+	// embeddings; biases and LayerNorm parameters get none (see
+	// NoWeightDecay). Default 0.01; a negative value means none.
+	WeightDecay float64
+}
+
+func (o AdamWOptions) withDefaults() AdamWOptions {
+	if o.Beta1 == 0 {
+		o.Beta1 = 0.9
+	}
+	if o.Beta2 == 0 {
+		o.Beta2 = 0.999
+	}
+	if o.Eps == 0 {
+		o.Eps = 1e-8
+	}
+	switch {
+	case o.WeightDecay == 0:
+		o.WeightDecay = 0.01
+	case o.WeightDecay < 0:
+		o.WeightDecay = 0
+	}
+	return o
+}
+
+func (o AdamWOptions) validate() error {
+	if o.Beta1 < 0 || o.Beta1 >= 1 || o.Beta2 < 0 || o.Beta2 >= 1 {
+		return fmt.Errorf("adamw betas (%g, %g) must be in [0, 1)", o.Beta1, o.Beta2)
+	}
+	if o.Eps <= 0 {
+		return fmt.Errorf("adamw eps %g must be positive", o.Eps)
+	}
+	return nil
+}
+
+// NoWeightDecay reports whether the parameter called name (Hugging Face
+// naming) is excluded from weight decay: biases and LayerNorm weights, as
+// in Hugging Face's Trainer.
+func NoWeightDecay(name string) bool {
+	return strings.HasSuffix(name, "bias") || strings.Contains(name, "LayerNorm") || strings.Contains(name, "layer_norm")
+}
+
+// LinearSchedule returns the learning rate at optimizer step step (0-based)
+// of total: a linear warm-up from 0 to peak over warmup steps, then a
+// linear decay to 0 at total, as Hugging Face's
+// get_linear_schedule_with_warmup (evaluated for the step being taken).
+func LinearSchedule(step, warmup, total int, peak float64) float64 {
+	s := float64(step + 1)
+	if warmup > 0 && step < warmup {
+		return peak * s / float64(warmup)
+	}
+	if total <= warmup {
+		return peak
+	}
+	f := float64(total-step) / float64(total-warmup)
+	return peak * max(0, f)
+}
+
+// adamW is AdamW (Loshchilov & Hutter, as torch.optim.AdamW) on the
+// model's parameters, with two groups: decayed and not decayed.
+type adamW struct {
+	opts   AdamWOptions
+	params []NamedTensor
+	decay  []bool
+	m, v   []*ts.Tensor // first and second moments, one per parameter
+	step   int64        // optimizer steps taken
+}
+
+// newAdamW creates zeroed moments for params. The caller holds the model
+// lock.
+func newAdamW(params []NamedTensor, opts AdamWOptions) (*adamW, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	o := &adamW{opts: opts, params: params}
+	for _, p := range params {
+		o.decay = append(o.decay, !NoWeightDecay(p.Name))
+		m, err := p.Tensor.ZerosLike(false)
+		if err != nil {
+			o.drop()
+			return nil, fmt.Errorf("adamw state for %s: %w", p.Name, err)
+		}
+		v, err := p.Tensor.ZerosLike(false)
+		if err != nil {
+			m.MustDrop()
+			o.drop()
+			return nil, fmt.Errorf("adamw state for %s: %w", p.Name, err)
+		}
+		o.m = append(o.m, m)
+		o.v = append(o.v, v)
+	}
+	return o, nil
+}
+
+func (o *adamW) drop() {
+	for _, t := range o.m {
+		t.MustDrop()
+	}
+	for _, t := range o.v {
+		t.MustDrop()
+	}
+	o.m, o.v = nil, nil
+}
+
+// grads returns the current gradient of every parameter (nil where
+// backward has not reached it). The caller drops the handles.
+func (o *adamW) grads() []*ts.Tensor {
+	out := make([]*ts.Tensor, len(o.params))
+	for i, p := range o.params {
+		g := must(p.Tensor.Grad(false))
+		if !g.MustDefined() {
+			g.MustDrop()
+			continue
+		}
+		out[i] = g
+	}
+	return out
+}
+
+func dropAll(ts []*ts.Tensor) {
+	for _, t := range ts {
+		if t != nil {
+			t.MustDrop()
+		}
+	}
+}
+
+// clipGradNorm scales the gradients so that their global L2 norm is at most
+// maxNorm (no clipping when maxNorm <= 0) and returns the norm before
+// clipping, as torch.nn.utils.clip_grad_norm_. Runs under no-grad.
+func clipGradNorm(grads []*ts.Tensor, maxNorm float64) float64 {
+	total := 0.0
+	for _, g := range grads {
+		if g == nil {
+			continue
+		}
+		n := must(g.Norm(false))
+		v, err := n.Float64Value(nil)
+		n.MustDrop()
+		check(err)
+		total += v * v
+	}
+	norm := math.Sqrt(total)
+	if maxNorm > 0 && norm > maxNorm {
+		coef := ts.FloatScalar(maxNorm / (norm + 1e-6))
+		defer coef.MustDrop()
+		for _, g := range grads {
+			if g != nil {
+				check(g.MulScalar_(coef))
+			}
+		}
+	}
+	return norm
+}
+
+// update takes one AdamW step with learning rate lr using grads (from
+// grads, already clipped). Parameters without a gradient are left alone,
+// as PyTorch does. Runs under no-grad; panics with torchError.
+func (o *adamW) update(grads []*ts.Tensor, lr float64) {
+	o.step++
+	b1, b2 := o.opts.Beta1, o.opts.Beta2
+	bc1 := 1 - math.Pow(b1, float64(o.step))
+	bc2 := 1 - math.Pow(b2, float64(o.step))
+	w1 := ts.FloatScalar(1 - b1)
+	w2 := ts.FloatScalar(1 - b2)
+	b2s := ts.FloatScalar(b2)
+	invSqrtBC2 := ts.FloatScalar(1 / math.Sqrt(bc2))
+	eps := ts.FloatScalar(o.opts.Eps)
+	stepSize := ts.FloatScalar(-lr / bc1)
+	decay := ts.FloatScalar(1 - lr*o.opts.WeightDecay)
+	defer func() {
+		for _, s := range []*ts.Scalar{w1, w2, b2s, invSqrtBC2, eps, stepSize, decay} {
+			s.MustDrop()
+		}
+	}()
+	for i, p := range o.params {
+		g := grads[i]
+		if g == nil {
+			continue
+		}
+		w := p.Tensor
+		if o.decay[i] && o.opts.WeightDecay > 0 {
+			check(w.MulScalar_(decay))
+		}
+		// m = b1*m + (1-b1)*g
+		check(o.m[i].Lerp_(g, w1))
+		// v = b2*v + (1-b2)*g*g
+		check(o.v[i].MulScalar_(b2s))
+		gs := must(g.MulScalar(w2, false))
+		check(o.v[i].Addcmul_(gs, g))
+		gs.MustDrop()
+		// w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)
+		den := must(o.v[i].Sqrt(false))
+		check(den.MulScalar_(invSqrtBC2))
+		check(den.AddScalar_(eps))
+		num := must(o.m[i].MulScalar(stepSize, false))
+		check(w.Addcdiv_(num, den))
+		num.MustDrop()
+		den.MustDrop()
+	}
+}
+
+// zeroGrads resets every parameter's gradient to zero.
+func (o *adamW) zeroGrads() {
+	for _, p := range o.params {
+		g := must(p.Tensor.Grad(false))
+		if g.MustDefined() {
+			check(g.Detach_())
+			check(g.Zero_())
+		}
+		g.MustDrop()
+	}
+}
+
+// stateTensors returns the moments as float32 safetensors tensors named
+// "exp_avg.<param>" and "exp_avg_sq.<param>".
+func (o *adamW) stateTensors() ([]safetensors.Tensor, error) {
+	var out []safetensors.Tensor
+	for i, p := range o.params {
+		for _, s := range []struct {
+			prefix string
+			t      *ts.Tensor
+		}{{"exp_avg.", o.m[i]}, {"exp_avg_sq.", o.v[i]}} {
+			vals, err := tensorFloat32s(s.t)
+			if err != nil {
+				return nil, fmt.Errorf("read optimizer state %s%s: %w", s.prefix, p.Name, err)
+			}
+			shape, err := s.t.Size()
+			if err != nil {
+				return nil, fmt.Errorf("optimizer state %s%s: %w", s.prefix, p.Name, err)
+			}
+			st, err := safetensors.FromFloat32s(s.prefix+p.Name, safetensors.F32, shape, vals)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
+// loadState restores the moments from f (written by stateTensors) and the
+// step count.
+func (o *adamW) loadState(f *safetensors.File, step int64) error {
+	for i, p := range o.params {
+		for _, s := range []struct {
+			prefix string
+			t      *ts.Tensor
+		}{{"exp_avg.", o.m[i]}, {"exp_avg_sq.", o.v[i]}} {
+			st, ok := f.Tensor(s.prefix + p.Name)
+			if !ok {
+				return fmt.Errorf("optimizer state lacks %s%s", s.prefix, p.Name)
+			}
+			if err := copyInto(s.t, st); err != nil {
+				return fmt.Errorf("optimizer state %s%s: %w", s.prefix, p.Name, err)
+			}
+		}
+	}
+	o.step = step
+	return nil
+}
+
+// copyInto overwrites dst (a float32 tensor on any device) with the values
+// of st, which must have dst's shape. Runs under no-grad.
+func copyInto(dst *ts.Tensor, st safetensors.Tensor) error {
+	shape, err := dst.Size()
+	if err != nil {
+		return err
+	}
+	if fmt.Sprint(shape) != fmt.Sprint(st.Shape) {
+		return fmt.Errorf("shape %v, want %v", st.Shape, shape)
+	}
+	vals, err := st.Float32s()
+	if err != nil {
+		return err
+	}
+	src, err := ts.OfDataSize(float32Bytes(vals), shape, gotch.Float)
+	if err != nil {
+		return err
+	}
+	defer src.MustDrop()
+	if dst.MustDevice() != gotch.CPU {
+		moved, err := src.To(dst.MustDevice(), false)
+		if err != nil {
+			return err
+		}
+		defer moved.MustDrop()
+		src = moved
+	}
+	if err := dst.Zero_(); err != nil {
+		return err
+	}
+	return dst.Add_(src)
+}
