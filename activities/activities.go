@@ -1,0 +1,399 @@
+package activities
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"sort"
+	"strings"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/clozeloop/clozeloop/workflows"
+)
+
+// Activities holds what the activities need. Register its methods under the
+// workflows.Activity* names (workers does).
+type Activities struct {
+	Blobs     Blobs
+	Scorer    Scorer
+	Trainer   Trainer
+	Evaluator Evaluator
+	Logger    *slog.Logger
+}
+
+func (a *Activities) log() *slog.Logger {
+	if a.Logger != nil {
+		return a.Logger
+	}
+	return slog.Default()
+}
+
+// nonRetryable marks engine errors about bad input as final.
+func nonRetryable(what string, err error) error {
+	switch {
+	case errors.Is(err, ErrBadCheckpoint):
+		return temporal.NewNonRetryableApplicationError(what+": "+err.Error(), "BadCheckpoint", err)
+	case errors.Is(err, ErrBadData):
+		return temporal.NewNonRetryableApplicationError(what+": "+err.Error(), "BadData", err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// ScoreShard scores one pool shard, writes every score to in.ScoresKey
+// (JSONL) and returns the best in.TopM candidates per strategy. A shard whose
+// scores file already exists is not scored again, so a retried or replayed
+// round redoes only unfinished shards.
+func (a *Activities) ScoreShard(ctx context.Context, in workflows.ScoreShardInput) (workflows.ScoreShardOutput, error) {
+	out := workflows.ScoreShardOutput{Shard: in.Shard, ScoresKey: in.ScoresKey}
+	skip := map[string]bool{}
+	for _, id := range in.Exclude {
+		skip[id] = true
+	}
+	if in.LabelSetURI != "" {
+		set, err := LoadLabelSet(ctx, a.Blobs, in.LabelSetURI)
+		if err != nil {
+			return out, fmt.Errorf("score shard %d: %w", in.Shard, err)
+		}
+		for id := range set.Done {
+			skip[id] = true
+		}
+	}
+
+	var items []ScoredItem
+	data, err := a.Blobs.Get(ctx, in.ScoresKey)
+	switch {
+	case err == nil:
+		items, err = decodeScores(data)
+		if err != nil {
+			return out, fmt.Errorf("score shard %d: read existing scores %s: %w", in.Shard, in.ScoresKey, err)
+		}
+		a.log().Info("shard already scored; reusing its scores", "shard", in.Shard, "key", in.ScoresKey)
+	case errors.Is(err, ErrNotFound):
+		items, err = a.Scorer.ScoreShard(ctx, ScoreRequest{
+			ModelURI: in.ModelURI, PoolURI: in.PoolURI, Shard: in.Shard, NumShards: in.NumShards,
+			Strategies: in.Strategies, Seed: in.Seed, Skip: func(id string) bool { return skip[id] },
+		}, func(done, total int) {
+			activity.RecordHeartbeat(ctx, map[string]int{"items_done": done, "items_total": total})
+		})
+		if err != nil {
+			return out, nonRetryable(fmt.Sprintf("score shard %d of %s with %s", in.Shard, in.PoolURI, in.ModelURI), err)
+		}
+		if err := a.Blobs.Put(ctx, in.ScoresKey, encodeScores(items)); err != nil {
+			return out, fmt.Errorf("score shard %d: write %s: %w", in.Shard, in.ScoresKey, err)
+		}
+	default:
+		return out, fmt.Errorf("score shard %d: check %s: %w", in.Shard, in.ScoresKey, err)
+	}
+	out.Scored = len(items)
+	out.Top = topCandidates(items, in.Strategies, in.TopM, skip)
+	return out, nil
+}
+
+func encodeScores(items []ScoredItem) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, it := range items {
+		_ = enc.Encode(it) // plain data: cannot fail
+	}
+	return b.Bytes()
+}
+
+func decodeScores(data []byte) ([]ScoredItem, error) {
+	var items []ScoredItem
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for line := 1; sc.Scan(); line++ {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var it ScoredItem
+		if err := json.Unmarshal(sc.Bytes(), &it); err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		items = append(items, it)
+	}
+	return items, sc.Err()
+}
+
+// topCandidates returns, per strategy, the m highest-scored items not in
+// skip (ties by item id).
+func topCandidates(items []ScoredItem, strategies []string, m int, skip map[string]bool) map[string][]workflows.Candidate {
+	top := map[string][]workflows.Candidate{}
+	for _, s := range strategies {
+		var cands []workflows.Candidate
+		for _, it := range items {
+			score, ok := it.Scores[s]
+			if !ok || skip[it.ItemID] {
+				continue
+			}
+			sugg := it.Suggestions
+			if len(sugg) > 5 {
+				sugg = sugg[:5]
+			}
+			cands = append(cands, workflows.Candidate{ItemID: it.ItemID, Text: it.Text, Score: score, Suggestions: sugg})
+		}
+		sort.SliceStable(cands, func(i, j int) bool {
+			if cands[i].Score != cands[j].Score {
+				return cands[i].Score > cands[j].Score
+			}
+			return cands[i].ItemID < cands[j].ItemID
+		})
+		if len(cands) > m {
+			cands = cands[:m]
+		}
+		top[s] = cands
+	}
+	return top
+}
+
+// RoundLabels is the object PersistLabels writes for one round.
+type RoundLabels struct {
+	RunID     string                    `json:"run_id"`
+	Round     int                       `json:"round"`
+	Decisions []workflows.LabelDecision `json:"decisions"`
+	Raw       []workflows.RawAnswer     `json:"raw"`
+	Late      []workflows.RawAnswer     `json:"late,omitempty"`
+}
+
+// LabelSetManifest lists the round files that make up a label set.
+type LabelSetManifest struct {
+	RunID  string   `json:"run_id"`
+	Round  int      `json:"round"`
+	Rounds []string `json:"rounds"`
+}
+
+// LabelSet is a loaded label set: the latest decision of every item.
+type LabelSet struct {
+	// Examples are the labelled items (majority label), in round order.
+	Examples []Example
+	// Done holds every item that must not be selected again (labelled or
+	// skipped).
+	Done map[string]bool
+}
+
+// LoadLabelSet reads a label-set manifest and its round files.
+func LoadLabelSet(ctx context.Context, b Blobs, uri string) (*LabelSet, error) {
+	var m LabelSetManifest
+	if err := getJSON(ctx, b, uri, &m); err != nil {
+		return nil, fmt.Errorf("load label set: %w", err)
+	}
+	set := &LabelSet{Done: map[string]bool{}}
+	index := map[string]int{}
+	for _, key := range m.Rounds {
+		var r RoundLabels
+		if err := getJSON(ctx, b, key, &r); err != nil {
+			return nil, fmt.Errorf("load label set %s: %w", uri, err)
+		}
+		for _, d := range r.Decisions {
+			if !d.Skipped && d.Label == "" {
+				continue
+			}
+			set.Done[d.ItemID] = true
+			if d.Skipped {
+				continue
+			}
+			ex := Example{ItemID: d.ItemID, Text: d.Text, Label: d.Label}
+			if i, ok := index[d.ItemID]; ok {
+				set.Examples[i] = ex
+			} else {
+				index[d.ItemID] = len(set.Examples)
+				set.Examples = append(set.Examples, ex)
+			}
+		}
+	}
+	return set, nil
+}
+
+// PersistLabels writes the round's decisions and raw answers to
+// <prefix>/labels/round-NNNN.json and a manifest <prefix>/labels/set-NNNN.json
+// that lists it after the previous set's rounds; latest.json points at the
+// newest manifest. Every key is a function of the input, so a retry rewrites
+// the same bytes: nothing is duplicated.
+func (a *Activities) PersistLabels(ctx context.Context, in workflows.PersistLabelsInput) (workflows.PersistLabelsOutput, error) {
+	var out workflows.PersistLabelsOutput
+	roundKey := fmt.Sprintf("%s/labels/round-%04d.json", in.OutputPrefix, in.Round)
+	setKey := fmt.Sprintf("%s/labels/set-%04d.json", in.OutputPrefix, in.Round)
+	if err := putJSON(ctx, a.Blobs, roundKey, RoundLabels{RunID: in.RunID, Round: in.Round, Decisions: in.Decisions, Raw: in.Raw, Late: in.Late}); err != nil {
+		return out, fmt.Errorf("persist labels of round %d: %w", in.Round, err)
+	}
+	m := LabelSetManifest{RunID: in.RunID, Round: in.Round}
+	if in.PrevLabelSet != "" {
+		var prev LabelSetManifest
+		if err := getJSON(ctx, a.Blobs, in.PrevLabelSet, &prev); err != nil {
+			return out, fmt.Errorf("persist labels of round %d: previous set: %w", in.Round, err)
+		}
+		for _, k := range prev.Rounds {
+			if k != roundKey {
+				m.Rounds = append(m.Rounds, k)
+			}
+		}
+	}
+	m.Rounds = append(m.Rounds, roundKey)
+	if err := putJSON(ctx, a.Blobs, setKey, m); err != nil {
+		return out, fmt.Errorf("persist labels of round %d: %w", in.Round, err)
+	}
+	if err := putJSON(ctx, a.Blobs, in.OutputPrefix+"/labels/latest.json", m); err != nil {
+		return out, fmt.Errorf("persist labels of round %d: %w", in.Round, err)
+	}
+	set, err := LoadLabelSet(ctx, a.Blobs, setKey)
+	if err != nil {
+		return out, err
+	}
+	out.LabelSetURI = setKey
+	out.Labeled = len(set.Examples)
+	return out, nil
+}
+
+// FineTune trains on every label of the set. Progress (step, loss, last
+// saved checkpoint) is heartbeated; a retried attempt reads the last
+// heartbeat and resumes from that checkpoint.
+func (a *Activities) FineTune(ctx context.Context, in workflows.FineTuneInput) (workflows.FineTuneOutput, error) {
+	var out workflows.FineTuneOutput
+	set, err := LoadLabelSet(ctx, a.Blobs, in.LabelSetURI)
+	if err != nil {
+		return out, nonRetryable("fine-tune", fmt.Errorf("%w: %v", ErrBadData, err))
+	}
+	if len(set.Examples) == 0 {
+		return out, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("fine-tune: label set %s has no labelled example", in.LabelSetURI), "BadData", nil)
+	}
+	var resume *TrainProgress
+	if activity.HasHeartbeatDetails(ctx) {
+		var p TrainProgress
+		if err := activity.GetHeartbeatDetails(ctx, &p); err == nil && p.CheckpointURI != "" {
+			resume = &p
+			out.ResumedFromStep = p.CheckpointStep
+			a.log().Info("fine-tune resumes from its last checkpoint", "round", in.Round, "step", p.CheckpointStep, "checkpoint", p.CheckpointURI)
+		}
+	}
+	last := TrainProgress{}
+	if resume != nil {
+		last = *resume
+	}
+	res, err := a.Trainer.FineTune(ctx, TrainRequest{
+		BaseModelURI: in.BaseModelURI, Examples: set.Examples, OutputPrefix: in.OutputPrefix,
+		Settings: in.Settings, Resume: resume,
+	}, func(p TrainProgress) {
+		if p.CheckpointURI == "" { // keep the last resumable point in every heartbeat
+			p.CheckpointURI, p.CheckpointStep = last.CheckpointURI, last.CheckpointStep
+		}
+		last = p
+		activity.RecordHeartbeat(ctx, p)
+	})
+	if err != nil {
+		return out, nonRetryable(fmt.Sprintf("fine-tune %s on %s", in.BaseModelURI, in.LabelSetURI), err)
+	}
+	out.CheckpointURI, out.Steps, out.FinalLoss, out.Examples = res.CheckpointURI, res.Steps, res.FinalLoss, len(set.Examples)
+	return out, nil
+}
+
+// Evaluate computes the metrics of a model on the eval set and, when given,
+// on the forgetting set.
+func (a *Activities) Evaluate(ctx context.Context, in workflows.EvaluateInput) (workflows.EvaluateOutput, error) {
+	var out workflows.EvaluateOutput
+	progress := func(done, total int) {
+		activity.RecordHeartbeat(ctx, map[string]int{"items_done": done, "items_total": total})
+	}
+	m, err := a.Evaluator.Evaluate(ctx, in.ModelURI, in.EvalURI, progress)
+	if err != nil {
+		return out, nonRetryable(fmt.Sprintf("evaluate %s on %s", in.ModelURI, in.EvalURI), err)
+	}
+	out.Metrics = m
+	if in.ForgettingEvalURI != "" {
+		f, err := a.Evaluator.Evaluate(ctx, in.ModelURI, in.ForgettingEvalURI, progress)
+		if err != nil {
+			return out, nonRetryable(fmt.Sprintf("evaluate %s on %s", in.ModelURI, in.ForgettingEvalURI), err)
+		}
+		out.Forgetting = f
+	}
+	return out, nil
+}
+
+// CurrentModel is the object <prefix>/models/current.json.
+type CurrentModel struct {
+	ModelURI string             `json:"model_uri"`
+	Name     string             `json:"name"`
+	Metrics  map[string]float64 `json:"metrics,omitempty"`
+}
+
+// UploadCheckpoint copies every object of the checkpoint to
+// <prefix>/models/<name>/ and, when promoted, points
+// <prefix>/models/current.json at it. Copies overwrite identical objects, so
+// a retry changes nothing.
+func (a *Activities) UploadCheckpoint(ctx context.Context, in workflows.UploadCheckpointInput) (workflows.UploadCheckpointOutput, error) {
+	var out workflows.UploadCheckpointOutput
+	src := strings.TrimSuffix(in.CheckpointURI, "/") + "/"
+	keys, err := a.Blobs.List(ctx, src)
+	if err != nil {
+		return out, fmt.Errorf("upload checkpoint: list %s: %w", src, err)
+	}
+	if len(keys) == 0 {
+		return out, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("upload checkpoint: bad checkpoint: no files under %s", src), "BadCheckpoint", nil)
+	}
+	dst := path.Join(in.OutputPrefix, "models", in.Name)
+	for i, k := range keys {
+		if err := a.Blobs.Copy(ctx, k, dst+"/"+strings.TrimPrefix(k, src)); err != nil {
+			return out, fmt.Errorf("upload checkpoint: copy %s: %w", k, err)
+		}
+		activity.RecordHeartbeat(ctx, map[string]int{"files_done": i + 1, "files_total": len(keys)})
+	}
+	out.ModelURI = dst
+	if in.Promote {
+		if err := putJSON(ctx, a.Blobs, path.Join(in.OutputPrefix, "models", "current.json"),
+			CurrentModel{ModelURI: dst, Name: in.Name, Metrics: in.Metrics}); err != nil {
+			return out, fmt.Errorf("upload checkpoint: promote %s: %w", dst, err)
+		}
+		out.Promoted = true
+	}
+	return out, nil
+}
+
+// ResolveRun reads a run's current model and newest label set.
+func (a *Activities) ResolveRun(ctx context.Context, in workflows.ResolveRunInput) (workflows.ResolveRunOutput, error) {
+	var out workflows.ResolveRunOutput
+	var cur CurrentModel
+	switch err := getJSON(ctx, a.Blobs, path.Join(in.OutputPrefix, "models", "current.json"), &cur); {
+	case err == nil:
+		out.ModelURI, out.Metrics = cur.ModelURI, cur.Metrics
+	case !errors.Is(err, ErrNotFound):
+		return out, fmt.Errorf("resolve run %s: %w", in.OutputPrefix, err)
+	}
+	var m LabelSetManifest
+	switch err := getJSON(ctx, a.Blobs, path.Join(in.OutputPrefix, "labels", "latest.json"), &m); {
+	case err == nil:
+		out.LabelSetURI = fmt.Sprintf("%s/labels/set-%04d.json", in.OutputPrefix, m.Round)
+	case !errors.Is(err, ErrNotFound):
+		return out, fmt.Errorf("resolve run %s: %w", in.OutputPrefix, err)
+	}
+	return out, nil
+}
+
+func getJSON(ctx context.Context, b Blobs, key string, v any) error {
+	data, err := b.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", key, err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode %s: %w", key, err)
+	}
+	return nil
+}
+
+func putJSON(ctx context.Context, b Blobs, key string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	if err := b.Put(ctx, key, data); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,124 @@
+// Package activities implements the steps of clozeloop's workflows as
+// Temporal activities: scoring pool shards, persisting labels, fine-tuning,
+// evaluating and uploading checkpoints.
+//
+// The activities are thin: they heartbeat progress, make retries resume and
+// keep every write idempotent, and delegate the work to small interfaces
+// defined here (Blobs, Scorer, Trainer, Evaluator) that the model engine
+// (mlm/) and the object store (store/) implement. Keys and URIs are object
+// store keys as the Blobs implementation understands them.
+package activities
+
+import (
+	"context"
+	"errors"
+
+	"github.com/clozeloop/clozeloop/workflows"
+)
+
+// ErrNotFound is wrapped by Blobs.Get when the key does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrBadData is wrapped by engine implementations when the input data is
+// malformed; the activity fails without retrying.
+var ErrBadData = errors.New("bad data")
+
+// ErrBadCheckpoint is wrapped by engine implementations when a model
+// checkpoint cannot be loaded; the activity fails without retrying.
+var ErrBadCheckpoint = errors.New("bad checkpoint")
+
+// Blobs is the part of the object store the activities use.
+type Blobs interface {
+	// Get returns the object's bytes, or an error wrapping ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Put writes (or overwrites) an object.
+	Put(ctx context.Context, key string, data []byte) error
+	// Exists reports whether the object exists.
+	Exists(ctx context.Context, key string) (bool, error)
+	// List returns the keys under prefix, sorted.
+	List(ctx context.Context, prefix string) ([]string, error)
+	// Copy copies one object (overwriting dst).
+	Copy(ctx context.Context, srcKey, dstKey string) error
+}
+
+// ScoreRequest asks a Scorer for one shard of the pool.
+type ScoreRequest struct {
+	ModelURI string
+	PoolURI  string
+	// Shard and NumShards select the pool items whose 0-based position p in
+	// the pool satisfies p % NumShards == Shard.
+	Shard, NumShards int
+	// Strategies are the acquisition strategies to score (see
+	// workflows.Strategies).
+	Strategies []string
+	Seed       int64
+	// Skip reports items to leave out (labelled or in flight).
+	Skip func(itemID string) bool
+}
+
+// ScoredItem is one pool item's scores.
+type ScoredItem struct {
+	ItemID string `json:"item_id"`
+	Text   string `json:"text"`
+	// Scores holds one acquisition score per strategy; higher is picked
+	// first.
+	Scores map[string]float64 `json:"scores"`
+	// Suggestions are the model's top-5 fillers for the mask.
+	Suggestions []workflows.Suggestion `json:"suggestions,omitempty"`
+}
+
+// Scorer scores pool items with a model. progress is called with the items
+// done so far and the shard's total (total may be -1 when unknown).
+type Scorer interface {
+	ScoreShard(ctx context.Context, req ScoreRequest, progress func(done, total int)) ([]ScoredItem, error)
+}
+
+// Example is one labelled item for fine-tuning.
+type Example struct {
+	ItemID string `json:"item_id"`
+	Text   string `json:"text"`
+	Label  string `json:"label"`
+}
+
+// TrainProgress is what a fine-tune reports; it is also the heartbeat
+// detail a retried FineTune resumes from.
+type TrainProgress struct {
+	Step       int     `json:"step"`
+	TotalSteps int     `json:"total_steps"`
+	Loss       float64 `json:"loss"`
+	// CheckpointURI and CheckpointStep name the last saved, resumable
+	// checkpoint ("" and 0 until one is saved).
+	CheckpointURI  string `json:"checkpoint_uri,omitempty"`
+	CheckpointStep int    `json:"checkpoint_step,omitempty"`
+}
+
+// TrainRequest asks a Trainer for one fine-tune.
+type TrainRequest struct {
+	BaseModelURI string
+	Examples     []Example
+	// OutputPrefix is where intermediate and final checkpoints go.
+	OutputPrefix string
+	Settings     workflows.FineTuneSettings
+	// Resume, when set, is the last saved checkpoint of an earlier attempt:
+	// continue from Resume.CheckpointStep with Resume.CheckpointURI.
+	Resume *TrainProgress
+}
+
+// TrainResult names the final checkpoint.
+type TrainResult struct {
+	CheckpointURI string
+	Steps         int
+	FinalLoss     float64
+}
+
+// Trainer fine-tunes a model; progress is called at least at every saved
+// checkpoint.
+type Trainer interface {
+	FineTune(ctx context.Context, req TrainRequest, progress func(TrainProgress)) (TrainResult, error)
+}
+
+// Evaluator computes metrics (e.g. "accuracy", "top5", "loss") of a model
+// on an evaluation set.
+type Evaluator interface {
+	Evaluate(ctx context.Context, modelURI, evalURI string, progress func(done, total int)) (map[string]float64, error)
+}

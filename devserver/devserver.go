@@ -1,0 +1,392 @@
+// Package devserver runs an embedded Temporal server with SQLite file
+// persistence, plus the Temporal Web UI, inside the current process.
+//
+// It is what "clozeloop server", "clozeloop dev" and the integration tests
+// use: state lives in one SQLite file under the data folder, so a server
+// stopped and started again on the same folder finds its workflows where it
+// left them. It is a development server, not a production deployment.
+package devserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiconfig "github.com/temporalio/ui-server/v2/server/config"
+	uioptions "github.com/temporalio/ui-server/v2/server/server_options"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/server/common/authorization"
+	"go.temporal.io/server/common/cluster"
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/dynamicconfig"
+	"go.temporal.io/server/common/log"
+	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/primitives/timestamp"
+	"go.temporal.io/server/schema/sqlite"
+	"go.temporal.io/server/temporal"
+)
+
+// DBFileName is the name of the SQLite file the server keeps in its data folder.
+const DBFileName = "temporal.db"
+
+// DefaultNamespace is the namespace registered when Options.Namespace is empty.
+const DefaultNamespace = "default"
+
+// Options configure an embedded server.
+type Options struct {
+	// FrontendAddr is the host:port the Temporal gRPC frontend listens on.
+	// Port 0 picks a free port; empty means "127.0.0.1:7233".
+	FrontendAddr string
+	// UIAddr is the host:port of the Web UI. Empty disables the UI; port 0
+	// picks a free port.
+	UIAddr string
+	// DataDir is the folder holding the SQLite file; it is created if missing.
+	DataDir string
+	// Namespace is registered at start (no-op when it already exists).
+	Namespace string
+	// Retention is how long closed workflows are kept (default 7 days).
+	Retention time.Duration
+	// LogLevel is the server's own log level: debug, info, warn, error
+	// (default warn). Server logs go to stderr.
+	LogLevel string
+	// Logger receives clozeloop's own messages about the server's life cycle.
+	Logger *slog.Logger
+}
+
+// Server is a running embedded Temporal server (and optional Web UI).
+type Server struct {
+	opts         Options
+	frontendAddr string
+	uiAddr       string
+
+	mu      sync.Mutex
+	srv     temporal.Server
+	ui      *uiserver.Server
+	uiDone  chan struct{}
+	stopped bool
+}
+
+// Start creates the SQLite schema if the file is new, registers the
+// namespace, and starts the Temporal services and (if UIAddr is set) the Web
+// UI. It returns when the frontend accepts connections or ctx ends.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("devserver: DataDir is required (the folder for the SQLite file)")
+	}
+	if opts.FrontendAddr == "" {
+		opts.FrontendAddr = "127.0.0.1:7233"
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = DefaultNamespace
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = 7 * 24 * time.Hour
+	}
+	if opts.LogLevel == "" {
+		opts.LogLevel = "warn"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("devserver: create data folder %s: %w", opts.DataDir, err)
+	}
+
+	host, port, err := resolveAddr(opts.FrontendAddr)
+	if err != nil {
+		return nil, fmt.Errorf("devserver: frontend address %q: %w", opts.FrontendAddr, err)
+	}
+	s := &Server{opts: opts, frontendAddr: net.JoinHostPort(host, strconv.Itoa(port))}
+
+	cfg, sqlCfg, err := buildConfig(host, port, filepath.Join(opts.DataDir, DBFileName))
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareDB(sqlCfg, cfg.ClusterMetadata.CurrentClusterName, opts); err != nil {
+		return nil, err
+	}
+
+	logger := log.NewZapLogger(log.BuildZapLogger(log.Config{Level: opts.LogLevel, Format: "console"}))
+	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
+	if err != nil {
+		return nil, fmt.Errorf("devserver: authorizer: %w", err)
+	}
+	claimMapper, err := authorization.GetClaimMapperFromConfig(&cfg.Global.Authorization, logger)
+	if err != nil {
+		return nil, fmt.Errorf("devserver: claim mapper: %w", err)
+	}
+	srv, err := temporal.NewServer(
+		temporal.WithConfig(cfg),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithLogger(logger),
+		temporal.WithAuthorizer(authorizer),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
+		temporal.WithDynamicConfigClient(dynamicConfig()),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("devserver: create Temporal server: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("devserver: start Temporal server on %s: %w", s.frontendAddr, err)
+	}
+	s.srv = srv
+	if err := waitForPort(ctx, s.frontendAddr); err != nil {
+		_ = srv.Stop()
+		return nil, fmt.Errorf("devserver: frontend %s did not come up: %w", s.frontendAddr, err)
+	}
+
+	if opts.UIAddr != "" {
+		if err := s.startUI(); err != nil {
+			_ = srv.Stop()
+			return nil, err
+		}
+	}
+	opts.Logger.Info("temporal dev server started", "frontend", s.frontendAddr, "ui", s.uiAddr,
+		"namespace", opts.Namespace, "db", filepath.Join(opts.DataDir, DBFileName))
+	return s, nil
+}
+
+// FrontendAddr is the host:port clients dial.
+func (s *Server) FrontendAddr() string { return s.frontendAddr }
+
+// UIAddr is the host:port of the Web UI, or "" when the UI is off.
+func (s *Server) UIAddr() string { return s.uiAddr }
+
+// Namespace is the namespace registered at start.
+func (s *Server) Namespace() string { return s.opts.Namespace }
+
+// Stop stops the Web UI and the Temporal services and closes the SQLite
+// file. It is safe to call more than once.
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
+	s.stopped = true
+	if s.ui != nil {
+		s.ui.Stop()
+		<-s.uiDone
+	}
+	if err := s.srv.Stop(); err != nil {
+		return fmt.Errorf("devserver: stop Temporal server: %w", err)
+	}
+	s.opts.Logger.Info("temporal dev server stopped", "frontend", s.frontendAddr)
+	return nil
+}
+
+func (s *Server) startUI() error {
+	host, port, err := resolveAddr(s.opts.UIAddr)
+	if err != nil {
+		return fmt.Errorf("devserver: UI address %q: %w", s.opts.UIAddr, err)
+	}
+	s.uiAddr = net.JoinHostPort(host, strconv.Itoa(port))
+	cfg := &uiconfig.Config{
+		Host:                host,
+		Port:                port,
+		TemporalGRPCAddress: s.frontendAddr,
+		EnableUI:            true,
+		DefaultNamespace:    s.opts.Namespace,
+		HideLogs:            true,
+		DisableNewsFetch:    true,
+		Distribution:        "clozeloop",
+		CORS:                uiconfig.CORS{CookieInsecure: true},
+	}
+	ui, err := newUIServer(cfg)
+	if err != nil {
+		return err
+	}
+	s.ui = ui
+	s.uiDone = make(chan struct{})
+	go func() {
+		defer close(s.uiDone)
+		if err := ui.Start(); err != nil {
+			s.opts.Logger.Error("temporal web UI stopped", "addr", s.uiAddr, "err", err)
+		}
+	}()
+	if err := waitForPort(context.Background(), s.uiAddr); err != nil {
+		return fmt.Errorf("devserver: web UI %s did not come up: %w", s.uiAddr, err)
+	}
+	return nil
+}
+
+// newUIServer builds the UI server, turning its construction panics (it
+// panics on bad configuration) into errors.
+func newUIServer(cfg *uiconfig.Config) (srv *uiserver.Server, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("devserver: create web UI: %v", r)
+		}
+	}()
+	return uiserver.NewServer(uioptions.WithConfigProvider(cfg)), nil
+}
+
+// buildConfig is the single-process, single-shard configuration of the
+// Temporal CLI's dev server: every service on loopback, SQLite for both the
+// main and the visibility store.
+func buildConfig(host string, frontendPort int, dbPath string) (*config.Config, *config.SQL, error) {
+	sqlCfg := &config.SQL{
+		PluginName:   sqliteplugin.PluginName,
+		DatabaseName: dbPath,
+		ConnectAttributes: map[string]string{
+			"mode":          "rwc",
+			"_journal_mode": "wal",
+			"_synchronous":  "2",
+		},
+	}
+	const clusterName = "active"
+	services := map[string]config.Service{}
+	for _, name := range []string{"frontend", "history", "matching", "worker"} {
+		grpcPort := frontendPort
+		if name != "frontend" {
+			p, err := freePort()
+			if err != nil {
+				return nil, nil, err
+			}
+			grpcPort = p
+		}
+		memberPort, err := freePort()
+		if err != nil {
+			return nil, nil, err
+		}
+		rpc := config.RPC{GRPCPort: grpcPort, MembershipPort: memberPort, BindOnLocalHost: true}
+		if name == "frontend" && host != "127.0.0.1" && host != "localhost" {
+			rpc.BindOnLocalHost = false
+			rpc.BindOnIP = host
+		}
+		services[name] = config.Service{RPC: rpc}
+	}
+	broadcast := "127.0.0.1"
+	cfg := &config.Config{
+		Global: config.Global{
+			Membership: config.Membership{MaxJoinDuration: 30 * time.Second, BroadcastAddress: broadcast},
+		},
+		Persistence: config.Persistence{
+			DefaultStore:     sqliteplugin.PluginName,
+			VisibilityStore:  sqliteplugin.PluginName,
+			NumHistoryShards: 1,
+			DataStores:       map[string]config.DataStore{sqliteplugin.PluginName: {SQL: sqlCfg}},
+		},
+		ClusterMetadata: &cluster.Config{
+			EnableGlobalNamespace:    false,
+			FailoverVersionIncrement: 10,
+			MasterClusterName:        clusterName,
+			CurrentClusterName:       clusterName,
+			ClusterInformation: map[string]cluster.ClusterInformation{
+				clusterName: {
+					Enabled:                true,
+					InitialFailoverVersion: 1,
+					RPCAddress:             net.JoinHostPort(broadcast, strconv.Itoa(frontendPort)),
+				},
+			},
+		},
+		DCRedirectionPolicy: config.DCRedirectionPolicy{Policy: "noop"},
+		Services:            services,
+		Archival: config.Archival{
+			History:    config.HistoryArchival{State: "disabled"},
+			Visibility: config.VisibilityArchival{State: "disabled"},
+		},
+		PublicClient: config.PublicClient{HostPort: net.JoinHostPort(broadcast, strconv.Itoa(frontendPort))},
+		NamespaceDefaults: config.NamespaceDefaults{
+			Archival: config.ArchivalNamespaceDefaults{
+				History:    config.HistoryArchivalNamespaceDefaults{State: "disabled"},
+				Visibility: config.VisibilityArchivalNamespaceDefaults{State: "disabled"},
+			},
+		},
+	}
+	return cfg, sqlCfg, nil
+}
+
+// prepareDB creates the schema in a new file and registers the namespace.
+func prepareDB(sqlCfg *config.SQL, clusterName string, opts Options) error {
+	if _, err := os.Stat(sqlCfg.DatabaseName); errors.Is(err, os.ErrNotExist) {
+		if err := sqlite.SetupSchema(sqlCfg); err != nil {
+			return fmt.Errorf("devserver: create schema in %s: %w", sqlCfg.DatabaseName, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("devserver: check %s: %w", sqlCfg.DatabaseName, err)
+	}
+	ns, err := sqlite.NewNamespaceConfig(clusterName, opts.Namespace, false, map[string]enumspb.IndexedValueType{})
+	if err != nil {
+		return fmt.Errorf("devserver: namespace %s: %w", opts.Namespace, err)
+	}
+	ns.Detail.Config.Retention = timestamp.DurationPtr(opts.Retention)
+	if err := sqlite.CreateNamespaces(sqlCfg, ns); err != nil {
+		return fmt.Errorf("devserver: register namespace %s in %s: %w", opts.Namespace, sqlCfg.DatabaseName, err)
+	}
+	return nil
+}
+
+// dynamicConfig holds the dev-server settings the Temporal CLI also uses:
+// search attributes visible at once, updates enabled.
+func dynamicConfig() dynamicconfig.StaticClient {
+	return dynamicconfig.StaticClient{
+		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key():            true,
+		dynamicconfig.FrontendEnableUpdateWorkflowExecution.Key():              true,
+		dynamicconfig.FrontendEnableUpdateWorkflowExecutionAsyncAccepted.Key(): true,
+		dynamicconfig.FrontendEnableSchedules.Key():                            true,
+	}
+}
+
+// resolveAddr splits host:port, replacing port 0 with a free port.
+func resolveAddr(addr string) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", portStr)
+	}
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return "", 0, err
+		}
+		return host, port, nil
+	}
+	// Fail early and clearly when the port is taken (the UI server would
+	// otherwise exit the process).
+	l, err := net.Listen("tcp", net.JoinHostPort(host, portStr))
+	if err != nil {
+		return "", 0, fmt.Errorf("port not available: %w", err)
+	}
+	_ = l.Close()
+	return host, port, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitForPort(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			return c.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last dial error: %v)", ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package devserver
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// waitForGo is a trivial workflow: it blocks until the "go" signal and
+// returns the signal's value; the "count" query reports what it has seen.
+func waitForGo(ctx workflow.Context, prefix string) (string, error) {
+	seen := 0
+	if err := workflow.SetQueryHandler(ctx, "seen", func() (int, error) { return seen, nil }); err != nil {
+		return "", err
+	}
+	var v string
+	workflow.GetSignalChannel(ctx, "go").Receive(ctx, &v)
+	seen++
+	return prefix + v, nil
+}
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+func startServer(t *testing.T, dir string) *Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := Start(ctx, Options{FrontendAddr: "127.0.0.1:0", DataDir: dir, Namespace: "clozeloop-test", LogLevel: "error", Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("start dev server: %v", err)
+	}
+	return s
+}
+
+func dial(t *testing.T, s *Server) client.Client {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: s.FrontendAddr(), Namespace: s.Namespace(), Logger: quietSDKLogger()})
+	if err != nil {
+		t.Fatalf("dial %s: %v", s.FrontendAddr(), err)
+	}
+	return c
+}
+
+func TestStartValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+	}{
+		{"no data dir", Options{FrontendAddr: "127.0.0.1:0"}},
+		{"bad address", Options{FrontendAddr: "nonsense", DataDir: t.TempDir()}},
+		{"bad port", Options{FrontendAddr: "127.0.0.1:99999", DataDir: t.TempDir()}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if s, err := Start(context.Background(), tc.opts); err == nil {
+				_ = s.Stop()
+				t.Fatal("Start succeeded, want an error")
+			}
+		})
+	}
+}
+
+// TestRestartKeepsState runs a workflow, stops the server while the workflow
+// waits, starts a new server on the same SQLite file and finishes it there.
+func TestRestartKeepsState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Temporal server twice")
+	}
+	dir := t.TempDir()
+	ctx := context.Background()
+
+	s := startServer(t, dir)
+	c := dial(t, s)
+	w := worker.New(c, "devserver-test", worker.Options{})
+	w.RegisterWorkflow(waitForGo)
+	if err := w.Start(); err != nil {
+		t.Fatalf("start worker: %v", err)
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "survivor", TaskQueue: "devserver-test"}, waitForGo, "got ")
+	if err != nil {
+		t.Fatalf("start workflow: %v", err)
+	}
+	// Wait until the first workflow task ran (the query handler exists).
+	waitQuery(t, c, "survivor")
+	w.Stop()
+	c.Close()
+	if err := s.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, DBFileName)); err != nil {
+		t.Fatalf("sqlite file missing after stop: %v", err)
+	}
+
+	s2 := startServer(t, dir)
+	defer s2.Stop()
+	c2 := dial(t, s2)
+	defer c2.Close()
+	desc, err := c2.DescribeWorkflowExecution(ctx, "survivor", run.GetRunID())
+	if err != nil {
+		t.Fatalf("describe after restart: %v", err)
+	}
+	if st := desc.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		t.Fatalf("status after restart = %v, want RUNNING", st)
+	}
+	w2 := worker.New(c2, "devserver-test", worker.Options{})
+	w2.RegisterWorkflow(waitForGo)
+	if err := w2.Start(); err != nil {
+		t.Fatalf("start worker 2: %v", err)
+	}
+	defer w2.Stop()
+	if err := c2.SignalWorkflow(ctx, "survivor", "", "go", "it"); err != nil {
+		t.Fatalf("signal: %v", err)
+	}
+	var out string
+	if err := c2.GetWorkflow(ctx, "survivor", run.GetRunID()).Get(ctx, &out); err != nil {
+		t.Fatalf("workflow result: %v", err)
+	}
+	if out != "got it" {
+		t.Fatalf("result = %q, want %q", out, "got it")
+	}
+}
+
+func waitQuery(t *testing.T, c client.Client, id string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		v, err := c.QueryWorkflow(ctx, id, "", "seen")
+		cancel()
+		if err == nil {
+			var n int
+			if err := v.Get(&n); err == nil && n == 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workflow %s never answered its query: %v", id, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

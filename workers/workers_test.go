@@ -1,0 +1,83 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+func TestParseQueues(t *testing.T) {
+	tests := []struct {
+		in, want, err string
+	}{
+		{"default,gpu", "default,gpu", ""},
+		{" gpu ", "gpu", ""},
+		{"default,default", "default", ""},
+		{"cpu", "", "unknown queue"},
+		{"", "", "no queue"},
+	}
+	for _, tc := range tests {
+		got, err := ParseQueues(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseQueues(%q) error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || strings.Join(got, ",") != tc.want {
+			t.Errorf("ParseQueues(%q) = %v, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestModelCache(t *testing.T) {
+	var loads atomic.Int32
+	var closed []string
+	c := &ModelCache[string]{
+		Load: func(ctx context.Context, uri string) (string, error) {
+			loads.Add(1)
+			if uri == "bad" {
+				return "", errors.New("corrupt")
+			}
+			return "model:" + uri, nil
+		},
+		Close: func(m string) { closed = append(closed, m) },
+		Max:   2,
+	}
+	ctx := context.Background()
+	for _, uri := range []string{"a", "a", "b", "a", "c"} {
+		m, err := c.Get(ctx, uri)
+		if err != nil || m != "model:"+uri {
+			t.Fatalf("Get(%s) = %q, %v", uri, m, err)
+		}
+	}
+	if n := loads.Load(); n != 3 {
+		t.Errorf("%d loads, want 3", n)
+	}
+	if len(closed) != 1 || closed[0] != "model:b" {
+		t.Errorf("closed %v, want the least recently used model:b", closed)
+	}
+	if _, err := c.Get(ctx, "bad"); err == nil || !strings.Contains(err.Error(), "load model bad") {
+		t.Errorf("bad load error %v", err)
+	}
+	if _, err := c.Get(ctx, "bad"); err == nil || loads.Load() != 5 {
+		t.Errorf("failed loads must not be cached (loads=%d)", loads.Load())
+	}
+}
+
+func TestTLSConfig(t *testing.T) {
+	if cfg, err := tlsConfig(ClientOptions{}); cfg != nil || err != nil {
+		t.Errorf("no TLS options: %v, %v", cfg, err)
+	}
+	if cfg, err := tlsConfig(ClientOptions{APIKey: "k"}); cfg == nil || err != nil {
+		t.Errorf("API key implies TLS: %v, %v", cfg, err)
+	}
+	if _, err := tlsConfig(ClientOptions{TLSCert: "c.pem"}); err == nil {
+		t.Error("cert without key accepted")
+	}
+	if _, err := tlsConfig(ClientOptions{TLSCA: "/nonexistent/ca.pem"}); err == nil {
+		t.Error("missing CA file accepted")
+	}
+}

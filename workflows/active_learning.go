@@ -1,0 +1,608 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// ChangeForgettingEval is the GetVersion change id of the forgetting check:
+// version 1 also evaluates on RunConfig.ForgettingEvalURI. Runs recorded
+// before the change replay with DefaultVersion.
+const ChangeForgettingEval = "forgetting-eval"
+
+// activeLearning is the state of one ActiveLearning run (one round).
+type activeLearning struct {
+	cfg    RunConfig
+	shares []StrategyShare
+	carry  Carry
+	phase  Phase
+	cur    *round
+	// late collects answers and notes for rounds that are not open; they
+	// are persisted by the next PersistLabels, never dropped.
+	late []RawAnswer
+}
+
+// ActiveLearning runs one active-learning round — score the pool, select a
+// batch, wait for labels, persist them, fine-tune, evaluate, decide on
+// promotion, upload — and continues as new for the next round until the
+// budget or a stop criterion ends the run.
+func ActiveLearning(ctx workflow.Context, cfg RunConfig) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, temporal.NewNonRetryableApplicationError("invalid run config: "+err.Error(), "InvalidRunConfig", nil)
+	}
+	cfg = cfg.withDefaults()
+	shares, _ := ParseStrategy(cfg.Strategy) // validated above
+	w := &activeLearning{cfg: cfg, shares: shares, phase: PhaseScoring}
+	if cfg.Resume != nil {
+		w.carry = *cfg.Resume
+		w.late = w.carry.Late
+		w.carry.Late = nil
+	} else {
+		w.carry = Carry{Round: 1, ModelURI: cfg.ModelURI}
+	}
+	if err := w.registerHandlers(ctx); err != nil {
+		return nil, err
+	}
+	w.listenForSignals(ctx)
+	if err := workflow.UpsertMemo(ctx, map[string]any{
+		"dataset": cfg.Dataset, "pool": cfg.PoolURI, "model": w.carry.ModelURI, "round": w.carry.Round, "strategy": cfg.Strategy,
+	}); err != nil {
+		return nil, fmt.Errorf("upsert memo: %w", err)
+	}
+	return w.runRound(ctx)
+}
+
+func (w *activeLearning) registerHandlers(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return w.status(), nil }); err != nil {
+		return fmt.Errorf("register %s query: %w", QueryStatus, err)
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryBatch, func() (BatchView, error) { return w.cur.view(), nil }); err != nil {
+		return fmt.Errorf("register %s query: %w", QueryBatch, err)
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryHistory, func() ([]RoundMetrics, error) { return w.carry.History, nil }); err != nil {
+		return fmt.Errorf("register %s query: %w", QueryHistory, err)
+	}
+	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSubmitLabels,
+		func(ctx workflow.Context, s LabelSubmission) (SubmitResult, error) {
+			counted := w.cur.apply(s, "update", workflow.Now(ctx))
+			return SubmitResult{
+				Round: s.Round, Counted: counted, ItemsComplete: w.cur.itemsComplete(),
+				ItemsNeeded: w.cur.activeItems(), RoundComplete: w.cur.complete(),
+			}, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, s LabelSubmission) error {
+			return w.cur.validate(s)
+		}},
+	)
+	if err != nil {
+		return fmt.Errorf("register %s update: %w", UpdateSubmitLabels, err)
+	}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, CloseRound,
+		func(ctx workflow.Context, req CloseRequest) (Status, error) {
+			w.cur.closeAsked = true
+			return w.status(), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req CloseRequest) error {
+			switch {
+			case w.cur == nil:
+				return errors.New("no round is open yet")
+			case req.Round != w.cur.number:
+				return fmt.Errorf("wrong round: asked to close round %d, the current round is %d", req.Round, w.cur.number)
+			case !w.cur.open:
+				return fmt.Errorf("round %d is already closed", w.cur.number)
+			}
+			return nil
+		}},
+	)
+	if err != nil {
+		return fmt.Errorf("register %s update: %w", CloseRound, err)
+	}
+	return nil
+}
+
+// signalChannels are the channels of every signal the workflow accepts.
+type signalChannels struct {
+	labels, close, skip, flag workflow.ReceiveChannel
+}
+
+func (w *activeLearning) channels(ctx workflow.Context) signalChannels {
+	return signalChannels{
+		labels: workflow.GetSignalChannel(ctx, SignalLabels),
+		close:  workflow.GetSignalChannel(ctx, CloseRound),
+		skip:   workflow.GetSignalChannel(ctx, SignalSkip),
+		flag:   workflow.GetSignalChannel(ctx, SignalFlag),
+	}
+}
+
+// listenForSignals handles signals as they come, for the whole run.
+func (w *activeLearning) listenForSignals(ctx workflow.Context) {
+	ch := w.channels(ctx)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(ch.labels, func(c workflow.ReceiveChannel, _ bool) {
+			var s LabelSubmission
+			c.Receive(ctx, &s)
+			w.onLabels(ctx, s)
+		})
+		sel.AddReceive(ch.close, func(c workflow.ReceiveChannel, _ bool) {
+			var req CloseRequest
+			c.Receive(ctx, &req)
+			w.onClose(ctx, req)
+		})
+		sel.AddReceive(ch.skip, func(c workflow.ReceiveChannel, _ bool) {
+			var n ItemNote
+			c.Receive(ctx, &n)
+			w.onNote(ctx, n, true)
+		})
+		sel.AddReceive(ch.flag, func(c workflow.ReceiveChannel, _ bool) {
+			var n ItemNote
+			c.Receive(ctx, &n)
+			w.onNote(ctx, n, false)
+		})
+		for {
+			sel.Select(ctx)
+		}
+	})
+}
+
+// drainSignals handles every signal still buffered, so that none is lost
+// when the run continues as new or completes.
+func (w *activeLearning) drainSignals(ctx workflow.Context) {
+	ch := w.channels(ctx)
+	for {
+		got := false
+		var s LabelSubmission
+		for ch.labels.ReceiveAsync(&s) {
+			w.onLabels(ctx, s)
+			s, got = LabelSubmission{}, true
+		}
+		var req CloseRequest
+		for ch.close.ReceiveAsync(&req) {
+			w.onClose(ctx, req)
+			req, got = CloseRequest{}, true
+		}
+		var n ItemNote
+		for ch.skip.ReceiveAsync(&n) {
+			w.onNote(ctx, n, true)
+			n, got = ItemNote{}, true
+		}
+		for ch.flag.ReceiveAsync(&n) {
+			w.onNote(ctx, n, false)
+			n, got = ItemNote{}, true
+		}
+		if !got {
+			return
+		}
+	}
+}
+
+func (w *activeLearning) roundOpen(number int) bool {
+	return w.cur != nil && w.cur.open && w.cur.number == number
+}
+
+func (w *activeLearning) onLabels(ctx workflow.Context, s LabelSubmission) {
+	now := workflow.Now(ctx)
+	if !w.roundOpen(s.Round) {
+		reason := fmt.Sprintf("round %d is not open", s.Round)
+		for _, a := range s.Answers {
+			w.late = append(w.late, RawAnswer{Round: s.Round, ItemID: a.ItemID, Annotator: s.Annotator, Answer: a.Answer, At: now, Via: "signal", Rejected: reason})
+		}
+		workflow.GetLogger(ctx).Info("labels for a round that is not open kept as late answers", "round", s.Round, "answers", len(s.Answers))
+		return
+	}
+	if s.Annotator == "" {
+		s.Annotator = "anonymous"
+	}
+	w.cur.apply(s, "signal", now)
+}
+
+func (w *activeLearning) onClose(ctx workflow.Context, req CloseRequest) {
+	if !w.roundOpen(req.Round) {
+		workflow.GetLogger(ctx).Warn("CloseRound signal ignored: round not open", "round", req.Round)
+		return
+	}
+	w.cur.closeAsked = true
+}
+
+func (w *activeLearning) onNote(ctx workflow.Context, n ItemNote, skip bool) {
+	kind := "flag"
+	if skip {
+		kind = "skip"
+	}
+	if !w.roundOpen(n.Round) || w.cur.index == nil {
+		w.late = append(w.late, RawAnswer{Round: n.Round, ItemID: n.ItemID, Annotator: n.Annotator, Answer: n.Reason,
+			At: workflow.Now(ctx), Via: kind, Rejected: fmt.Sprintf("round %d is not open", n.Round)})
+		return
+	}
+	raw := RawAnswer{Round: n.Round, ItemID: n.ItemID, Annotator: n.Annotator, Answer: n.Reason, At: workflow.Now(ctx), Via: kind}
+	if _, ok := w.cur.index[n.ItemID]; !ok {
+		raw.Rejected = fmt.Sprintf("unknown item id %q in round %d", n.ItemID, n.Round)
+	} else if skip {
+		w.cur.skipped[n.ItemID] = true
+	} else {
+		reason := n.Reason
+		if reason == "" {
+			reason = "flagged"
+		}
+		if n.Annotator != "" {
+			reason = n.Annotator + ": " + reason
+		}
+		w.cur.flags[n.ItemID] = append(w.cur.flags[n.ItemID], reason)
+	}
+	w.cur.raw = append(w.cur.raw, raw)
+}
+
+func (w *activeLearning) status() Status {
+	st := Status{
+		RunID: w.cfg.RunID, Phase: w.phase, Round: w.carry.Round, ModelURI: w.carry.ModelURI,
+		LabelSetURI: w.carry.LabelSetURI, LabelsTotal: w.carry.LabelsTotal, LastMetrics: w.carry.CurrentMetrics,
+	}
+	if r := w.cur; r != nil {
+		st.Items = len(r.items)
+		st.ItemsComplete = r.itemsComplete()
+		st.LabelsReceived = r.answerCount()
+		st.LabelsNeeded = r.activeItems() * r.quorum
+		st.Deadline = r.deadline
+		st.Extensions = r.extensions
+	}
+	return st
+}
+
+// Activity options: each step has its own timeouts. Heartbeat timeouts
+// notice a dead worker within minutes; retries resume (see activities).
+func scoreOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 4 * time.Hour,
+		HeartbeatTimeout:    2 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute, MaximumAttempts: 10},
+	})
+}
+
+func storeOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 20},
+	})
+}
+
+func trainOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              GPUTaskQueue,
+		ScheduleToStartTimeout: 24 * time.Hour,
+		StartToCloseTimeout:    12 * time.Hour,
+		HeartbeatTimeout:       5 * time.Minute,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 10 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute, MaximumAttempts: 5},
+	})
+}
+
+func evalOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Hour,
+		HeartbeatTimeout:    2 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute, MaximumAttempts: 5},
+	})
+}
+
+// runRound is one round, top to bottom.
+func (w *activeLearning) runRound(ctx workflow.Context) (*Result, error) {
+	cfg := w.cfg
+	number := w.carry.Round
+	logger := workflow.GetLogger(ctx)
+
+	if cfg.Budget.MaxRounds > 0 && number > cfg.Budget.MaxRounds {
+		return w.finish(ctx, "max rounds reached")
+	}
+	k := cfg.BatchSize
+	if cfg.Budget.MaxLabels > 0 {
+		k = min(k, cfg.Budget.MaxLabels-w.carry.LabelsTotal)
+		if k <= 0 {
+			return w.finish(ctx, "label budget spent")
+		}
+	}
+
+	// 1. Score the pool, one activity per shard, in parallel.
+	w.phase = PhaseScoring
+	shards, err := w.scorePool(ctx, number, k)
+	if err != nil {
+		return nil, err
+	}
+
+	// 2. Select the batch, excluding items in flight (the label set is
+	// excluded by the scorer).
+	exclude := map[string]bool{}
+	for _, id := range w.carry.LastBatch {
+		exclude[id] = true
+	}
+	batch := mergeCandidates(shards, w.shares, k, exclude)
+	if len(batch) == 0 {
+		return w.finish(ctx, "pool exhausted: no unlabelled item left to select")
+	}
+
+	// 3. Wait for labels.
+	w.phase = PhaseLabeling
+	w.cur = newRound(number, cfg.Quorum, batch)
+	w.cur.open = true
+	endedBy, err := w.waitForLabels(ctx)
+	w.cur.open = false
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("round closed", "round", number, "ended_by", endedBy, "labeled", w.cur.labeledItems(), "answers", w.cur.answerCount())
+
+	// 4. Persist the labels and every raw answer (idempotent per round).
+	w.phase = PhasePersist
+	decisions := w.cur.decisions()
+	var persisted PersistLabelsOutput
+	err = workflow.ExecuteActivity(storeOptions(ctx), ActivityPersistLabels, PersistLabelsInput{
+		RunID: cfg.RunID, Round: number, OutputPrefix: cfg.OutputPrefix, PrevLabelSet: w.carry.LabelSetURI,
+		Decisions: decisions, Raw: w.cur.raw, Late: w.late,
+	}).Get(ctx, &persisted)
+	if err != nil {
+		return nil, fmt.Errorf("round %d: persist labels: %w", number, err)
+	}
+	w.late = nil
+	w.carry.LabelSetURI = persisted.LabelSetURI
+	w.carry.LabelsTotal = persisted.Labeled
+	metrics := RoundMetrics{
+		Round: number, EndedBy: endedBy, Items: len(batch), Labeled: w.cur.labeledItems(), Answers: w.cur.answerCount(),
+		Extensions: w.cur.extensions, LabelSetURI: persisted.LabelSetURI,
+	}
+	for _, d := range decisions {
+		metrics.Ties += b2i(d.Tie)
+		metrics.Flagged += b2i(d.Flagged)
+		metrics.Skipped += b2i(d.Skipped)
+	}
+	if metrics.Labeled == 0 {
+		w.carry.Round = number + 1
+		w.appendHistory(metrics)
+		return w.finish(ctx, fmt.Sprintf("round %d ended with no labels (%s)", number, endedBy))
+	}
+
+	// 5. Fine-tune on the GPU queue.
+	w.phase = PhaseTraining
+	var trained FineTuneOutput
+	err = workflow.ExecuteActivity(trainOptions(ctx), ActivityFineTune, FineTuneInput{
+		RunID: cfg.RunID, Round: number, BaseModelURI: w.carry.ModelURI, LabelSetURI: persisted.LabelSetURI,
+		OutputPrefix: fmt.Sprintf("%s/rounds/%04d/train", cfg.OutputPrefix, number), Settings: cfg.FineTune,
+	}).Get(ctx, &trained)
+	if err != nil {
+		return nil, fmt.Errorf("round %d: fine-tune: %w", number, err)
+	}
+	metrics.Steps, metrics.FinalLoss, metrics.CandidateURI = trained.Steps, trained.FinalLoss, trained.CheckpointURI
+
+	// 6. Evaluate (the current model too, once, for the first comparison).
+	w.phase = PhaseEvaluate
+	forgetting := ""
+	if workflow.GetVersion(ctx, ChangeForgettingEval, workflow.DefaultVersion, 1) >= 1 {
+		forgetting = cfg.ForgettingEvalURI
+	}
+	if w.carry.CurrentMetrics == nil {
+		var base EvaluateOutput
+		if err := workflow.ExecuteActivity(evalOptions(ctx), ActivityEvaluate, EvaluateInput{
+			ModelURI: w.carry.ModelURI, EvalURI: cfg.EvalURI, ForgettingEvalURI: forgetting,
+		}).Get(ctx, &base); err != nil {
+			return nil, fmt.Errorf("round %d: evaluate current model %s: %w", number, w.carry.ModelURI, err)
+		}
+		w.carry.CurrentMetrics, w.carry.CurrentForgetting = base.Metrics, base.Forgetting
+	}
+	var cand EvaluateOutput
+	if err := workflow.ExecuteActivity(evalOptions(ctx), ActivityEvaluate, EvaluateInput{
+		ModelURI: trained.CheckpointURI, EvalURI: cfg.EvalURI, ForgettingEvalURI: forgetting,
+	}).Get(ctx, &cand); err != nil {
+		return nil, fmt.Errorf("round %d: evaluate candidate %s: %w", number, trained.CheckpointURI, err)
+	}
+	metrics.Metrics, metrics.Forgetting = cand.Metrics, cand.Forgetting
+
+	// 7. Promotion decision.
+	promote, note := Decide(cfg.Promotion, cand, EvaluateOutput{Metrics: w.carry.CurrentMetrics, Forgetting: w.carry.CurrentForgetting})
+	metrics.PromotionNote = note
+
+	// 8. Upload the checkpoint (and move the current pointer if promoted).
+	w.phase = PhaseUploading
+	var up UploadCheckpointOutput
+	if err := workflow.ExecuteActivity(storeOptions(ctx), ActivityUploadCheckpoint, UploadCheckpointInput{
+		RunID: cfg.RunID, Round: number, CheckpointURI: trained.CheckpointURI, OutputPrefix: cfg.OutputPrefix,
+		Name: fmt.Sprintf("round-%04d", number), Promote: promote, Metrics: cand.Metrics,
+	}).Get(ctx, &up); err != nil {
+		return nil, fmt.Errorf("round %d: upload checkpoint: %w", number, err)
+	}
+	metrics.Promoted = promote
+	if promote {
+		w.carry.ModelURI = up.ModelURI
+		w.carry.CurrentMetrics, w.carry.CurrentForgetting = cand.Metrics, cand.Forgetting
+		w.carry.RoundsWithoutPromotion = 0
+	} else {
+		w.carry.RoundsWithoutPromotion++
+	}
+	metrics.ModelURI = w.carry.ModelURI
+	w.appendHistory(metrics)
+	w.carry.LastBatch = make([]string, 0, len(batch))
+	for _, c := range batch {
+		w.carry.LastBatch = append(w.carry.LastBatch, c.ItemID)
+	}
+	w.carry.Round = number + 1
+
+	// 9. Stop, or continue as new with the small carried state.
+	if reason := w.stopReason(); reason != "" {
+		return w.finish(ctx, reason)
+	}
+	if err := w.settle(ctx); err != nil {
+		return nil, err
+	}
+	next := cfg
+	c := w.carry
+	c.Late = w.late
+	next.Resume = &c
+	return nil, workflow.NewContinueAsNewError(ctx, ActiveLearningName, next)
+}
+
+func (w *activeLearning) scorePool(ctx workflow.Context, number, k int) ([]ScoreShardOutput, error) {
+	cfg := w.cfg
+	names := make([]string, len(w.shares))
+	for i, s := range w.shares {
+		names[i] = s.Name
+	}
+	futures := make([]workflow.Future, cfg.PoolShards)
+	actx := scoreOptions(ctx)
+	for i := range futures {
+		futures[i] = workflow.ExecuteActivity(actx, ActivityScoreShard, ScoreShardInput{
+			RunID: cfg.RunID, Round: number, ModelURI: w.carry.ModelURI, PoolURI: cfg.PoolURI,
+			Shard: i, NumShards: cfg.PoolShards, Strategies: names, TopM: k + len(w.carry.LastBatch),
+			Seed: cfg.FineTune.Seed + int64(number), LabelSetURI: w.carry.LabelSetURI, Exclude: w.carry.LastBatch,
+			ScoresKey: fmt.Sprintf("%s/rounds/%04d/scores/shard-%04d-of-%04d.jsonl", cfg.OutputPrefix, number, i, cfg.PoolShards),
+		})
+	}
+	outs := make([]ScoreShardOutput, len(futures))
+	for i, f := range futures {
+		if err := f.Get(ctx, &outs[i]); err != nil {
+			return nil, fmt.Errorf("round %d: score pool shard %d/%d: %w", number, i, cfg.PoolShards, err)
+		}
+	}
+	return outs, nil
+}
+
+// waitForLabels blocks until every item reaches its quorum, the round is
+// closed early, or the deadline passes with at least MinLabels labelled
+// items; below the minimum it extends the deadline per the policy.
+func (w *activeLearning) waitForLabels(ctx workflow.Context) (string, error) {
+	cfg := w.cfg
+	r := w.cur
+	r.deadline = workflow.Now(ctx).Add(cfg.RoundDeadline.D())
+	for {
+		wait := r.deadline.Sub(workflow.Now(ctx))
+		done, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return r.complete() || r.closeAsked })
+		if err != nil {
+			return "", fmt.Errorf("round %d: waiting for labels: %w", r.number, err)
+		}
+		switch {
+		case done && r.complete():
+			return "quorum", nil
+		case done:
+			return "closed", nil
+		case r.labeledItems() >= cfg.MinLabels:
+			return "deadline", nil
+		case cfg.Extension.MaxExtensions == 0 || r.extensions < cfg.Extension.MaxExtensions:
+			r.extensions++
+			r.deadline = r.deadline.Add(cfg.Extension.Extend.D())
+			workflow.GetLogger(ctx).Info("deadline passed below the minimum; extending",
+				"round", r.number, "labeled", r.labeledItems(), "min", cfg.MinLabels, "extension", r.extensions, "deadline", r.deadline)
+		default:
+			return "deadline-below-minimum", nil
+		}
+	}
+}
+
+func (w *activeLearning) stopReason() string {
+	cfg := w.cfg
+	switch {
+	case cfg.Budget.MaxRounds > 0 && w.carry.Round > cfg.Budget.MaxRounds:
+		return "max rounds reached"
+	case cfg.Budget.MaxLabels > 0 && w.carry.LabelsTotal >= cfg.Budget.MaxLabels:
+		return "label budget spent"
+	case cfg.Stop.TargetMetric != 0 && reached(cfg.Promotion, w.carry.CurrentMetrics, cfg.Stop.TargetMetric):
+		return fmt.Sprintf("target %s %g reached", cfg.Promotion.Metric, cfg.Stop.TargetMetric)
+	case cfg.Stop.Patience > 0 && w.carry.RoundsWithoutPromotion >= cfg.Stop.Patience:
+		return fmt.Sprintf("no promotion for %d rounds", w.carry.RoundsWithoutPromotion)
+	}
+	return ""
+}
+
+func reached(rule PromotionRule, m map[string]float64, target float64) bool {
+	v, ok := m[rule.Metric]
+	if !ok {
+		return false
+	}
+	if rule.LowerIsBetter {
+		return v <= target
+	}
+	return v >= target
+}
+
+func (w *activeLearning) appendHistory(m RoundMetrics) {
+	w.carry.History = append(w.carry.History, m)
+	if n := len(w.carry.History); n > MaxCarriedHistory {
+		w.carry.History = append([]RoundMetrics(nil), w.carry.History[n-MaxCarriedHistory:]...)
+	}
+}
+
+// settle drains buffered signals and waits for running update handlers.
+func (w *activeLearning) settle(ctx workflow.Context) error {
+	w.drainSignals(ctx)
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return fmt.Errorf("wait for message handlers: %w", err)
+	}
+	w.drainSignals(ctx)
+	return nil
+}
+
+// finish completes the run, persisting any late answers first.
+func (w *activeLearning) finish(ctx workflow.Context, reason string) (*Result, error) {
+	if err := w.settle(ctx); err != nil {
+		return nil, err
+	}
+	if len(w.late) > 0 {
+		var out PersistLabelsOutput
+		err := workflow.ExecuteActivity(storeOptions(ctx), ActivityPersistLabels, PersistLabelsInput{
+			RunID: w.cfg.RunID, Round: w.carry.Round, OutputPrefix: w.cfg.OutputPrefix,
+			PrevLabelSet: w.carry.LabelSetURI, Late: w.late,
+		}).Get(ctx, &out)
+		if err != nil {
+			return nil, fmt.Errorf("persist late answers: %w", err)
+		}
+		w.late = nil
+		w.carry.LabelSetURI = out.LabelSetURI
+	}
+	w.phase = PhaseDone
+	workflow.GetLogger(ctx).Info("active learning run finished", "run", w.cfg.RunID, "reason", reason)
+	return &Result{
+		RunID: w.cfg.RunID, Rounds: len(w.carry.History), ModelURI: w.carry.ModelURI, LabelSetURI: w.carry.LabelSetURI,
+		LabelsTotal: w.carry.LabelsTotal, StopReason: reason, History: w.carry.History,
+	}, nil
+}
+
+// Decide applies the promotion rule to a candidate's and the current
+// model's evaluations and says why.
+func Decide(rule PromotionRule, cand, cur EvaluateOutput) (bool, string) {
+	metric := rule.Metric
+	if metric == "" {
+		metric = "accuracy"
+	}
+	c, ok := cand.Metrics[metric]
+	if !ok {
+		return false, fmt.Sprintf("candidate has no %q metric", metric)
+	}
+	p, ok := cur.Metrics[metric]
+	if !ok {
+		return true, fmt.Sprintf("no current %s to compare; candidate %s=%.4f promoted", metric, metric, c)
+	}
+	gain := c - p
+	if rule.LowerIsBetter {
+		gain = p - c
+	}
+	if gain < rule.MinDelta {
+		return false, fmt.Sprintf("%s %.4f vs current %.4f: gain %.4f below min delta %.4f", metric, c, p, gain, rule.MinDelta)
+	}
+	if cf, ok := cand.Forgetting[metric]; ok {
+		if pf, ok := cur.Forgetting[metric]; ok {
+			drop := pf - cf
+			if rule.LowerIsBetter {
+				drop = cf - pf
+			}
+			if drop > rule.ForgettingTolerance {
+				return false, fmt.Sprintf("forgetting: %s on the forgetting set dropped %.4f, tolerance %.4f", metric, drop, rule.ForgettingTolerance)
+			}
+		}
+	}
+	return true, fmt.Sprintf("%s %.4f vs current %.4f: gain %.4f", metric, c, p, gain)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,33 @@
+package workflows
+
+import (
+	"path/filepath"
+	"testing"
+
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// TestReplayRecordedHistories replays every history exported from a real
+// server (workflows/testdata/*.json, recorded by devserver's
+// TestRecordHistories with CLOZELOOP_RECORD_HISTORIES=1) against the current
+// workflow code: a non-deterministic change fails here.
+func TestReplayRecordedHistories(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Skip("no recorded histories in workflows/testdata; record them with CLOZELOOP_RECORD_HISTORIES=1 go test ./devserver -run TestRecordHistories")
+	}
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(ActiveLearning, workflow.RegisterOptions{Name: ActiveLearningName})
+	r.RegisterWorkflowWithOptions(Retrain, workflow.RegisterOptions{Name: RetrainName})
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
+				t.Fatalf("replay %s: %v", f, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,310 @@
+package workflows
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// round is the labelling state of one open (or just closed) round. It is
+// plain data manipulated only from workflow code.
+type round struct {
+	number   int
+	quorum   int
+	items    []Candidate
+	index    map[string]int
+	open     bool
+	deadline time.Time
+	// answers[item][annotator] = answer (counted answers only).
+	answers    map[string]map[string]string
+	skipped    map[string]bool
+	flags      map[string][]string
+	raw        []RawAnswer
+	closeAsked bool
+	extensions int
+}
+
+func newRound(number, quorum int, items []Candidate) *round {
+	r := &round{
+		number:  number,
+		quorum:  quorum,
+		items:   items,
+		index:   make(map[string]int, len(items)),
+		answers: make(map[string]map[string]string, len(items)),
+		skipped: map[string]bool{},
+		flags:   map[string][]string{},
+	}
+	for i, it := range items {
+		r.index[it.ItemID] = i
+	}
+	return r
+}
+
+// validate checks a submission against the round without changing anything;
+// the error text is what the client sees.
+func (r *round) validate(s LabelSubmission) error {
+	if r == nil {
+		return fmt.Errorf("no round is open for labels yet")
+	}
+	if s.Round != r.number {
+		return fmt.Errorf("wrong round: the submission is for round %d, the current round is %d", s.Round, r.number)
+	}
+	if !r.open {
+		return fmt.Errorf("round %d is closed", r.number)
+	}
+	if strings.TrimSpace(s.Annotator) == "" {
+		return fmt.Errorf("annotator is required")
+	}
+	if len(s.Answers) == 0 {
+		return fmt.Errorf("the submission has no answers")
+	}
+	seen := map[string]bool{}
+	for _, a := range s.Answers {
+		if err := r.validateAnswer(s.Annotator, a); err != nil {
+			return err
+		}
+		if seen[a.ItemID] {
+			return fmt.Errorf("item %q appears twice in the submission", a.ItemID)
+		}
+		seen[a.ItemID] = true
+	}
+	return nil
+}
+
+func (r *round) validateAnswer(annotator string, a Answer) error {
+	if _, ok := r.index[a.ItemID]; !ok {
+		return fmt.Errorf("unknown item id %q in round %d", a.ItemID, r.number)
+	}
+	if strings.TrimSpace(a.Answer) == "" {
+		return fmt.Errorf("empty answer for item %q", a.ItemID)
+	}
+	if r.skipped[a.ItemID] {
+		return fmt.Errorf("item %q was skipped in round %d", a.ItemID, r.number)
+	}
+	if _, dup := r.answers[a.ItemID][annotator]; dup {
+		return fmt.Errorf("annotator %q already answered item %q", annotator, a.ItemID)
+	}
+	return nil
+}
+
+// apply records a submission. Answers that are invalid on their own are
+// kept as rejected raw answers (the signal path); it returns how many were
+// counted.
+func (r *round) apply(s LabelSubmission, via string, now time.Time) int {
+	counted := 0
+	for _, a := range s.Answers {
+		raw := RawAnswer{Round: s.Round, ItemID: a.ItemID, Annotator: s.Annotator, Answer: a.Answer, At: now, Via: via}
+		if err := r.validateAnswer(s.Annotator, a); err != nil {
+			raw.Rejected = err.Error()
+		} else {
+			if r.answers[a.ItemID] == nil {
+				r.answers[a.ItemID] = map[string]string{}
+			}
+			r.answers[a.ItemID][s.Annotator] = strings.TrimSpace(a.Answer)
+			raw.Counted = true
+			counted++
+		}
+		r.raw = append(r.raw, raw)
+	}
+	return counted
+}
+
+// activeItems is the number of items not skipped.
+func (r *round) activeItems() int {
+	return len(r.items) - len(r.skipped)
+}
+
+// itemsComplete counts the active items at quorum.
+func (r *round) itemsComplete() int {
+	n := 0
+	for _, it := range r.items {
+		if !r.skipped[it.ItemID] && len(r.answers[it.ItemID]) >= r.quorum {
+			n++
+		}
+	}
+	return n
+}
+
+// complete reports whether every active item reached its quorum.
+func (r *round) complete() bool {
+	return r.itemsComplete() == r.activeItems()
+}
+
+// labeledItems counts the active items with at least one answer.
+func (r *round) labeledItems() int {
+	n := 0
+	for _, it := range r.items {
+		if !r.skipped[it.ItemID] && len(r.answers[it.ItemID]) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// answerCount counts the counted answers.
+func (r *round) answerCount() int {
+	n := 0
+	for _, m := range r.answers {
+		n += len(m)
+	}
+	return n
+}
+
+// decisions computes the majority vote of every item, in batch order.
+func (r *round) decisions() []LabelDecision {
+	out := make([]LabelDecision, 0, len(r.items))
+	for _, it := range r.items {
+		d := LabelDecision{ItemID: it.ItemID, Text: it.Text, Skipped: r.skipped[it.ItemID]}
+		if reasons := r.flags[it.ItemID]; len(reasons) > 0 {
+			d.Flagged = true
+			d.FlagReasons = append([]string(nil), reasons...)
+		}
+		byAnnotator := r.answers[it.ItemID]
+		d.Answers = len(byAnnotator)
+		if len(byAnnotator) > 0 && !d.Skipped {
+			d.Votes = map[string]int{}
+			for _, a := range byAnnotator {
+				d.Votes[a]++
+			}
+			d.Label, d.Tie = majority(d.Votes)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// majority returns the most voted answer; on a tie, the smallest tied
+// answer and tie=true.
+func majority(votes map[string]int) (label string, tie bool) {
+	keys := make([]string, 0, len(votes))
+	for k := range votes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	best := -1
+	for _, k := range keys {
+		switch {
+		case votes[k] > best:
+			best, label, tie = votes[k], k, false
+		case votes[k] == best:
+			tie = true
+		}
+	}
+	return label, tie
+}
+
+// view is the Batch query answer.
+func (r *round) view() BatchView {
+	if r == nil {
+		return BatchView{}
+	}
+	v := BatchView{Round: r.number, Open: r.open, Deadline: r.deadline, Items: make([]BatchItem, 0, len(r.items))}
+	for _, it := range r.items {
+		annotators := make([]string, 0, len(r.answers[it.ItemID]))
+		for a := range r.answers[it.ItemID] {
+			annotators = append(annotators, a)
+		}
+		sort.Strings(annotators)
+		v.Items = append(v.Items, BatchItem{
+			ItemID:      it.ItemID,
+			Text:        it.Text,
+			Suggestions: topSuggestions(it.Suggestions, 5),
+			Answers:     len(annotators),
+			Quorum:      r.quorum,
+			Skipped:     r.skipped[it.ItemID],
+			Flagged:     len(r.flags[it.ItemID]) > 0,
+			Annotators:  annotators,
+		})
+	}
+	return v
+}
+
+func topSuggestions(s []Suggestion, n int) []Suggestion {
+	if len(s) > n {
+		s = s[:n]
+	}
+	return append([]Suggestion(nil), s...)
+}
+
+// mergeCandidates picks the batch from the shards' best candidates: for each
+// strategy share its part of k (largest remainder), highest score first
+// (ties by item id), never an excluded item nor one already picked.
+func mergeCandidates(shards []ScoreShardOutput, shares []StrategyShare, k int, exclude map[string]bool) []Candidate {
+	quota := splitK(shares, k)
+	picked := map[string]bool{}
+	var out []Candidate
+	for i, sh := range shares {
+		var pool []Candidate
+		for _, o := range shards {
+			pool = append(pool, o.Top[sh.Name]...)
+		}
+		sort.SliceStable(pool, func(a, b int) bool {
+			if pool[a].Score != pool[b].Score {
+				return pool[a].Score > pool[b].Score
+			}
+			return pool[a].ItemID < pool[b].ItemID
+		})
+		taken := 0
+		for _, c := range pool {
+			if taken == quota[i] {
+				break
+			}
+			if exclude[c.ItemID] || picked[c.ItemID] {
+				continue
+			}
+			picked[c.ItemID] = true
+			out = append(out, c)
+			taken++
+		}
+	}
+	// Fill what a share could not (few candidates) from the others.
+	if len(out) < k {
+		var rest []Candidate
+		for _, o := range shards {
+			for _, sh := range shares {
+				rest = append(rest, o.Top[sh.Name]...)
+			}
+		}
+		sort.SliceStable(rest, func(a, b int) bool {
+			if rest[a].Score != rest[b].Score {
+				return rest[a].Score > rest[b].Score
+			}
+			return rest[a].ItemID < rest[b].ItemID
+		})
+		for _, c := range rest {
+			if len(out) == k {
+				break
+			}
+			if exclude[c.ItemID] || picked[c.ItemID] {
+				continue
+			}
+			picked[c.ItemID] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// splitK divides k among the shares by the largest-remainder method.
+func splitK(shares []StrategyShare, k int) []int {
+	q := make([]int, len(shares))
+	type rem struct {
+		i int
+		r float64
+	}
+	rems := make([]rem, len(shares))
+	given := 0
+	for i, s := range shares {
+		exact := s.Weight * float64(k)
+		q[i] = int(exact)
+		given += q[i]
+		rems[i] = rem{i, exact - float64(q[i])}
+	}
+	sort.SliceStable(rems, func(a, b int) bool { return rems[a].r > rems[b].r })
+	for j := 0; given < k; j = (j + 1) % len(rems) {
+		q[rems[j].i]++
+		given++
+	}
+	return q
+}

@@ -1,0 +1,606 @@
+// Package workflows holds clozeloop's Temporal workflows: ActiveLearning, one
+// active-learning round per run (continuing as new between rounds), and
+// Retrain, the nightly retraining on every label so far.
+//
+// The code here is deterministic workflow code only. It knows the activities
+// by name and by their payload types, which are defined here too, so that the
+// activities package can implement them without this package linking the
+// model engine, S3 or HTTP. Large data never travels in payloads: activities
+// exchange object-store keys (URIs).
+package workflows
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Task queues.
+const (
+	// DefaultTaskQueue serves workflows and the CPU activities.
+	DefaultTaskQueue = "clozeloop-default"
+	// GPUTaskQueue serves FineTune.
+	GPUTaskQueue = "clozeloop-gpu"
+)
+
+// Workflow type names.
+const (
+	ActiveLearningName = "ActiveLearning"
+	RetrainName        = "Retrain"
+)
+
+// Message names of the ActiveLearning workflow.
+const (
+	// UpdateSubmitLabels is the Update that submits answers (validated; the
+	// caller gets the reason for a rejection).
+	UpdateSubmitLabels = "SubmitLabels"
+	// SignalLabels is the fire-and-forget equivalent of UpdateSubmitLabels.
+	SignalLabels = "labels"
+	// CloseRound is both an Update and a Signal that ends the open round early.
+	CloseRound = "CloseRound"
+	// SignalSkip removes one item from the open round.
+	SignalSkip = "Skip"
+	// SignalFlag marks one item for review.
+	SignalFlag = "Flag"
+	// QueryStatus returns a Status.
+	QueryStatus = "Status"
+	// QueryBatch returns the open round's BatchView.
+	QueryBatch = "Batch"
+	// QueryHistory returns []RoundMetrics.
+	QueryHistory = "History"
+)
+
+// Activity names.
+const (
+	ActivityScoreShard       = "ScoreShard"
+	ActivityPersistLabels    = "PersistLabels"
+	ActivityFineTune         = "FineTune"
+	ActivityEvaluate         = "Evaluate"
+	ActivityUploadCheckpoint = "UploadCheckpoint"
+	ActivityResolveRun       = "ResolveRun"
+)
+
+// Strategies understood by the scorer.
+var Strategies = []string{"entropy", "margin", "least-confidence", "random", "kcenter", "hybrid"}
+
+// Duration is a time.Duration that reads and writes JSON as a Go duration
+// string ("72h", "30m"); a bare number is read as seconds.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string such as "72h0m0s".
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads "72h" style strings or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("duration %q: %w", s, err)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err != nil {
+		return fmt.Errorf("duration: want a string like \"72h\" or a number of seconds, got %s", b)
+	}
+	*d = Duration(time.Duration(secs * float64(time.Second)))
+	return nil
+}
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// ExtensionPolicy says what happens when the round deadline passes with
+// fewer than MinLabels items labelled.
+type ExtensionPolicy struct {
+	// Extend is how much longer to wait each time (default: one more round
+	// deadline).
+	Extend Duration `json:"extend,omitempty"`
+	// MaxExtensions bounds the extensions; 0 means keep extending.
+	MaxExtensions int `json:"max_extensions,omitempty"`
+}
+
+// Budget bounds the whole run; zero fields are unbounded.
+type Budget struct {
+	MaxRounds int `json:"max_rounds,omitempty"`
+	MaxLabels int `json:"max_labels,omitempty"`
+}
+
+// StopCriteria end the run early.
+type StopCriteria struct {
+	// TargetMetric stops the run once the current model's promotion metric
+	// reaches it (0: no target).
+	TargetMetric float64 `json:"target_metric,omitempty"`
+	// Patience stops the run after this many rounds without a promotion
+	// (0: never).
+	Patience int `json:"patience,omitempty"`
+}
+
+// FineTuneSettings are passed to the trainer.
+type FineTuneSettings struct {
+	Epochs       int     `json:"epochs,omitempty"`
+	MaxSteps     int     `json:"max_steps,omitempty"`
+	LearningRate float64 `json:"learning_rate,omitempty"`
+	BatchSize    int     `json:"batch_size,omitempty"`
+	// ReplayWeight mixes earlier rounds' labels (and general text) into each
+	// fine-tune to limit forgetting, 0..1.
+	ReplayWeight float64 `json:"replay_weight,omitempty"`
+	Seed         int64   `json:"seed,omitempty"`
+	// CheckpointEvery is how many steps between resumable checkpoints.
+	CheckpointEvery int `json:"checkpoint_every,omitempty"`
+}
+
+// PromotionRule decides whether a fine-tuned candidate replaces the current
+// model.
+type PromotionRule struct {
+	// Metric is the evaluation metric compared (default "accuracy").
+	Metric string `json:"metric,omitempty"`
+	// LowerIsBetter is set for metrics like loss or perplexity.
+	LowerIsBetter bool `json:"lower_is_better,omitempty"`
+	// MinDelta is the least improvement that promotes.
+	MinDelta float64 `json:"min_delta,omitempty"`
+	// ForgettingTolerance is the largest drop of Metric on the forgetting
+	// eval set that still promotes (used when forgetting_eval_uri is set).
+	ForgettingTolerance float64 `json:"forgetting_tolerance,omitempty"`
+}
+
+// RunConfig is the one input of the ActiveLearning workflow.
+type RunConfig struct {
+	// RunID names the run; objects go under OutputPrefix ("runs/<run_id>").
+	RunID string `json:"run_id"`
+	// Dataset is a display name, shown in the Temporal UI memo.
+	Dataset string `json:"dataset,omitempty"`
+	// PoolURI is the unlabelled pool (JSONL in the object store).
+	PoolURI string `json:"pool_uri"`
+	// PoolShards is how many parallel ScoreShard activities score the pool
+	// (default 1).
+	PoolShards int `json:"pool_shards,omitempty"`
+	// EvalURI is the evaluation set.
+	EvalURI string `json:"eval_uri"`
+	// ForgettingEvalURI is an optional general-domain evaluation set that
+	// guards against catastrophic forgetting.
+	ForgettingEvalURI string `json:"forgetting_eval_uri,omitempty"`
+	// ModelURI is the starting model checkpoint.
+	ModelURI string `json:"model_uri"`
+	// OutputPrefix is where the run writes (default "runs/<run_id>").
+	OutputPrefix string `json:"output_prefix,omitempty"`
+	// Strategy is one of Strategies, or a mix such as
+	// "entropy=0.7,random=0.3".
+	Strategy string `json:"strategy"`
+	// BatchSize is k, the number of items per round.
+	BatchSize int `json:"batch_size"`
+	// Quorum is the number of answers each item needs (default 1).
+	Quorum int `json:"quorum,omitempty"`
+	// RoundDeadline is how long a round waits for labels.
+	RoundDeadline Duration `json:"round_deadline"`
+	// MinLabels is how many labelled items the round needs at the deadline
+	// (default 1).
+	MinLabels int              `json:"min_labels,omitempty"`
+	Extension ExtensionPolicy  `json:"extension,omitempty"`
+	Budget    Budget           `json:"budget,omitempty"`
+	Stop      StopCriteria     `json:"stop,omitempty"`
+	FineTune  FineTuneSettings `json:"fine_tune,omitempty"`
+	Promotion PromotionRule    `json:"promotion,omitempty"`
+	// Resume is set only by continue-as-new: the small state carried from
+	// the previous round.
+	Resume *Carry `json:"resume,omitempty"`
+}
+
+// Carry is the state one ActiveLearning run hands to the next.
+type Carry struct {
+	// Round is the round the new run starts (1-based).
+	Round int `json:"round"`
+	// ModelURI is the current (last promoted) model.
+	ModelURI string `json:"model_uri"`
+	// LabelSetURI is the label-set manifest after the last round.
+	LabelSetURI string `json:"label_set_uri,omitempty"`
+	LabelsTotal int    `json:"labels_total"`
+	// CurrentMetrics and CurrentForgetting are the current model's scores.
+	CurrentMetrics    map[string]float64 `json:"current_metrics,omitempty"`
+	CurrentForgetting map[string]float64 `json:"current_forgetting,omitempty"`
+	// RoundsWithoutPromotion counts towards StopCriteria.Patience.
+	RoundsWithoutPromotion int `json:"rounds_without_promotion"`
+	// LastBatch holds the previous round's item ids (never re-selected
+	// straight away, even before the label set reflects them).
+	LastBatch []string `json:"last_batch,omitempty"`
+	// History is the per-round summary (the last MaxCarriedHistory rounds).
+	History []RoundMetrics `json:"history,omitempty"`
+	// Late holds answers that arrived after their round closed; the next
+	// PersistLabels stores them.
+	Late []RawAnswer `json:"late,omitempty"`
+}
+
+// MaxCarriedHistory bounds Carry.History.
+const MaxCarriedHistory = 100
+
+// StrategyShare is one part of a strategy mix.
+type StrategyShare struct {
+	Name   string  `json:"name"`
+	Weight float64 `json:"weight"`
+}
+
+// ParseStrategy reads a single strategy name or a mix
+// "name=weight,name=weight" into shares that sum to 1.
+func ParseStrategy(s string) ([]StrategyShare, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, fmt.Errorf("strategy is empty; want one of %s or a mix like \"entropy=0.7,random=0.3\"", strings.Join(Strategies, "|"))
+	}
+	var out []StrategyShare
+	total := 0.0
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		name, weightStr, hasWeight := strings.Cut(strings.TrimSpace(part), "=")
+		name = strings.TrimSpace(name)
+		if !knownStrategy(name) {
+			return nil, fmt.Errorf("unknown strategy %q; want one of %s", name, strings.Join(Strategies, "|"))
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("strategy %q appears twice in %q", name, s)
+		}
+		seen[name] = true
+		w := 1.0
+		if hasWeight {
+			if _, err := fmt.Sscanf(strings.TrimSpace(weightStr), "%g", &w); err != nil || w <= 0 {
+				return nil, fmt.Errorf("strategy %q: weight %q is not a positive number", name, weightStr)
+			}
+		}
+		total += w
+		out = append(out, StrategyShare{Name: name, Weight: w})
+	}
+	for i := range out {
+		out[i].Weight /= total
+	}
+	return out, nil
+}
+
+func knownStrategy(name string) bool {
+	for _, s := range Strategies {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate checks a RunConfig and returns the first problem found.
+func (c *RunConfig) Validate() error {
+	switch {
+	case c.RunID == "":
+		return fmt.Errorf("run_id is required")
+	case c.PoolURI == "":
+		return fmt.Errorf("pool_uri is required")
+	case c.EvalURI == "":
+		return fmt.Errorf("eval_uri is required")
+	case c.ModelURI == "":
+		return fmt.Errorf("model_uri is required")
+	case c.BatchSize <= 0:
+		return fmt.Errorf("batch_size must be positive, got %d", c.BatchSize)
+	case c.Quorum < 0:
+		return fmt.Errorf("quorum must not be negative, got %d", c.Quorum)
+	case c.RoundDeadline <= 0:
+		return fmt.Errorf("round_deadline must be positive (e.g. \"72h\")")
+	case c.MinLabels < 0 || c.MinLabels > c.BatchSize:
+		return fmt.Errorf("min_labels must be between 0 and batch_size (%d), got %d", c.BatchSize, c.MinLabels)
+	case c.PoolShards < 0 || c.PoolShards > 256:
+		return fmt.Errorf("pool_shards must be between 1 and 256, got %d", c.PoolShards)
+	case c.Budget.MaxRounds < 0 || c.Budget.MaxLabels < 0:
+		return fmt.Errorf("budget values must not be negative")
+	case c.Extension.Extend < 0 || c.Extension.MaxExtensions < 0:
+		return fmt.Errorf("extension values must not be negative")
+	case c.FineTune.ReplayWeight < 0 || c.FineTune.ReplayWeight > 1:
+		return fmt.Errorf("fine_tune.replay_weight must be within [0, 1], got %g", c.FineTune.ReplayWeight)
+	}
+	if _, err := ParseStrategy(c.Strategy); err != nil {
+		return err
+	}
+	return nil
+}
+
+// withDefaults fills the optional fields.
+func (c RunConfig) withDefaults() RunConfig {
+	if c.Quorum == 0 {
+		c.Quorum = 1
+	}
+	if c.MinLabels == 0 {
+		c.MinLabels = 1
+	}
+	if c.PoolShards == 0 {
+		c.PoolShards = 1
+	}
+	if c.OutputPrefix == "" {
+		c.OutputPrefix = "runs/" + c.RunID
+	}
+	if c.Extension.Extend == 0 {
+		c.Extension.Extend = c.RoundDeadline
+	}
+	if c.Promotion.Metric == "" {
+		c.Promotion.Metric = "accuracy"
+	}
+	return c
+}
+
+// Suggestion is one of the model's predictions for the masked token.
+type Suggestion struct {
+	Token string  `json:"token"`
+	Prob  float64 `json:"prob"`
+}
+
+// Candidate is a scored pool item proposed for labelling.
+type Candidate struct {
+	ItemID string  `json:"item_id"`
+	Text   string  `json:"text"`
+	Score  float64 `json:"score"`
+	// Suggestions are the model's top-5 fillers, shown to annotators.
+	Suggestions []Suggestion `json:"suggestions,omitempty"`
+}
+
+// ScoreShardInput asks one activity to score one shard of the pool.
+type ScoreShardInput struct {
+	RunID      string   `json:"run_id"`
+	Round      int      `json:"round"`
+	ModelURI   string   `json:"model_uri"`
+	PoolURI    string   `json:"pool_uri"`
+	Shard      int      `json:"shard"`
+	NumShards  int      `json:"num_shards"`
+	Strategies []string `json:"strategies"`
+	// TopM is how many candidates per strategy the shard returns.
+	TopM int   `json:"top_m"`
+	Seed int64 `json:"seed"`
+	// LabelSetURI lists items already labelled (excluded); may be empty.
+	LabelSetURI string `json:"label_set_uri,omitempty"`
+	// Exclude are further item ids to leave out (items in flight).
+	Exclude []string `json:"exclude,omitempty"`
+	// ScoresKey is where the shard's full scores are written.
+	ScoresKey string `json:"scores_key"`
+}
+
+// ScoreShardOutput is one shard's result: where its scores are, and its best
+// candidates per strategy.
+type ScoreShardOutput struct {
+	Shard     int                    `json:"shard"`
+	ScoresKey string                 `json:"scores_key"`
+	Scored    int                    `json:"scored"`
+	Top       map[string][]Candidate `json:"top"`
+}
+
+// Answer is one annotator's answer for one item.
+type Answer struct {
+	ItemID string `json:"item_id"`
+	Answer string `json:"answer"`
+}
+
+// LabelSubmission is the payload of the SubmitLabels Update and of the
+// labels Signal.
+type LabelSubmission struct {
+	Round     int      `json:"round"`
+	Annotator string   `json:"annotator"`
+	Answers   []Answer `json:"answers"`
+}
+
+// SubmitResult is what SubmitLabels returns.
+type SubmitResult struct {
+	Round         int  `json:"round"`
+	Counted       int  `json:"counted"`
+	ItemsComplete int  `json:"items_complete"`
+	ItemsNeeded   int  `json:"items_needed"`
+	RoundComplete bool `json:"round_complete"`
+}
+
+// ItemNote is the payload of the Skip and Flag signals.
+type ItemNote struct {
+	Round     int    `json:"round"`
+	ItemID    string `json:"item_id"`
+	Annotator string `json:"annotator,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// CloseRequest is the payload of CloseRound.
+type CloseRequest struct {
+	Round  int    `json:"round"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// RawAnswer is every answer received, counted or not.
+type RawAnswer struct {
+	Round     int       `json:"round"`
+	ItemID    string    `json:"item_id"`
+	Annotator string    `json:"annotator"`
+	Answer    string    `json:"answer"`
+	At        time.Time `json:"at"`
+	Via       string    `json:"via"` // "update" or "signal"
+	Counted   bool      `json:"counted"`
+	Rejected  string    `json:"rejected,omitempty"`
+}
+
+// LabelDecision is the outcome for one item of a round.
+type LabelDecision struct {
+	ItemID string `json:"item_id"`
+	// Text is the item's cloze text (with the mask), kept so the label set
+	// is self-contained for training.
+	Text string `json:"text,omitempty"`
+	// Label is the majority answer ("" when the item got no answer or was
+	// skipped).
+	Label   string         `json:"label,omitempty"`
+	Votes   map[string]int `json:"votes,omitempty"`
+	Answers int            `json:"answers"`
+	// Tie is set when several answers share the top vote; Label is then the
+	// smallest of them and the item needs review.
+	Tie         bool     `json:"tie,omitempty"`
+	Skipped     bool     `json:"skipped,omitempty"`
+	Flagged     bool     `json:"flagged,omitempty"`
+	FlagReasons []string `json:"flag_reasons,omitempty"`
+}
+
+// PersistLabelsInput stores one round's labels and raw answers.
+type PersistLabelsInput struct {
+	RunID        string          `json:"run_id"`
+	Round        int             `json:"round"`
+	OutputPrefix string          `json:"output_prefix"`
+	PrevLabelSet string          `json:"prev_label_set,omitempty"`
+	Decisions    []LabelDecision `json:"decisions"`
+	Raw          []RawAnswer     `json:"raw"`
+	Late         []RawAnswer     `json:"late,omitempty"`
+}
+
+// PersistLabelsOutput names the new label-set manifest.
+type PersistLabelsOutput struct {
+	LabelSetURI string `json:"label_set_uri"`
+	// Labeled is the number of labelled items in the whole set.
+	Labeled int `json:"labeled"`
+}
+
+// FineTuneInput asks the GPU worker for one fine-tune.
+type FineTuneInput struct {
+	RunID        string           `json:"run_id"`
+	Round        int              `json:"round"`
+	BaseModelURI string           `json:"base_model_uri"`
+	LabelSetURI  string           `json:"label_set_uri"`
+	OutputPrefix string           `json:"output_prefix"`
+	Settings     FineTuneSettings `json:"settings"`
+}
+
+// FineTuneOutput names the trained checkpoint.
+type FineTuneOutput struct {
+	CheckpointURI string  `json:"checkpoint_uri"`
+	Steps         int     `json:"steps"`
+	FinalLoss     float64 `json:"final_loss"`
+	// ResumedFromStep is the step the last attempt started from (0: fresh).
+	ResumedFromStep int `json:"resumed_from_step"`
+	Examples        int `json:"examples"`
+}
+
+// EvaluateInput evaluates one model.
+type EvaluateInput struct {
+	ModelURI          string `json:"model_uri"`
+	EvalURI           string `json:"eval_uri"`
+	ForgettingEvalURI string `json:"forgetting_eval_uri,omitempty"`
+}
+
+// EvaluateOutput holds the metrics on the eval set and, when asked, on the
+// forgetting set.
+type EvaluateOutput struct {
+	Metrics    map[string]float64 `json:"metrics"`
+	Forgetting map[string]float64 `json:"forgetting,omitempty"`
+}
+
+// UploadCheckpointInput copies a trained checkpoint to its permanent place
+// and, when promoted, moves the run's current-model pointer to it.
+type UploadCheckpointInput struct {
+	RunID         string             `json:"run_id"`
+	Round         int                `json:"round"`
+	CheckpointURI string             `json:"checkpoint_uri"`
+	OutputPrefix  string             `json:"output_prefix"`
+	Name          string             `json:"name"`
+	Promote       bool               `json:"promote"`
+	Metrics       map[string]float64 `json:"metrics,omitempty"`
+}
+
+// UploadCheckpointOutput names the permanent checkpoint.
+type UploadCheckpointOutput struct {
+	ModelURI string `json:"model_uri"`
+	Promoted bool   `json:"promoted"`
+}
+
+// ResolveRunInput asks where a run's current model and label set are.
+type ResolveRunInput struct {
+	OutputPrefix string `json:"output_prefix"`
+}
+
+// ResolveRunOutput answers ResolveRunInput ("" where nothing exists yet).
+type ResolveRunOutput struct {
+	ModelURI    string             `json:"model_uri"`
+	LabelSetURI string             `json:"label_set_uri"`
+	Metrics     map[string]float64 `json:"metrics,omitempty"`
+}
+
+// Phase is what the ActiveLearning workflow is doing.
+type Phase string
+
+// Phases.
+const (
+	PhaseScoring   Phase = "scoring"
+	PhaseLabeling  Phase = "labeling"
+	PhasePersist   Phase = "persisting"
+	PhaseTraining  Phase = "training"
+	PhaseEvaluate  Phase = "evaluating"
+	PhaseUploading Phase = "uploading"
+	PhaseDone      Phase = "done"
+)
+
+// Status is the answer of the Status query.
+type Status struct {
+	RunID          string             `json:"run_id"`
+	Phase          Phase              `json:"phase"`
+	Round          int                `json:"round"`
+	Items          int                `json:"items"`
+	ItemsComplete  int                `json:"items_complete"`
+	LabelsReceived int                `json:"labels_received"`
+	LabelsNeeded   int                `json:"labels_needed"`
+	Deadline       time.Time          `json:"deadline,omitzero"`
+	Extensions     int                `json:"extensions"`
+	LastMetrics    map[string]float64 `json:"last_metrics,omitempty"`
+	ModelURI       string             `json:"model_uri"`
+	LabelSetURI    string             `json:"label_set_uri,omitempty"`
+	LabelsTotal    int                `json:"labels_total"`
+}
+
+// BatchItem is one item of the open round, for annotators.
+type BatchItem struct {
+	ItemID      string       `json:"item_id"`
+	Text        string       `json:"text"`
+	Suggestions []Suggestion `json:"suggestions,omitempty"`
+	// Answers is how many answers are counted; Quorum how many are needed.
+	Answers int  `json:"answers"`
+	Quorum  int  `json:"quorum"`
+	Skipped bool `json:"skipped,omitempty"`
+	Flagged bool `json:"flagged,omitempty"`
+	// Annotators who already answered (they may not answer again).
+	Annotators []string `json:"annotators,omitempty"`
+}
+
+// BatchView is the answer of the Batch query.
+type BatchView struct {
+	Round    int         `json:"round"`
+	Open     bool        `json:"open"`
+	Deadline time.Time   `json:"deadline,omitzero"`
+	Items    []BatchItem `json:"items"`
+}
+
+// RoundMetrics summarises one finished round.
+type RoundMetrics struct {
+	Round         int                `json:"round"`
+	EndedBy       string             `json:"ended_by"`
+	Items         int                `json:"items"`
+	Labeled       int                `json:"labeled"`
+	Answers       int                `json:"answers"`
+	Ties          int                `json:"ties,omitempty"`
+	Flagged       int                `json:"flagged,omitempty"`
+	Skipped       int                `json:"skipped,omitempty"`
+	Extensions    int                `json:"extensions,omitempty"`
+	Steps         int                `json:"steps"`
+	FinalLoss     float64            `json:"final_loss"`
+	Metrics       map[string]float64 `json:"metrics,omitempty"`
+	Forgetting    map[string]float64 `json:"forgetting,omitempty"`
+	Promoted      bool               `json:"promoted"`
+	CandidateURI  string             `json:"candidate_uri"`
+	ModelURI      string             `json:"model_uri"`
+	LabelSetURI   string             `json:"label_set_uri"`
+	PromotionNote string             `json:"promotion_note,omitempty"`
+}
+
+// Result is what a finished ActiveLearning workflow returns.
+type Result struct {
+	RunID       string         `json:"run_id"`
+	Rounds      int            `json:"rounds"`
+	ModelURI    string         `json:"model_uri"`
+	LabelSetURI string         `json:"label_set_uri"`
+	LabelsTotal int            `json:"labels_total"`
+	StopReason  string         `json:"stop_reason"`
+	History     []RoundMetrics `json:"history"`
+}
