@@ -42,6 +42,22 @@ type cmdEnv struct {
 func commands() []command {
 	return []command{
 		versionCmd(),
+		doctorCmd(),
+		dataCmd(),
+		predictCmd(),
+		benchCmd(),
+		s3Cmd(),
+		workerCmd(),
+		startCmd(),
+		statusCmd(),
+		labelCmd(),
+		scheduleCmd(),
+		pretrainCmd(),
+		finetuneCmd(),
+		simulateCmd(),
+		serverCmd(),
+		hookCmd(),
+		devCmd(),
 	}
 }
 

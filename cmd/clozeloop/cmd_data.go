@@ -1,0 +1,351 @@
+package main
+
+import (
+	"compress/gzip"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/clozeloop/clozeloop/dataset"
+)
+
+const dataUsage = `build wordnet --out DIR [flags]
+       clozeloop data build text --in FILE --out DIR [flags]
+       clozeloop data import FILE --out DIR [--kind K] [--skip-invalid] [--pool FILE] [--json]
+       clozeloop data validate FILE [--kind K] [--skip-invalid] [--pool FILE] [--json]
+       clozeloop data stats FILE [--kind K] [--top N] [--json]`
+
+func dataCmd() command {
+	return command{
+		name:    "data",
+		summary: "build cloze datasets (WordNet, raw text); import, validate and describe JSONL files",
+		run: func(ctx context.Context, env *cmdEnv, args []string) error {
+			if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+				fmt.Fprintf(env.stderr, "Usage: clozeloop data %s\n\nRun 'clozeloop data <subcommand> -h' for flags. The JSONL format is described in docs/DATA.md.\n", dataUsage)
+				if len(args) == 0 {
+					return usagef("missing subcommand")
+				}
+				return flag.ErrHelp
+			}
+			switch args[0] {
+			case "build":
+				if len(args) < 2 {
+					return usagef("data build: want wordnet or text")
+				}
+				switch args[1] {
+				case "wordnet":
+					return dataBuildWordNet(ctx, env, args[2:])
+				case "text":
+					return dataBuildText(ctx, env, args[2:])
+				}
+				return usagef("data build: unknown source %q (want wordnet or text)", args[1])
+			case "import":
+				return dataImport(ctx, env, args[1:])
+			case "validate":
+				return dataValidate(ctx, env, args[1:])
+			case "stats":
+				return dataStats(ctx, env, args[1:])
+			}
+			return usagef("data: unknown subcommand %q (want build, import, validate or stats)", args[0])
+		},
+	}
+}
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// splitFlags registers the split flags shared by the builders.
+func splitFlags(fs *flag.FlagSet) *dataset.SplitOptions {
+	s := &dataset.SplitOptions{}
+	fs.Float64Var(&s.EvalFraction, "eval-fraction", dataset.DefaultEvalFraction, "share of sentences (by hash) in the eval split; negative for none")
+	fs.Int64Var(&s.Seed, "seed", 1, "split seed")
+	fs.IntVar(&s.MaxMasks, "max-masks", 0, "drop items with more masks (0: no limit)")
+	return s
+}
+
+func printBuild(env *cmdEnv, out string, st *dataset.BuildStats, asJSON bool) error {
+	if asJSON {
+		return writeJSON(env.stdout, struct {
+			Out string `json:"out"`
+			*dataset.BuildStats
+		}{out, st})
+	}
+	w := env.stdout
+	fmt.Fprintf(w, "source       %s\n", st.Source)
+	fmt.Fprintf(w, "sentences    %d\n", st.Sentences)
+	fmt.Fprintf(w, "no mask      %d\n", st.NoMask)
+	fmt.Fprintf(w, "duplicates   %d\n", st.Duplicates)
+	if st.TooManyMasks > 0 {
+		fmt.Fprintf(w, "too many     %d\n", st.TooManyMasks)
+	}
+	fmt.Fprintf(w, "pool         %d  %s/%s (answers in %s)\n", st.Pool, out, dataset.PoolFile, dataset.OracleFile)
+	fmt.Fprintf(w, "eval         %d  %s/%s\n", st.Eval, out, dataset.EvalFile)
+	fmt.Fprintf(w, "raw lines    %d  %s/%s\n", st.RawLines, out, dataset.RawFile)
+	keys := make([]string, 0, len(st.MasksPerItem))
+	for k := range st.MasksPerItem {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return len(keys[i]) < len(keys[j]) || len(keys[i]) == len(keys[j]) && keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s:%d", k, st.MasksPerItem[k])
+	}
+	fmt.Fprintf(w, "masks/item   %s\n", strings.Join(parts, " "))
+	fmt.Fprintf(w, "stats        %s/%s\n", out, dataset.StatsFile)
+	return nil
+}
+
+func dataBuildWordNet(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "data build wordnet", "--out DIR [flags]")
+	out := fs.String("out", "", "output folder (required)")
+	dir := fs.String("wordnet-dir", dataset.DefaultWordNetDir, "folder with WordNet's data.* and *.exc files (Debian package wordnet-base)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	split := splitFlags(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if *out == "" || len(pos) > 0 {
+		return usagef("data build wordnet: want --out DIR and no arguments")
+	}
+	env.log.Info("building WordNet cloze set", "wordnet", *dir, "out", *out)
+	st, err := dataset.BuildWordNet(ctx, dataset.WordNetOptions{Dir: *dir, Out: *out, Split: *split})
+	if err != nil {
+		return fmt.Errorf("build WordNet cloze set: %w", err)
+	}
+	return printBuild(env, *out, st, *asJSON)
+}
+
+// openCorpus opens a text file, decompressing .gz and .dz (dictzip) files.
+func openCorpus(path string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasSuffix(path, ".gz") && !strings.HasSuffix(path, ".dz") {
+		return f, nil
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("decompress %s: %w", path, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{zr, f}, nil
+}
+
+func dataBuildText(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "data build text", "--in FILE --out DIR [flags]")
+	in := fs.String("in", "", "UTF-8 text file (.gz and .dz are decompressed) (required)")
+	out := fs.String("out", "", "output folder (required)")
+	name := fs.String("name", "", "corpus name for stats and meta (default: the file name)")
+	strip := fs.Bool("strip-line-numbers", false, "remove a leading number from each line (verse or line numbers)")
+	minWords := fs.Int("min-words", 5, "shortest sentence kept, in words")
+	maxWords := fs.Int("max-words", 50, "longest sentence kept, in words")
+	skipTop := fs.Int("skip-top", 100, "never mask the N most frequent words")
+	minCount := fs.Int("min-count", 3, "never mask words seen fewer times")
+	asJSON := fs.Bool("json", false, "print JSON")
+	split := splitFlags(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if *in == "" || *out == "" || len(pos) > 0 {
+		return usagef("data build text: want --in FILE --out DIR and no arguments")
+	}
+	if *minWords < 1 || *maxWords < *minWords || *skipTop < 0 || *minCount < 1 {
+		return usagef("data build text: want 1 <= --min-words <= --max-words, --skip-top >= 0, --min-count >= 1")
+	}
+	if *name == "" {
+		*name = *in
+	}
+	opts := dataset.TextOptions{
+		Open:             func() (io.ReadCloser, error) { return openCorpus(*in) },
+		Name:             *name,
+		Out:              *out,
+		StripLineNumbers: *strip,
+		MinWords:         *minWords,
+		MaxWords:         *maxWords,
+		Frequency:        dataset.FrequencyOptions{SkipTop: *skipTop, MinCount: *minCount, Seed: split.Seed},
+		Split:            *split,
+	}
+	if *skipTop == 0 {
+		opts.Frequency.SkipTop = -1
+	}
+	env.log.Info("building cloze set from text", "in", *in, "out", *out)
+	st, err := dataset.BuildText(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("build cloze set from %s: %w", *in, err)
+	}
+	return printBuild(env, *out, st, *asJSON)
+}
+
+// recordFlags registers the flags shared by import and validate.
+func recordFlags(fs *flag.FlagSet) (kind, pool *string, skip *bool) {
+	kind = fs.String("kind", "", "record kind: pool, labels or eval (default: detected from the first line)")
+	pool = fs.String("pool", "", "for labels: pool file to check item ids and answer counts against")
+	skip = fs.Bool("skip-invalid", false, "keep going past invalid lines and report how many were skipped")
+	return kind, pool, skip
+}
+
+func validateOptions(kind, pool string, skip bool) (dataset.ValidateOptions, error) {
+	o := dataset.ValidateOptions{SkipInvalid: skip}
+	if kind != "" {
+		k, err := dataset.ParseKind(kind)
+		if err != nil {
+			return o, usageError{err}
+		}
+		o.Kind = k
+	}
+	if pool != "" {
+		f, err := os.Open(pool)
+		if err != nil {
+			return o, fmt.Errorf("open pool: %w", err)
+		}
+		defer f.Close()
+		idx, err := dataset.NewPoolIndex(f, pool)
+		if err != nil {
+			return o, err
+		}
+		o.Pool = idx
+	}
+	return o, nil
+}
+
+func printResult(env *cmdEnv, verb string, res *dataset.Result, asJSON bool) error {
+	if asJSON {
+		return writeJSON(env.stdout, res)
+	}
+	fmt.Fprintf(env.stdout, "%s %s (%s): %d valid record(s), %d invalid line(s) skipped\n", verb, res.File, res.Kind, res.Records, res.Skipped)
+	for _, le := range res.Invalid {
+		fmt.Fprintf(env.stdout, "  %v\n", le)
+	}
+	if res.Skipped > len(res.Invalid) {
+		fmt.Fprintf(env.stdout, "  … and %d more\n", res.Skipped-len(res.Invalid))
+	}
+	if res.Output != "" {
+		fmt.Fprintf(env.stdout, "wrote %s\n", res.Output)
+	}
+	return nil
+}
+
+func dataImport(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "data import", "FILE --out DIR [flags]")
+	out := fs.String("out", "", "data folder to copy the validated records into (required)")
+	kind, pool, skip := recordFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *out == "" {
+		return usagef("data import: want one FILE and --out DIR")
+	}
+	o, err := validateOptions(*kind, *pool, *skip)
+	if err != nil {
+		return err
+	}
+	res, err := dataset.Import(ctx, pos[0], *out, o)
+	if err != nil {
+		return fmt.Errorf("import %s (nothing written): %w", pos[0], err)
+	}
+	return printResult(env, "imported", res, *asJSON)
+}
+
+func dataValidate(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "data validate", "FILE [flags]")
+	kind, pool, skip := recordFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("data validate: want one FILE")
+	}
+	o, err := validateOptions(*kind, *pool, *skip)
+	if err != nil {
+		return err
+	}
+	res, err := dataset.Validate(ctx, pos[0], o)
+	var ve *dataset.ValidationError
+	if errors.As(err, &ve) && *asJSON {
+		if werr := writeJSON(env.stdout, res); werr != nil {
+			return werr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return printResult(env, "validated", res, *asJSON)
+}
+
+func dataStats(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "data stats", "FILE [flags]")
+	kind := fs.String("kind", "", "record kind: pool, labels or eval (default: detected from the first line)")
+	top := fs.Int("top", 20, "number of top answers to list")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("data stats: want one FILE")
+	}
+	var k dataset.Kind
+	if *kind != "" {
+		if k, err = dataset.ParseKind(*kind); err != nil {
+			return usageError{err}
+		}
+	}
+	st, err := dataset.ComputeStats(ctx, pos[0], k, *top)
+	if err != nil {
+		return fmt.Errorf("stats of %s: %w", pos[0], err)
+	}
+	if *asJSON {
+		return writeJSON(env.stdout, st)
+	}
+	w := env.stdout
+	fmt.Fprintf(w, "file         %s (%s)\n", st.File, st.Kind)
+	fmt.Fprintf(w, "records      %d (%d invalid lines skipped)\n", st.Records, st.Invalid)
+	fmt.Fprintf(w, "duplicates   %d (%.2f%%)\n", st.Duplicates, 100*st.DuplicateRate)
+	if len(st.MasksPerItem) > 0 {
+		fmt.Fprintf(w, "masks/item   %v\n", st.MasksPerItem)
+	}
+	if d := st.Words; d != nil {
+		fmt.Fprintf(w, "words        min %d  p50 %d  p90 %d  p99 %d  max %d  mean %.1f\n", d.Min, d.P50, d.P90, d.P99, d.Max, d.Mean)
+	}
+	if len(st.Status) > 0 {
+		fmt.Fprintf(w, "status       %v\n", st.Status)
+	}
+	if len(st.TopAnswers) > 0 {
+		parts := make([]string, len(st.TopAnswers))
+		for i, c := range st.TopAnswers {
+			parts[i] = fmt.Sprintf("%s %d", c.Value, c.Count)
+		}
+		fmt.Fprintf(w, "top answers  %s\n", strings.Join(parts, ", "))
+	}
+	return nil
+}

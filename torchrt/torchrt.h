@@ -1,0 +1,58 @@
+// torchrt.h is the C interface of clozeloop's own libtorch shims. Every
+// function catches C++ exceptions: a non-NULL return value is an error message
+// allocated with malloc that the caller must free.
+#ifndef CLOZELOOP_TORCHRT_H
+#define CLOZELOOP_TORCHRT_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// torchrt_compiled_version returns TORCH_VERSION from torch/version.h as seen
+// when this file was compiled (a static string; do not free).
+const char *torchrt_compiled_version(void);
+
+// torchrt_compat returns the value of CLOZELOOP_COMPAT (the hash of the
+// compatibility header) when the build used it, or "" (static; do not free).
+const char *torchrt_compat(void);
+
+// torchrt_show_config stores at::show_config() in *out (malloc'd).
+char *torchrt_show_config(char **out);
+
+// torchrt_parallel_info stores at::get_parallel_info() in *out (malloc'd).
+char *torchrt_parallel_info(char **out);
+
+// torchrt_set_num_threads calls at::set_num_threads(n).
+char *torchrt_set_num_threads(int n);
+
+// torchrt_num_threads stores in *out the intra-op thread count that libtorch
+// gives a thread that has not run any parallel work yet: it asks from a fresh
+// thread, so the answer does not depend on which OS thread calls it.
+char *torchrt_num_threads(int *out);
+
+// torchrt_manual_seed seeds libtorch's default generators.
+char *torchrt_manual_seed(uint64_t seed);
+
+// torchrt_cuda stores torch::cuda::is_available() and
+// torch::cuda::device_count() in *available and *count.
+char *torchrt_cuda(int *available, int64_t *count);
+
+// torchrt_prepare_thread readies the calling OS thread for libtorch work:
+// it applies the process-wide intra-op thread count (at::init_num_threads)
+// and switches autograd's thread-local grad mode on.
+char *torchrt_prepare_thread(void);
+
+// torchrt_grad_enabled stores c10::GradMode::is_enabled() of the calling OS
+// thread in *out.
+char *torchrt_grad_enabled(int *out);
+
+// torchrt_set_grad_enabled sets the calling OS thread's grad mode.
+char *torchrt_set_grad_enabled(int enabled);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
