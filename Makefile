@@ -28,17 +28,28 @@ BENCH_FLAGS ?= -benchmem -benchtime=3x
 # Debian/Ubuntu packages: build tools for cgo, libtorch, OpenBLAS (Debian's
 # libtorch is ~100x slower on the reference BLAS), PyTorch on the same
 # libtorch (reference figures), WordNet (cloze data sets).
-APT_PACKAGES := ca-certificates git make g++ libtorch-dev libopenblas0-pthread python3-torch wordnet-base
+APT_PACKAGES := ca-certificates git make g++ libtorch-dev libopenblas0-pthread python3-torch wordnet-base bible-kjv
+# Node.js runs the real Hugging Face tokenizers for the tokenizer parity
+# tests (tools/hfparity); Debian's nodejs/npm are used only when no node is
+# installed already.
+NODE_PACKAGES := nodejs npm
 # npm tools installed globally by "make setup" (none yet).
 NPM_TOOLS :=
 
-.PHONY: setup build test dev bench fmt vet doctor clean
+# Debian's PyTorch (python3-torch) is the numeric and speed reference; a
+# pyenv or venv python3 earlier on PATH usually lacks it.
+ifneq ($(wildcard /usr/bin/python3),)
+export CLOZELOOP_PYTHON ?= /usr/bin/python3
+endif
+
+.PHONY: setup tools build test test-short dev bench fmt vet doctor clean
 
 ## setup: install missing system packages (apt on Debian/Ubuntu; sudo when not root)
 setup:
 	@if [ -f /etc/debian_version ] && command -v dpkg-query >/dev/null && command -v apt-get >/dev/null; then \
 		missing=""; \
-		for p in $(APT_PACKAGES); do \
+		pkgs="$(APT_PACKAGES)"; command -v npm >/dev/null || pkgs="$$pkgs $(NODE_PACKAGES)"; \
+		for p in $$pkgs; do \
 			dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 		done; \
 		if [ -n "$$missing" ]; then \
@@ -61,9 +72,20 @@ setup:
 build:
 	$(ENV) $(GO) build -o bin/clozeloop ./cmd/clozeloop
 
+## tools: install the test-only Node.js helper (real Hugging Face tokenizers)
+tools: tools/hfparity/node_modules/.package-lock.json
+
+tools/hfparity/node_modules/.package-lock.json: tools/hfparity/package-lock.json
+	@command -v npm >/dev/null || { echo "tools: npm not found: run 'make setup' (installs nodejs npm)" >&2; exit 1; }
+	npm ci --prefix tools/hfparity --no-audit --no-fund
+
 ## test: go vet and all tests (the README's and CI's test command)
-test:
+test: tools
 	$(ENV) $(GO) vet $(PKGS) && $(GO) test -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
+
+## test-short: the quick tests only (skips real-server, WordNet-size and training tests)
+test-short: tools
+	$(ENV) $(GO) test -short -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
 
 ## dev: set up, build and run the main job on embedded defaults
 dev: setup build

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/clozeloop/clozeloop/internal/atomicfile"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -831,7 +832,7 @@ func (m *Model) writeCheckpoint(spec trainSpec, opt *adamW, st trainerState) (st
 	if err != nil {
 		return fail(err)
 	}
-	if err := writeFileAtomic(filepath.Join(tmp, trainerStateFile), append(data, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tmp, trainerStateFile), append(data, '\n'), 0o644); err != nil {
 		return fail(err)
 	}
 	base := fmt.Sprintf("checkpoint-%08d", st.Step)
@@ -842,7 +843,7 @@ func (m *Model) writeCheckpoint(spec trainSpec, opt *adamW, st trainerState) (st
 	if err := os.Rename(tmp, final); err != nil {
 		return fail(err)
 	}
-	if err := writeFileAtomic(filepath.Join(spec.ckptDir, latestFile), []byte(base+"\n")); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(spec.ckptDir, latestFile), []byte(base+"\n"), 0o644); err != nil {
 		return fail(err)
 	}
 	entries, err := os.ReadDir(spec.ckptDir)

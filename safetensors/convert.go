@@ -1,14 +1,10 @@
 package safetensors
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"math"
 )
-
-func newBufWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 1<<20) }
 
 // F16ToFloat32 converts an IEEE 754 half-precision value to float32
 // exactly (including subnormals, infinities and NaN).

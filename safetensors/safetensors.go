@@ -15,10 +15,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/clozeloop/clozeloop/internal/atomicfile"
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 )
@@ -335,32 +335,9 @@ func Write(w io.Writer, tensors []Tensor, metadata map[string]string) error {
 // WriteFile writes tensors and metadata to path atomically: it writes a
 // temporary file in the same folder, syncs it and renames it into place, so
 // a failed write never leaves a partial file at path.
-func WriteFile(path string, tensors []Tensor, metadata map[string]string) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write safetensors %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	bw := newBufWriter(tmp)
-	if err = Write(bw, tensors, metadata); err != nil {
-		return fmt.Errorf("write safetensors %s: %w", path, err)
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("write safetensors %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("sync safetensors %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("close safetensors %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("rename safetensors into %s: %w", path, err)
+func WriteFile(path string, tensors []Tensor, metadata map[string]string) error {
+	if err := atomicfile.Write(path, 0o644, func(w io.Writer) error { return Write(w, tensors, metadata) }); err != nil {
+		return fmt.Errorf("write safetensors: %w", err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"github.com/clozeloop/clozeloop/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -47,35 +48,9 @@ func WriteOutputs(dir string, res *Results) error {
 		if err != nil {
 			return fmt.Errorf("write %s: %w", f.name, err)
 		}
-		if err := writeAtomic(filepath.Join(dir, f.name), b); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), b, 0o644); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func writeAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }
