@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clozeloop/clozeloop/activities"
+	"github.com/clozeloop/clozeloop/dataset"
+	"github.com/clozeloop/clozeloop/workflows"
+)
+
+// poolEngine scores the real pool uploaded to the store (so item ids match
+// the gold answers), and trains and evaluates without a model: it tests
+// the dev wiring, not the model engine.
+type poolEngine struct{ blobs activities.Blobs }
+
+func (e poolEngine) ScoreShard(ctx context.Context, req activities.ScoreRequest, progress func(done, total int)) ([]activities.ScoredItem, error) {
+	data, err := e.blobs.Get(ctx, req.PoolURI)
+	if err != nil {
+		return nil, err
+	}
+	var out []activities.ScoredItem
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for p := 0; sc.Scan(); p++ {
+		var it dataset.Item
+		if err := json.Unmarshal(sc.Bytes(), &it); err != nil {
+			return nil, fmt.Errorf("pool line %d: %w", p+1, err)
+		}
+		if p%req.NumShards != req.Shard || req.Skip(it.ID) {
+			continue
+		}
+		scores := map[string]float64{}
+		for _, s := range req.Strategies {
+			scores[s] = float64(p)
+		}
+		out = append(out, activities.ScoredItem{ItemID: it.ID, Text: it.Text, Scores: scores,
+			Suggestions: []workflows.Suggestion{{Token: "thing", Prob: 0.5}}})
+	}
+	return out, sc.Err()
+}
+
+func (e poolEngine) FineTune(ctx context.Context, req activities.TrainRequest, progress func(activities.TrainProgress)) (activities.TrainResult, error) {
+	key := req.OutputPrefix + "/final"
+	if err := e.blobs.Put(ctx, key+"/model.safetensors", []byte(fmt.Sprint(len(req.Examples)))); err != nil {
+		return activities.TrainResult{}, err
+	}
+	return activities.TrainResult{CheckpointURI: key, Steps: 1, FinalLoss: 1}, nil
+}
+
+func (e poolEngine) Evaluate(ctx context.Context, modelURI, evalURI string, progress func(done, total int)) (map[string]float64, error) {
+	if _, err := e.blobs.Get(ctx, evalURI); err != nil {
+		return nil, err
+	}
+	return map[string]float64{"accuracy": 0.1 * float64(strings.Count(modelURI, "round"))}, nil
+}
+
+func testEnv(stdout io.Writer) *cmdEnv {
+	return &cmdEnv{stdout: stdout, stderr: io.Discard, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// TestDevDemoAnnotate runs `clozeloop dev --demo-annotate` in process on
+// free ports and temporary folders: data set build, upload, run start, the
+// oracle annotator answering two rounds through the hook, and a clean
+// shutdown.
+func TestDevDemoAnnotate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded Temporal server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	model := filepath.Join(t.TempDir(), "model")
+	if err := os.MkdirAll(model, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(model, "config.json"), []byte(`{"model_type":"bert"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	o := devOptions{
+		dataDir: dir, temporalAddr: "127.0.0.1:0", uiAddr: "127.0.0.1:0", s3Addr: "127.0.0.1:0", hookAddr: "127.0.0.1:0",
+		namespace: "default", modelDir: model, wordnetDir: filepath.Join("..", "..", "dataset", "testdata", "wordnet"),
+		demo: true, demoAnnotate: true, demoRounds: 2, demoBatch: 2, asJSON: true,
+		newActivities: func(ctx context.Context, env *cmdEnv, blobs activities.Blobs) (*activities.Activities, error) {
+			eng := poolEngine{blobs: blobs}
+			return &activities.Activities{Blobs: blobs, Scorer: eng, Trainer: eng, Evaluator: eng, Logger: env.log}, nil
+		},
+	}
+	start := time.Now()
+	if err := runDev(ctx, testEnv(&out), o); err != nil {
+		t.Fatalf("dev: %v\n%s", err, out.String())
+	}
+	t.Logf("dev --demo-annotate with 2 rounds took %s", time.Since(start))
+
+	dec := json.NewDecoder(&out)
+	var info devInfo
+	var res devResult
+	if err := dec.Decode(&info); err != nil {
+		t.Fatalf("info: %v", err)
+	}
+	if err := dec.Decode(&res); err != nil {
+		t.Fatalf("result: %v", err)
+	}
+	if !info.Workers || info.RunID == "" || info.WebUI == "" || !strings.HasPrefix(info.AnnotateURL, info.Hook+"/runs/demo-") {
+		t.Errorf("info %+v", info)
+	}
+	if res.Result == nil || res.Result.Rounds != 2 || res.Result.LabelsTotal != 4 || res.Result.StopReason != "max rounds reached" {
+		t.Fatalf("result %+v", res.Result)
+	}
+	for _, name := range []string{"temporal/temporal.db", "data/pool.jsonl", "data/oracle.jsonl"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestDevNoEngine starts everything without workers (the model engine is
+// not available), serves until cancelled and shuts down cleanly.
+func TestDevNoEngine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded Temporal server")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	dir := t.TempDir()
+	pr, pw := io.Pipe()
+	o := devOptions{
+		dataDir: dir, temporalAddr: "127.0.0.1:0", s3Addr: "127.0.0.1:0", hookAddr: "127.0.0.1:0", namespace: "default",
+		asJSON: true, demoRounds: 1, demoBatch: 1,
+		newActivities: func(context.Context, *cmdEnv, activities.Blobs) (*activities.Activities, error) {
+			return nil, fmt.Errorf("no engine in this test")
+		},
+	}
+	done := make(chan error, 1)
+	go func() { done <- runDev(ctx, testEnv(pw), o); pw.Close() }()
+	var info devInfo
+	if err := json.NewDecoder(pr).Decode(&info); err != nil {
+		t.Fatalf("info: %v", err)
+	}
+	go io.Copy(io.Discard, pr)
+	if info.Workers || info.WorkersError != "no engine in this test" || info.RunID != "" {
+		t.Errorf("info %+v", info)
+	}
+	resp, err := httpGet(ctx, info.Hook+"/healthz")
+	if err != nil || resp != 200 {
+		t.Errorf("healthz: %d, %v", resp, err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("dev: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("dev did not stop within a minute")
+	}
+}
+
+func TestDevFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--demo=false", "--demo-annotate"}, "--demo-annotate needs --demo"},
+		{[]string{"--demo-rounds", "0"}, "at least 1"},
+		{[]string{"extra"}, "no arguments"},
+	}
+	for _, tt := range tests {
+		err := devCmd().run(context.Background(), testEnv(io.Discard), tt.args)
+		if _, ok := err.(usageError); !ok || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("dev %v: %v, want a usage error with %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+func httpGet(ctx context.Context, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
