@@ -87,9 +87,14 @@ test: tools
 test-short: tools
 	$(ENV) $(GO) test -short -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
 
-## dev: set up, build and run the main job on embedded defaults
+## dev: set up, build, check the machine and run everything embedded
+## (Temporal + Web UI, S3, workers, annotation hook, a demo run) until Ctrl-C.
+## DEV_FLAGS=--demo-annotate answers the demo batches from gold and exits.
+DEV_DATA ?= clozeloop-data
+DEV_FLAGS ?=
 dev: setup build
 	bin/clozeloop doctor
+	bin/clozeloop dev --data $(DEV_DATA) $(DEV_FLAGS)
 
 ## bench: run benchmarks (BENCH=regexp PKGS=./pkg/...)
 bench:

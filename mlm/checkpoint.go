@@ -29,9 +29,16 @@ const (
 // missing, unexpected or of the wrong shape or dtype.
 var ErrCheckpoint = errors.New("checkpoint does not match the model")
 
+// ErrUnsupportedTokenizer is wrapped by the error of Load for a model
+// whose tokenizer this package cannot run (RoBERTa's byte-level BPE).
+var ErrUnsupportedTokenizer = errors.New("unsupported tokenizer")
+
 // Load loads the model in dir: config.json, the weights (model.safetensors,
 // or the legacy pytorch_model.bin when there is no safetensors file) and
-// the tokenizer files.
+// the tokenizer files. BERT and DistilBERT load completely; for RoBERTa the
+// byte-level BPE tokenizer is not supported, so Load fails with an error
+// wrapping ErrUnsupportedTokenizer, and LoadWeights with a nil tokenizer
+// gives a model for id-level use (Forward, MLMHead).
 func Load(ctx context.Context, dir string, opts Options) (*Model, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -42,6 +49,10 @@ func Load(ctx context.Context, dir string, opts Options) (*Model, error) {
 	}
 	tok, err := tokenize.Load(dir)
 	if err != nil {
+		if cfg.ModelType == ModelTypeRoBERTa {
+			return nil, fmt.Errorf("load model %s: %w: RoBERTa's byte-level BPE tokenizer cannot be loaded (only WordPiece tokenizers are supported); "+
+				"run the model on token ids with LoadWeights and a nil tokenizer: %v", dir, ErrUnsupportedTokenizer, err)
+		}
 		return nil, fmt.Errorf("load model %s: %w", dir, err)
 	}
 	return LoadWeights(ctx, dir, cfg, tok, opts)
@@ -212,15 +223,6 @@ func (m *Model) SaveSafetensors(path string) error {
 	return safetensors.WriteFile(path, sd, nil)
 }
 
-// ignoredTensor reports tensors that Hugging Face checkpoints may carry but
-// the masked LM does not use (pooler, next-sentence head, index buffers).
-func ignoredTensor(name string) bool {
-	if strings.HasPrefix(name, "bert.pooler.") || strings.HasPrefix(name, "cls.seq_relationship.") {
-		return true
-	}
-	return name == "bert.embeddings.position_ids" || name == "bert.embeddings.token_type_ids"
-}
-
 // canonicalName maps legacy names (LayerNorm gamma/beta) to current ones.
 func canonicalName(name string) string {
 	if base, ok := strings.CutSuffix(name, ".gamma"); ok {
@@ -232,12 +234,14 @@ func canonicalName(name string) string {
 	return name
 }
 
-// resolveState maps a checkpoint's tensors onto specs: legacy names are
-// renamed, unused tensors dropped, the tied decoder weight checked and
-// ignored, cls.predictions.decoder.bias accepted for cls.predictions.bias.
+// resolveState maps a checkpoint's tensors onto specs (of any family):
+// legacy names are renamed, unused tensors dropped, the tied decoder weight
+// checked and ignored, the decoder bias alias (e.g.
+// cls.predictions.decoder.bias) accepted for the output bias.
 // Every spec must be present with its shape and a float dtype, and nothing
 // else may remain.
 func resolveState(specs []paramSpec, raw map[string]safetensors.Tensor) (map[string]safetensors.Tensor, error) {
+	arch := namesOfSpecs(specs)
 	src := make(map[string]safetensors.Tensor, len(raw))
 	names := make([]string, 0, len(raw))
 	for name := range raw {
@@ -246,7 +250,7 @@ func resolveState(specs []paramSpec, raw map[string]safetensors.Tensor) (map[str
 	sort.Strings(names)
 	var problems []string
 	for _, name := range names {
-		if ignoredTensor(name) {
+		if arch.ignored(name) {
 			continue
 		}
 		c := canonicalName(name)
@@ -255,17 +259,17 @@ func resolveState(specs []paramSpec, raw map[string]safetensors.Tensor) (map[str
 		}
 		src[c] = raw[name]
 	}
-	if b, ok := src["cls.predictions.decoder.bias"]; ok {
-		if _, has := src["cls.predictions.bias"]; !has {
-			src["cls.predictions.bias"] = b
+	if b, ok := src[arch.biasAlias]; ok && arch.biasAlias != "" {
+		if _, has := src[arch.bias]; !has {
+			src[arch.bias] = b
 		}
-		delete(src, "cls.predictions.decoder.bias")
+		delete(src, arch.biasAlias)
 	}
-	if d, ok := src["cls.predictions.decoder.weight"]; ok {
+	if d, ok := src[arch.decoderWeight]; ok {
 		if want := specs[0].shape; !slices.Equal(d.Shape, want) {
-			problems = append(problems, fmt.Sprintf("tensor cls.predictions.decoder.weight has shape %v, want %v", d.Shape, want))
+			problems = append(problems, fmt.Sprintf("tensor %s has shape %v, want %v", arch.decoderWeight, d.Shape, want))
 		}
-		delete(src, "cls.predictions.decoder.weight")
+		delete(src, arch.decoderWeight)
 	}
 	out := make(map[string]safetensors.Tensor, len(specs))
 	for _, s := range specs {

@@ -544,8 +544,8 @@ func (m *Model) train(ctx context.Context, src batchSource, spec trainSpec, prog
 		for _, p := range params {
 			if g, gerr := p.Tensor.Grad(false); gerr == nil {
 				if g.MustDefined() {
-					g.Detach_()
-					g.Zero_()
+					_ = inPlace(g, g.Detach_)
+					_ = inPlace(g, g.Zero_)
 				}
 				g.MustDrop()
 			}

@@ -9,7 +9,13 @@
 // word + position + token-type embeddings, LayerNorm, encoder layers
 // (self-attention with the additive padding mask, residual LayerNorms, erf
 // GELU) and the MLM head with the decoder tied to the word embeddings.
-// Parameters live in a gotch nn.VarStore under their Hugging Face names.
+// DistilBertForMaskedLM (no token types; q_lin … out_lin, sa_layer_norm,
+// ffn, output_layer_norm; vocab_transform, vocab_layer_norm and the tied
+// vocab_projector) and RobertaForMaskedLM (BERT layers; positions counted
+// from padding_idx+1 over non-padding tokens; lm_head with the tied
+// decoder) share the same code with their own names. Parameters live in a
+// gotch nn.VarStore under their Hugging Face names. RoBERTa's byte-level
+// BPE tokenizer is not supported: RoBERTa models run on token ids.
 //
 // libtorch's grad mode is per OS thread, so every entry point that runs
 // tensor work locks its goroutine to one OS thread for the duration.
@@ -27,6 +33,7 @@ import (
 	"unsafe"
 
 	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
@@ -58,13 +65,18 @@ type Model struct {
 	tok    *tokenize.Tokenizer
 	vs     *nn.VarStore
 	device gotch.Device
-	act    activation
-	p      bertParams
-	seed   uint64
+	act    activation // hidden_act, in the encoder
+	// headAct is the MLM head's activation: hidden_act, except for
+	// RoBERTa whose head always uses the erf GELU.
+	headAct activation
+	p       bertParams
+	seed    uint64
 
-	scale  *ts.Scalar // 1/sqrt(head size)
-	negMin *ts.Scalar // the most negative float32, for the padding mask
-	one    *ts.Scalar
+	scale *ts.Scalar // 1/sqrt(head size)
+	// sqrtHead is sqrt(head size), which DistilBERT divides the queries by.
+	sqrtHead *ts.Scalar
+	negMin   *ts.Scalar // the most negative float32, for the padding mask
+	one      *ts.Scalar
 
 	mu     sync.Mutex
 	closed bool
@@ -80,6 +92,8 @@ type bertLayer struct {
 	outLN                      layerNorm
 }
 
+// bertParams are the parameters of every family: DistilBERT has no token
+// type embeddings (typeEmb nil); the names differ (see specs).
 type bertParams struct {
 	wordEmb, posEmb, typeEmb *ts.Tensor
 	embLN                    layerNorm
@@ -105,46 +119,6 @@ type paramSpec struct {
 	shape []int64
 	init  initKind
 	dst   **ts.Tensor
-}
-
-// specs lists the model's parameters in Hugging Face naming, bound to the
-// fields of m.p that hold them.
-func (m *Model) specs() []paramSpec {
-	c := m.cfg
-	V, H, I := int64(c.VocabSize), int64(c.HiddenSize), int64(c.IntermediateSize)
-	p := &m.p
-	var s []paramSpec
-	add := func(name string, shape []int64, init initKind, dst **ts.Tensor) {
-		s = append(s, paramSpec{name: name, shape: shape, init: init, dst: dst})
-	}
-	lin := func(name string, out, in int64, l *linear) {
-		add(name+".weight", []int64{out, in}, initNormal, &l.w)
-		add(name+".bias", []int64{out}, initZeros, &l.b)
-	}
-	ln := func(name string, l *layerNorm) {
-		add(name+".weight", []int64{H}, initOnes, &l.w)
-		add(name+".bias", []int64{H}, initZeros, &l.b)
-	}
-	add("bert.embeddings.word_embeddings.weight", []int64{V, H}, initEmbedding, &p.wordEmb)
-	add("bert.embeddings.position_embeddings.weight", []int64{int64(c.MaxPositionEmbeddings), H}, initNormal, &p.posEmb)
-	add("bert.embeddings.token_type_embeddings.weight", []int64{int64(c.TypeVocabSize), H}, initNormal, &p.typeEmb)
-	ln("bert.embeddings.LayerNorm", &p.embLN)
-	for i := range p.layers {
-		l := &p.layers[i]
-		pre := "bert.encoder.layer." + strconv.Itoa(i) + "."
-		lin(pre+"attention.self.query", H, H, &l.query)
-		lin(pre+"attention.self.key", H, H, &l.key)
-		lin(pre+"attention.self.value", H, H, &l.value)
-		lin(pre+"attention.output.dense", H, H, &l.attnOut)
-		ln(pre+"attention.output.LayerNorm", &l.attnLN)
-		lin(pre+"intermediate.dense", I, H, &l.inter)
-		lin(pre+"output.dense", H, I, &l.out)
-		ln(pre+"output.LayerNorm", &l.outLN)
-	}
-	lin("cls.predictions.transform.dense", H, H, &p.headDense)
-	ln("cls.predictions.transform.LayerNorm", &p.headLN)
-	add("cls.predictions.bias", []int64{V}, initZeros, &p.decoderBias)
-	return s
 }
 
 // ParseDevice turns "auto", "cpu", "cuda" or "cuda:N" into a gotch device.
@@ -189,12 +163,14 @@ func newModel(cfg Config, tok *tokenize.Tokenizer, opts Options, state map[strin
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.ModelType != ModelTypeBERT {
-		return nil, fmt.Errorf("%w: model_type %q is not implemented yet (only bert)", ErrConfig, cfg.ModelType)
-	}
 	act, err := parseActivation(cfg.HiddenAct)
 	if err != nil {
 		return nil, err
+	}
+	headAct := act
+	if cfg.ModelType == ModelTypeRoBERTa {
+		// RobertaLMHead applies the erf GELU whatever hidden_act says.
+		headAct = actGELU
 	}
 	if tok != nil && tok.VocabSize() > cfg.VocabSize {
 		return nil, fmt.Errorf("%w: tokenizer has %d tokens, more than vocab_size %d", ErrConfig, tok.VocabSize(), cfg.VocabSize)
@@ -214,11 +190,12 @@ func newModel(cfg Config, tok *tokenize.Tokenizer, opts Options, state map[strin
 		return nil, err
 	}
 	m := &Model{
-		cfg: cfg, tok: tok, device: device, act: act, seed: opts.Seed,
-		vs:     nn.NewVarStore(device),
-		scale:  ts.FloatScalar(1 / math.Sqrt(float64(cfg.HiddenSize/cfg.NumAttentionHeads))),
-		negMin: ts.FloatScalar(-math.MaxFloat32),
-		one:    ts.FloatScalar(1),
+		cfg: cfg, tok: tok, device: device, act: act, headAct: headAct, seed: opts.Seed,
+		vs:       nn.NewVarStore(device),
+		scale:    ts.FloatScalar(1 / math.Sqrt(float64(cfg.HiddenSize/cfg.NumAttentionHeads))),
+		sqrtHead: ts.FloatScalar(math.Sqrt(float64(cfg.HiddenSize / cfg.NumAttentionHeads))),
+		negMin:   ts.FloatScalar(-math.MaxFloat32),
+		one:      ts.FloatScalar(1),
 	}
 	m.p.layers = make([]bertLayer, cfg.NumHiddenLayers)
 	specs := m.specs()
@@ -370,6 +347,7 @@ func (m *Model) Close() error {
 	m.vs.Destroy()
 	m.p = bertParams{}
 	m.scale.MustDrop()
+	m.sqrtHead.MustDrop()
 	m.negMin.MustDrop()
 	m.one.MustDrop()
 	return nil
@@ -417,6 +395,27 @@ func check(err error) {
 	}
 }
 
+// inPlace runs op, an in-place gotch method on t (Add_, MulScalar_, …),
+// and frees the tensor handle it replaced. gotch v0.9.1's in-place methods
+// point t at a new libtorch handle to the same tensor and never free the
+// old handle, so the tensor's reference count never returns to zero: every
+// tensor modified in place would leak its storage (and, when training, its
+// autograd graph). Use it for every in-place op on a tensor that is later
+// dropped.
+func inPlace(t *ts.Tensor, op func() error) error {
+	old := lib.Ctensor(t.Ctensor())
+	if err := op(); err != nil {
+		return err
+	}
+	if cur := lib.Ctensor(t.Ctensor()); cur != old && old != nil {
+		lib.AtFree(old)
+		if err := ts.TorchErr(); err != nil {
+			return fmt.Errorf("free replaced tensor handle: %w", err)
+		}
+	}
+	return nil
+}
+
 // catch recovers a torchError panic into *errp, prefixed with what.
 func catch(errp *error, what string) {
 	if r := recover(); r != nil {
@@ -436,7 +435,7 @@ func catch(errp *error, what string) {
 // ts.NoGradGuard, on a goroutine locked to its OS thread) and for not
 // calling Forward concurrently with Close.
 func (m *Model) Forward(inputIDs, attentionMask, tokenTypeIDs *ts.Tensor, train bool) (hidden *ts.Tensor, err error) {
-	defer catch(&err, "bert forward")
+	defer catch(&err, m.cfg.ModelType+" forward")
 	return m.forward(inputIDs, attentionMask, tokenTypeIDs, train), nil
 }
 
@@ -457,27 +456,30 @@ func (m *Model) forward(ids, mask, types *ts.Tensor, train bool) *ts.Tensor {
 		check(fmt.Errorf("input_ids must be [batch, length], got shape %v", size))
 	}
 	B, T := size[0], size[1]
-	if T > int64(c.MaxPositionEmbeddings) {
-		check(fmt.Errorf("sequence length %d exceeds max_position_embeddings %d", T, c.MaxPositionEmbeddings))
+	if T > int64(c.MaxSequenceLength()) {
+		check(fmt.Errorf("sequence length %d exceeds the model's maximum %d (max_position_embeddings %d)", T, c.MaxSequenceLength(), c.MaxPositionEmbeddings))
 	}
 	H := int64(c.HiddenSize)
 	p := &m.p
 
-	end := ts.IntScalar(T)
-	pos := must(ts.Arange(end, gotch.Int64, m.device))
-	end.MustDrop()
+	pos := m.positionIDs(ids, T)
 	x := must(ts.Embedding(p.wordEmb, ids, -1, false, false))
 	pe := must(ts.Embedding(p.posEmb, pos, -1, false, false))
 	pos.MustDrop()
-	check(x.Add_(pe))
+	check(inPlace(x, func() error { return x.Add_(pe) }))
 	pe.MustDrop()
-	if types != nil {
+	switch {
+	case p.typeEmb == nil:
+		if types != nil {
+			check(fmt.Errorf("%s has no token type embeddings, got token_type_ids", c.ModelType))
+		}
+	case types != nil:
 		te := must(ts.Embedding(p.typeEmb, types, -1, false, false))
-		check(x.Add_(te))
+		check(inPlace(x, func() error { return x.Add_(te) }))
 		te.MustDrop()
-	} else {
+	default:
 		row := must(p.typeEmb.Select(0, 0, false))
-		check(x.Add_(row))
+		check(inPlace(x, func() error { return x.Add_(row) }))
 		row.MustDrop()
 	}
 	h := must(ts.LayerNorm(x, []int64{H}, p.embLN.w, p.embLN.b, c.LayerNormEps, false))
@@ -500,6 +502,27 @@ func (m *Model) forward(ids, mask, types *ts.Tensor, train bool) *ts.Tensor {
 	return h
 }
 
+// positionIDs returns the position ids of ids [B, T]: 0 … T-1 (as [T],
+// broadcast over the batch) for BERT and DistilBERT; for RoBERTa, as
+// Hugging Face's create_position_ids_from_input_ids, padding_idx+1 onwards
+// counting only non-padding tokens, with padding tokens at padding_idx
+// ([B, T]).
+func (m *Model) positionIDs(ids *ts.Tensor, T int64) *ts.Tensor {
+	if m.cfg.ModelType != ModelTypeRoBERTa {
+		end := ts.IntScalar(T)
+		defer end.MustDrop()
+		return must(ts.Arange(end, gotch.Int64, m.device))
+	}
+	pad := ts.IntScalar(int64(m.cfg.PadTokenID))
+	defer pad.MustDrop()
+	notPad := must(ids.Ne(pad, false))
+	notPad = must(notPad.Totype(gotch.Int64, true))
+	cum := must(notPad.Cumsum(1, gotch.Int64, false))
+	pos := must(cum.Mul(notPad, true))
+	notPad.MustDrop()
+	return must(pos.AddScalar(pad, true))
+}
+
 // layer runs one encoder layer on x [B, T, H], consuming x.
 func (m *Model) layer(x, ext *ts.Tensor, l *bertLayer, B, T int64, train bool) *ts.Tensor {
 	c := m.cfg
@@ -515,11 +538,19 @@ func (m *Model) layer(x, ext *ts.Tensor, l *bertLayer, B, T int64, train bool) *
 	k := heads(l.key)
 	v := heads(l.value)
 	kt := must(k.Transpose(-1, -2, true))
+	// DistilBERT scales the queries, BERT and RoBERTa the scores: the same
+	// math, rounded differently, and parity is kept with each.
+	distil := c.ModelType == ModelTypeDistilBERT
+	if distil {
+		q = must(q.DivScalar(m.sqrtHead, true))
+	}
 	scores := must(q.Matmul(kt, true))
 	kt.MustDrop()
-	check(scores.MulScalar_(m.scale))
+	if !distil {
+		check(inPlace(scores, func() error { return scores.MulScalar_(m.scale) }))
+	}
 	if ext != nil {
-		check(scores.Add_(ext))
+		check(inPlace(scores, func() error { return scores.Add_(ext) }))
 	}
 	probs := must(scores.Softmax(-1, gotch.Float, true))
 	probs = m.dropout(probs, c.AttentionProbsDropoutProb, train)
@@ -530,7 +561,7 @@ func (m *Model) layer(x, ext *ts.Tensor, l *bertLayer, B, T int64, train bool) *
 	a := must(ts.Linear(ctx, l.attnOut.w, l.attnOut.b))
 	ctx.MustDrop()
 	a = m.dropout(a, c.HiddenDropoutProb, train)
-	check(a.Add_(x))
+	check(inPlace(a, func() error { return a.Add_(x) }))
 	x.MustDrop()
 	h1 := must(ts.LayerNorm(a, []int64{H}, l.attnLN.w, l.attnLN.b, c.LayerNormEps, false))
 	a.MustDrop()
@@ -540,7 +571,7 @@ func (m *Model) layer(x, ext *ts.Tensor, l *bertLayer, B, T int64, train bool) *
 	o := must(ts.Linear(i, l.out.w, l.out.b))
 	i.MustDrop()
 	o = m.dropout(o, c.HiddenDropoutProb, train)
-	check(o.Add_(h1))
+	check(inPlace(o, func() error { return o.Add_(h1) }))
 	h1.MustDrop()
 	h := must(ts.LayerNorm(o, []int64{H}, l.outLN.w, l.outLN.b, c.LayerNormEps, false))
 	o.MustDrop()
@@ -548,8 +579,11 @@ func (m *Model) layer(x, ext *ts.Tensor, l *bertLayer, B, T int64, train bool) *
 }
 
 // activate applies hidden_act to x, consuming x.
-func (m *Model) activate(x *ts.Tensor) *ts.Tensor {
-	switch m.act {
+func (m *Model) activate(x *ts.Tensor) *ts.Tensor { return applyActivation(m.act, x) }
+
+// applyActivation applies act to x, consuming x.
+func applyActivation(act activation, x *ts.Tensor) *ts.Tensor {
+	switch act {
 	case actGELUTanh:
 		return must(x.Gelu("tanh", true))
 	case actReLU:
@@ -570,7 +604,7 @@ func (m *Model) MLMHead(hidden *ts.Tensor) (logits *ts.Tensor, err error) {
 func (m *Model) head(hidden *ts.Tensor) *ts.Tensor {
 	p := &m.p
 	t := must(ts.Linear(hidden, p.headDense.w, p.headDense.b))
-	t = m.activate(t)
+	t = applyActivation(m.headAct, t)
 	u := must(ts.LayerNorm(t, []int64{int64(m.cfg.HiddenSize)}, p.headLN.w, p.headLN.b, m.cfg.LayerNormEps, false))
 	t.MustDrop()
 	logits := must(ts.Linear(u, p.wordEmb, p.decoderBias))

@@ -167,7 +167,7 @@ func clipGradNorm(grads []*ts.Tensor, maxNorm float64) float64 {
 		defer coef.MustDrop()
 		for _, g := range grads {
 			if g != nil {
-				check(g.MulScalar_(coef))
+				check(inPlace(g, func() error { return g.MulScalar_(coef) }))
 			}
 		}
 	}
@@ -201,21 +201,21 @@ func (o *adamW) update(grads []*ts.Tensor, lr float64) {
 		}
 		w := p.Tensor
 		if o.decay[i] && o.opts.WeightDecay > 0 {
-			check(w.MulScalar_(decay))
+			check(inPlace(w, func() error { return w.MulScalar_(decay) }))
 		}
 		// m = b1*m + (1-b1)*g
-		check(o.m[i].Lerp_(g, w1))
+		check(inPlace(o.m[i], func() error { return o.m[i].Lerp_(g, w1) }))
 		// v = b2*v + (1-b2)*g*g
-		check(o.v[i].MulScalar_(b2s))
+		check(inPlace(o.v[i], func() error { return o.v[i].MulScalar_(b2s) }))
 		gs := must(g.MulScalar(w2, false))
-		check(o.v[i].Addcmul_(gs, g))
+		check(inPlace(o.v[i], func() error { return o.v[i].Addcmul_(gs, g) }))
 		gs.MustDrop()
 		// w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)
 		den := must(o.v[i].Sqrt(false))
-		check(den.MulScalar_(invSqrtBC2))
-		check(den.AddScalar_(eps))
+		check(inPlace(den, func() error { return den.MulScalar_(invSqrtBC2) }))
+		check(inPlace(den, func() error { return den.AddScalar_(eps) }))
 		num := must(o.m[i].MulScalar(stepSize, false))
-		check(w.Addcdiv_(num, den))
+		check(inPlace(w, func() error { return w.Addcdiv_(num, den) }))
 		num.MustDrop()
 		den.MustDrop()
 	}
@@ -226,8 +226,8 @@ func (o *adamW) zeroGrads() {
 	for _, p := range o.params {
 		g := must(p.Tensor.Grad(false))
 		if g.MustDefined() {
-			check(g.Detach_())
-			check(g.Zero_())
+			check(inPlace(g, func() error { return g.Detach_() }))
+			check(inPlace(g, func() error { return g.Zero_() }))
 		}
 		g.MustDrop()
 	}
@@ -308,8 +308,8 @@ func copyInto(dst *ts.Tensor, st safetensors.Tensor) error {
 		defer moved.MustDrop()
 		src = moved
 	}
-	if err := dst.Zero_(); err != nil {
+	if err := inPlace(dst, dst.Zero_); err != nil {
 		return err
 	}
-	return dst.Add_(src)
+	return inPlace(dst, func() error { return dst.Add_(src) })
 }

@@ -60,6 +60,12 @@ func TestAdamWGroups(t *testing.T) {
 	const lr, wd, g = 0.1, 0.5, 0.5
 	runtime.LockOSThread() // libtorch's grad mode is per thread
 	defer runtime.UnlockOSThread()
+	// An earlier test may have left grad mode off on this OS thread.
+	prev, err := ts.GradSetEnabled(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ts.GradSetEnabled(prev)
 	mk := func(v float32) *ts.Tensor {
 		x := ts.MustOfSlice([]float32{v, v})
 		y := x.MustSetRequiresGrad(true, true)

@@ -6,6 +6,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/clozeloop/clozeloop/torchrt"
 )
 
 // FillOptions configure FillMask.
@@ -73,6 +75,7 @@ func (m *Model) FillMask(ctx context.Context, texts []string, opts FillOptions) 
 	defer m.unlock()
 	guard := ts.NewNoGradGuard()
 	defer guard.Drop()
+	defer torchrt.ReleaseMemory()
 	for _, b := range lengthBatches(prep, opts.BatchSize) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("fill mask: %w", err)

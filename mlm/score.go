@@ -114,11 +114,15 @@ func (m *Model) Score(ctx context.Context, items []ScoreItem, opts ScoreOptions,
 			return nil, err
 		}
 	}
+	defer torchrt.ReleaseMemory()
 	done := len(items)
 	for _, b := range batches {
 		done -= len(b)
 	}
-	for _, b := range batches {
+	for bi, b := range batches {
+		if bi > 0 && bi%releaseEvery == 0 {
+			torchrt.ReleaseMemory()
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("score: %w", err)
 		}
@@ -132,6 +136,10 @@ func (m *Model) Score(ctx context.Context, items []ScoreItem, opts ScoreOptions,
 	}
 	return out, nil
 }
+
+// releaseEvery is how many batches a long pass runs between returns of
+// the C allocator's free memory to the operating system.
+const releaseEvery = 64
 
 // maskStats are the per-mask measures of one batch.
 type maskStats struct {
@@ -191,14 +199,14 @@ func (m *Model) bald(prep []prepared, idx []int, samples int) []float64 {
 			sumP, sumEnt = p, ent
 			continue
 		}
-		check(sumP.Add_(p))
-		check(sumEnt.Add_(ent))
+		check(inPlace(sumP, func() error { return sumP.Add_(p) }))
+		check(inPlace(sumEnt, func() error { return sumEnt.Add_(ent) }))
 		p.MustDrop()
 		ent.MustDrop()
 	}
 	inv := ts.FloatScalar(1 / float64(samples))
 	defer inv.MustDrop()
-	check(sumP.MulScalar_(inv))
+	check(inPlace(sumP, func() error { return sumP.MulScalar_(inv) }))
 	logMean := must(sumP.Log(false))
 	hMean := entropyOf(sumP, logMean)
 	logMean.MustDrop()

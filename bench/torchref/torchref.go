@@ -10,7 +10,9 @@
 //
 // bert_ref.py, also embedded, is a reusable reference implementation of
 // Hugging Face BertForMaskedLM (safetensors read by hand) for numeric parity
-// tests; [WriteScripts] puts it where a test can import it.
+// tests; family_ref.py, likewise, of DistilBertForMaskedLM and
+// RobertaForMaskedLM. [WriteScripts] puts them where a test can import
+// them.
 package torchref
 
 import (
@@ -29,7 +31,7 @@ import (
 	"time"
 )
 
-//go:embed bench_ref.py bert_ref.py check_bert_ref.py
+//go:embed bench_ref.py bert_ref.py check_bert_ref.py family_ref.py
 var scripts embed.FS
 
 // PythonEnv is the environment variable naming the python3 to use first.
@@ -217,7 +219,8 @@ type Result struct {
 }
 
 // WriteScripts writes the embedded Python scripts (bench_ref.py,
-// bert_ref.py, check_bert_ref.py) into dir, which must exist.
+// bert_ref.py, check_bert_ref.py, family_ref.py) into dir, which must
+// exist.
 func WriteScripts(dir string) error {
 	entries, err := scripts.ReadDir(".")
 	if err != nil {
