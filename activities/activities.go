@@ -291,6 +291,9 @@ func (a *Activities) FineTune(ctx context.Context, in workflows.FineTuneInput) (
 		return out, nonRetryable(fmt.Sprintf("fine-tune %s on %s", in.BaseModelURI, in.LabelSetURI), err)
 	}
 	out.CheckpointURI, out.Steps, out.FinalLoss, out.Examples = res.CheckpointURI, res.Steps, res.FinalLoss, len(set.Examples)
+	if res.ResumedFrom != 0 {
+		out.ResumedFromStep = res.ResumedFrom // where the trainer actually continued from
+	}
 	return out, nil
 }
 

@@ -109,6 +109,8 @@ type TrainResult struct {
 	CheckpointURI string
 	Steps         int
 	FinalLoss     float64
+	// ResumedFrom is the step training continued from (0: from the start).
+	ResumedFrom int
 }
 
 // Trainer fine-tunes a model; progress is called at least at every saved

@@ -117,6 +117,11 @@ type Options struct {
 	StopTimeout time.Duration
 	// Identity names this worker in the Temporal UI.
 	Identity string
+	// MaxHeartbeatThrottleInterval bounds how long the SDK holds back an
+	// activity heartbeat (and so how stale the resumable checkpoint the
+	// server knows of can be); 0 keeps the SDK default (60s, or 80% of the
+	// heartbeat timeout when smaller).
+	MaxHeartbeatThrottleInterval time.Duration
 }
 
 // ParseQueues reads "default,gpu" style lists.
@@ -154,7 +159,8 @@ func New(c client.Client, acts *activities.Activities, o Options) ([]worker.Work
 	for _, q := range o.Queues {
 		switch q {
 		case "default":
-			w := worker.New(c, workflows.DefaultTaskQueue, worker.Options{WorkerStopTimeout: o.StopTimeout, Identity: o.Identity})
+			w := worker.New(c, workflows.DefaultTaskQueue, worker.Options{WorkerStopTimeout: o.StopTimeout, Identity: o.Identity,
+				MaxHeartbeatThrottleInterval: o.MaxHeartbeatThrottleInterval})
 			RegisterDefault(w, acts)
 			ws = append(ws, w)
 		case "gpu":
@@ -162,6 +168,7 @@ func New(c client.Client, acts *activities.Activities, o Options) ([]worker.Work
 				WorkerStopTimeout:                  o.StopTimeout,
 				MaxConcurrentActivityExecutionSize: o.MaxConcurrentFineTunes,
 				Identity:                           o.Identity,
+				MaxHeartbeatThrottleInterval:       o.MaxHeartbeatThrottleInterval,
 			})
 			RegisterGPU(w, acts)
 			ws = append(ws, w)

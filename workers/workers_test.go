@@ -81,3 +81,37 @@ func TestTLSConfig(t *testing.T) {
 		t.Error("missing CA file accepted")
 	}
 }
+
+func TestModelCacheAcquirePins(t *testing.T) {
+	var closed []string
+	c := &ModelCache[string]{
+		Load:  func(ctx context.Context, uri string) (string, error) { return "model:" + uri, nil },
+		Close: func(m string) { closed = append(closed, m) },
+		Max:   2,
+	}
+	ctx := context.Background()
+	get := func(uri string) {
+		t.Helper()
+		if m, err := c.Get(ctx, uri); err != nil || m != "model:"+uri {
+			t.Fatalf("Get(%s) = %q, %v", uri, m, err)
+		}
+	}
+	a, releaseA, err := c.Acquire(ctx, "a")
+	if err != nil || a != "model:a" {
+		t.Fatalf("Acquire(a) = %q, %v", a, err)
+	}
+	get("b")
+	get("c") // over the limit: a is the oldest but in use, so b goes
+	if strings.Join(closed, ",") != "model:b" {
+		t.Fatalf("closed %v, want model:b (a is pinned)", closed)
+	}
+	releaseA()
+	releaseA() // a second call is harmless
+	if len(closed) != 1 {
+		t.Fatalf("closed %v after release; a and c fit", closed)
+	}
+	get("d") // now a, the least recently used, goes
+	if strings.Join(closed, ",") != "model:b,model:a" {
+		t.Fatalf("closed %v, want model:b,model:a", closed)
+	}
+}

@@ -10,7 +10,7 @@ import (
 
 // TestReplayRecordedHistories replays every history exported from a real
 // server (workflows/testdata/*.json, recorded by devserver's
-// TestRecordHistories with CLOZELOOP_RECORD_HISTORIES=1) against the current
+// TestRealEngineRoundSurvivesRestarts with CLOZELOOP_RECORD_HISTORIES=1) against the current
 // workflow code: a non-deterministic change fails here.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
@@ -18,7 +18,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(files) == 0 {
-		t.Skip("no recorded histories in workflows/testdata; record them with CLOZELOOP_RECORD_HISTORIES=1 go test ./devserver -run TestRecordHistories")
+		t.Skip("no recorded histories in workflows/testdata; record them with CLOZELOOP_RECORD_HISTORIES=1 go test ./devserver -run TestRealEngineRoundSurvivesRestarts")
 	}
 	r := worker.NewWorkflowReplayer()
 	r.RegisterWorkflowWithOptions(ActiveLearning, workflow.RegisterOptions{Name: ActiveLearningName})

@@ -24,6 +24,7 @@ import (
 	"github.com/clozeloop/clozeloop/store/s3embed"
 	"github.com/clozeloop/clozeloop/tokenize"
 	"github.com/clozeloop/clozeloop/workers"
+	"github.com/clozeloop/clozeloop/workers/engine"
 	"github.com/clozeloop/clozeloop/workflows"
 )
 
@@ -116,15 +117,23 @@ func devCmd() command {
 }
 
 // engineActivities builds the production activities: the model engine
-// from newActivities (cmd_worker.go) with its object store replaced by the
-// embedded one.
+// (workers/engine) on the embedded S3 store behind blobs, with the device,
+// threads and cache folder of the worker command (CLOZELOOP_DEVICE,
+// CLOZELOOP_THREADS, CLOZELOOP_CACHE_DIR).
 func engineActivities(ctx context.Context, env *cmdEnv, blobs activities.Blobs) (*activities.Activities, error) {
-	acts, err := newActivities(ctx, env)
+	sb, ok := blobs.(storeblobs.Blobs)
+	if !ok || sb.S == nil {
+		return nil, fmt.Errorf("the model engine needs the S3 store, got %T", blobs)
+	}
+	s, err := engineSettingsFromEnv()
 	if err != nil {
 		return nil, err
 	}
-	acts.Blobs = blobs
-	return acts, nil
+	if err := s.runtime.Validate(); err != nil {
+		return nil, usagef("%v", err)
+	}
+	return engine.NewActivities(ctx, engine.Options{Store: sb.S, CacheDir: s.cacheDir,
+		Device: s.runtime.Device.String(), Threads: s.runtime.Threads, Logger: env.log})
 }
 
 // runDev starts everything, optionally runs the demo, and serves until ctx

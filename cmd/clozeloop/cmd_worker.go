@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/clozeloop/clozeloop/activities"
+	"github.com/clozeloop/clozeloop/config"
+	"github.com/clozeloop/clozeloop/store"
 	"github.com/clozeloop/clozeloop/workers"
+	"github.com/clozeloop/clozeloop/workers/engine"
 )
 
 // clientFlags adds the Temporal connection flags (defaults from the
@@ -25,13 +29,64 @@ func clientFlags(fs *flag.FlagSet) *workers.ClientOptions {
 	return &o
 }
 
-// errEngineNotWired is returned until the model engine and the object store
-// are connected to the activities.
-var errEngineNotWired = errors.New("the model engine (mlm/) and object store (store/) are not wired into the worker yet")
+// engineSettings say where the worker's model engine finds the object
+// store and keeps its local files.
+type engineSettings struct {
+	store    store.Config
+	cacheDir string
+	runtime  config.Runtime
+}
 
-// newActivities builds the activities' dependencies from the environment.
+// engineSettingsFromEnv reads CLOZELOOP_S3_*, CLOZELOOP_CACHE_DIR (default
+// <user cache dir>/clozeloop), CLOZELOOP_DEVICE and CLOZELOOP_THREADS.
+func engineSettingsFromEnv() (engineSettings, error) {
+	var s engineSettings
+	var err error
+	if s.store, err = store.ConfigFromEnv(); err != nil {
+		return s, err
+	}
+	if s.runtime, err = config.RuntimeFromEnv(os.Getenv); err != nil {
+		return s, err
+	}
+	s.cacheDir = os.Getenv("CLOZELOOP_CACHE_DIR")
+	if s.cacheDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		s.cacheDir = filepath.Join(base, "clozeloop")
+	}
+	return s, nil
+}
+
+// register adds the engine flags to fs, with s's values as defaults.
+func (s *engineSettings) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.store.Endpoint, "s3-endpoint", s.store.Endpoint, "S3 endpoint URL; empty means AWS S3 (env "+store.EnvEndpoint+")")
+	fs.StringVar(&s.store.Bucket, "s3-bucket", s.store.Bucket, "S3 bucket holding models, pools and runs (env "+store.EnvBucket+")")
+	fs.StringVar(&s.store.Prefix, "s3-prefix", s.store.Prefix, "key prefix inside the bucket (env "+store.EnvPrefix+")")
+	fs.StringVar(&s.store.Region, "s3-region", s.store.Region, "S3 signing region (env "+store.EnvRegion+")")
+	fs.BoolVar(&s.store.PathStyle, "s3-path-style", s.store.PathStyle, "path-style S3 URLs, for MinIO and most S3-compatible servers (env "+store.EnvPathStyle+")")
+	fs.StringVar(&s.cacheDir, "cache-dir", s.cacheDir, "local folder for downloaded models and fine-tuning checkpoints (env CLOZELOOP_CACHE_DIR)")
+	s.runtime.RegisterFlags(fs)
+}
+
+// newActivities builds the activities' dependencies (object store and
+// model engine) from the environment.
 func newActivities(ctx context.Context, env *cmdEnv) (*activities.Activities, error) {
-	return nil, errEngineNotWired
+	s, err := engineSettingsFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return newActivitiesWith(ctx, env, s)
+}
+
+// newActivitiesWith builds the activities from s.
+func newActivitiesWith(ctx context.Context, env *cmdEnv, s engineSettings) (*activities.Activities, error) {
+	if err := s.runtime.Validate(); err != nil {
+		return nil, usagef("%v", err)
+	}
+	return engine.NewActivities(ctx, engine.Options{StoreConfig: s.store, CacheDir: s.cacheDir,
+		Device: s.runtime.Device.String(), Threads: s.runtime.Threads, Logger: env.log})
 }
 
 func workerCmd() command {
@@ -39,8 +94,13 @@ func workerCmd() command {
 		name:    "worker",
 		summary: "run Temporal workers for the default (CPU) and/or gpu task queues",
 		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			fs := newFlagSet(env, "worker", "[--queues default,gpu] [--gpus N] [client flags]")
+			fs := newFlagSet(env, "worker", "[--queues default,gpu] [--gpus N] [--s3-bucket B ...] [--cache-dir DIR] [--device D] [client flags]")
 			co := clientFlags(fs)
+			es, err := engineSettingsFromEnv()
+			if err != nil {
+				return err
+			}
+			es.register(fs)
 			queues := fs.String("queues", "default,gpu", "task queues to serve: default, gpu or default,gpu")
 			gpus := fs.Int("gpus", 1, "fine-tunes run at once on the gpu queue (number of GPUs)")
 			stop := fs.Duration("stop-timeout", 30*time.Second, "on shutdown, how long running activities may finish and heartbeat")
@@ -54,7 +114,7 @@ func workerCmd() command {
 			if *gpus < 1 {
 				return usagef("--gpus must be at least 1")
 			}
-			acts, err := newActivities(ctx, env)
+			acts, err := newActivitiesWith(ctx, env, es)
 			if err != nil {
 				return err
 			}

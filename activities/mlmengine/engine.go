@@ -1,0 +1,184 @@
+// Package mlmengine implements the model-engine interfaces of package
+// activities (Scorer, Trainer, Evaluator) with the fill-mask models of
+// package mlm and the S3 object store of package store.
+//
+// Model URIs are store key prefixes of Hugging Face checkpoint folders
+// uploaded with store.UploadDir (they carry a MANIFEST.json). They are
+// downloaded into a local, content-addressed cache (Options.CacheDir) and,
+// for scoring and evaluation, loaded once through Options.Models.
+// Fine-tuning always loads a fresh copy of the base model, because training
+// changes the weights.
+//
+// Errors about unusable inputs wrap activities.ErrBadCheckpoint (a model
+// that is missing, incomplete or cannot be loaded) or activities.ErrBadData
+// (a pool, evaluation set or label set that is malformed), so that the
+// activities fail without retrying; everything else (network, cancellation)
+// is retryable.
+package mlmengine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/clozeloop/clozeloop/activities"
+	"github.com/clozeloop/clozeloop/mlm"
+	"github.com/clozeloop/clozeloop/store"
+)
+
+// Models hands out loaded models by URI, normally from a cache such as
+// workers.ModelCache. The model stays valid until release is called; the
+// caller must not close it.
+type Models interface {
+	Acquire(ctx context.Context, uri string) (model *mlm.Model, release func(), err error)
+}
+
+// Options configure an Engine.
+type Options struct {
+	// Store holds models, pools, evaluation sets and checkpoints. Required.
+	Store *store.Store
+	// CacheDir is a local folder for downloaded models (<CacheDir>/models,
+	// content-addressed) and fine-tuning work folders (<CacheDir>/train).
+	// Required.
+	CacheDir string
+	// Device is the mlm device: "auto" (default), "cpu", "cuda", "cuda:N".
+	Device string
+	// Threads is libtorch's intra-op thread count (0: the number of CPUs).
+	Threads int
+	// Models, when set, provides the models used for scoring and
+	// evaluation (a cache); nil loads the model for every call.
+	Models Models
+	// ScoreBatchSize and EvalBatchSize are the items per forward pass
+	// (default 32).
+	ScoreBatchSize, EvalBatchSize int
+	// ChunkSize is how many pool or evaluation items are read and processed
+	// at once; progress is reported after each chunk (default 512).
+	ChunkSize int
+	// MCDropout is the number of dropout samples of the "bald" strategy
+	// (default 8); it is only used when bald is asked for.
+	MCDropout int
+	// CheckpointEvery is the number of optimizer steps between resumable
+	// checkpoints when the fine-tune settings do not say (default 100).
+	CheckpointEvery int
+	// Logger receives progress and warnings (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Engine implements activities.Scorer, activities.Trainer and
+// activities.Evaluator. It is safe for concurrent use.
+type Engine struct {
+	o   Options
+	log *slog.Logger
+}
+
+var (
+	_ activities.Scorer    = (*Engine)(nil)
+	_ activities.Trainer   = (*Engine)(nil)
+	_ activities.Evaluator = (*Engine)(nil)
+)
+
+// New checks o and returns an Engine.
+func New(o Options) (*Engine, error) {
+	if o.Store == nil {
+		return nil, errors.New("mlm engine: no object store")
+	}
+	if o.CacheDir == "" {
+		return nil, errors.New("mlm engine: no cache folder")
+	}
+	if o.Device == "" {
+		o.Device = "auto"
+	}
+	if _, err := mlm.ParseDevice(o.Device); err != nil {
+		return nil, fmt.Errorf("mlm engine: %w", err)
+	}
+	if o.Threads < 0 {
+		return nil, fmt.Errorf("mlm engine: negative thread count %d", o.Threads)
+	}
+	if o.ScoreBatchSize <= 0 {
+		o.ScoreBatchSize = 32
+	}
+	if o.EvalBatchSize <= 0 {
+		o.EvalBatchSize = 32
+	}
+	if o.ChunkSize <= 0 {
+		o.ChunkSize = 512
+	}
+	if o.MCDropout <= 0 {
+		o.MCDropout = 8
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = 100
+	}
+	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
+		return nil, fmt.Errorf("mlm engine: create cache folder: %w", err)
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Engine{o: o, log: log}, nil
+}
+
+func (e *Engine) modelCache() string { return filepath.Join(e.o.CacheDir, "models") }
+func (e *Engine) trainRoot() string  { return filepath.Join(e.o.CacheDir, "train") }
+
+// LoadModel downloads the checkpoint at uri into the local cache (unless
+// it is there already) and loads it. The caller owns the model and closes
+// it. A missing, incomplete or unloadable checkpoint gives an error
+// wrapping activities.ErrBadCheckpoint.
+func (e *Engine) LoadModel(ctx context.Context, uri string) (*mlm.Model, error) {
+	dir, err := e.download(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	m, err := mlm.Load(ctx, dir, mlm.Options{Device: e.o.Device, Threads: e.o.Threads})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("load model %s: %w", uri, err)
+		}
+		return nil, fmt.Errorf("%w: load model %s from %s: %w", activities.ErrBadCheckpoint, uri, dir, err)
+	}
+	return m, nil
+}
+
+// download fetches the checkpoint at uri into the content-addressed cache
+// and returns its folder.
+func (e *Engine) download(ctx context.Context, uri string) (string, error) {
+	dir, _, err := e.o.Store.DownloadDir(ctx, uri, e.modelCache())
+	if err != nil {
+		return "", storeErr(fmt.Sprintf("download model %s", uri), activities.ErrBadCheckpoint, err)
+	}
+	return dir, nil
+}
+
+// storeErr wraps err with what failed, adding bad (ErrBadCheckpoint or
+// ErrBadData) when the error is about the object rather than the
+// connection: missing, incomplete, corrupted or an invalid key.
+func storeErr(what string, bad, err error) error {
+	for _, final := range []error{store.ErrNotFound, store.ErrIncomplete, store.ErrChecksumMismatch, store.ErrInvalidKey} {
+		if errors.Is(err, final) {
+			return fmt.Errorf("%w: %s: %w", bad, what, err)
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// acquire returns a shared, loaded model for reading (scoring,
+// evaluation) and its release function.
+func (e *Engine) acquire(ctx context.Context, uri string) (*mlm.Model, func(), error) {
+	if e.o.Models != nil {
+		m, release, err := e.o.Models.Acquire(ctx, uri)
+		if err != nil {
+			return nil, nil, err
+		}
+		return m, release, nil
+	}
+	m, err := e.LoadModel(ctx, uri)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, func() { m.Close() }, nil
+}

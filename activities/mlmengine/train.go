@@ -1,0 +1,360 @@
+package mlmengine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/clozeloop/clozeloop/activities"
+	"github.com/clozeloop/clozeloop/mlm"
+	"github.com/clozeloop/clozeloop/store"
+)
+
+// AnswerSeparator separates the answers of an item with several [MASK]
+// blanks inside one label (the hook joins them with " | ").
+const AnswerSeparator = "|"
+
+// Keys a fine-tune writes under its TrainRequest.OutputPrefix.
+const (
+	// ModelDir holds the fine-tuned model (Hugging Face files and the
+	// store manifest): the CheckpointURI of the result.
+	ModelDir = "model"
+	// CheckpointsDir holds the resumable checkpoints, one prefix per
+	// uploaded step ("checkpoints/step-00000040"); they are deleted once
+	// the model is uploaded.
+	CheckpointsDir = "checkpoints"
+	// ResultFile records a finished fine-tune, so that a repeated call
+	// with the same request returns it without training again.
+	ResultFile = "result.json"
+)
+
+// trainRecord is ResultFile.
+type trainRecord struct {
+	Fingerprint   string  `json:"fingerprint"`
+	CheckpointURI string  `json:"checkpoint_uri"`
+	Steps         int     `json:"steps"`
+	ResumedFrom   int     `json:"resumed_from"`
+	FinalLoss     float64 `json:"final_loss"`
+	Trained       int     `json:"trained"`
+	Skipped       int     `json:"skipped"`
+}
+
+// CheckpointURI returns the store prefix of the resumable checkpoint a
+// fine-tune writing under outputPrefix uploads at step.
+func CheckpointURI(outputPrefix string, step int) string {
+	return path.Join(outputPrefix, CheckpointsDir, fmt.Sprintf("step-%08d", step))
+}
+
+// examples converts labelled items into mlm examples: an item with n
+// masks takes n answers separated by AnswerSeparator.
+func examples(in []activities.Example) ([]mlm.Example, error) {
+	out := make([]mlm.Example, 0, len(in))
+	for _, ex := range in {
+		n := strings.Count(ex.Text, "[MASK]")
+		if n == 0 {
+			return nil, fmt.Errorf("%w: example %s has no [MASK] in %q", activities.ErrBadData, ex.ItemID, ex.Text)
+		}
+		answers := []string{strings.TrimSpace(ex.Label)}
+		if n > 1 {
+			answers = strings.Split(ex.Label, AnswerSeparator)
+			for i := range answers {
+				answers[i] = strings.TrimSpace(answers[i])
+			}
+		}
+		if len(answers) != n {
+			return nil, fmt.Errorf("%w: example %s has %d masks but %d answers in %q", activities.ErrBadData, ex.ItemID, n, len(answers), ex.Label)
+		}
+		for _, a := range answers {
+			if a == "" {
+				return nil, fmt.Errorf("%w: example %s has an empty answer in %q", activities.ErrBadData, ex.ItemID, ex.Label)
+			}
+		}
+		out = append(out, mlm.Example{Text: ex.Text, Answers: answers})
+	}
+	return out, nil
+}
+
+// filled returns the example's text with its answers in place of the
+// masks, for masked-LM replay.
+func filled(ex mlm.Example) string {
+	s := ex.Text
+	for _, a := range ex.Answers {
+		s = strings.Replace(s, "[MASK]", a, 1)
+	}
+	return s
+}
+
+// fingerprint identifies a fine-tune request: base model, examples and
+// settings.
+func fingerprint(req activities.TrainRequest) string {
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	_ = enc.Encode(req.BaseModelURI) // hashing plain data cannot fail
+	_ = enc.Encode(req.Examples)
+	_ = enc.Encode(req.Settings)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// FineTune fine-tunes the model at req.BaseModelURI on req.Examples.
+//
+// It trains in a local work folder with resumable checkpoints every
+// Settings.CheckpointEvery steps (default Options.CheckpointEvery), uploads
+// each to CheckpointURI(OutputPrefix, step) and reports it in progress
+// (CheckpointURI, CheckpointStep), so that a retried activity, on this or
+// another worker, passes it back as req.Resume and continues from that
+// step. A checkpoint is uploaded at the first progress report after it is
+// written, so the heartbeated one lags the training by at most one
+// interval. At the end the model (Hugging Face files only) goes to
+// <OutputPrefix>/model, then <OutputPrefix>/result.json records the result
+// and the intermediate checkpoints are deleted. A repeated call with the
+// same request finds result.json and returns it without training.
+func (e *Engine) FineTune(ctx context.Context, req activities.TrainRequest, progress func(activities.TrainProgress)) (activities.TrainResult, error) {
+	var res activities.TrainResult
+	if req.OutputPrefix == "" {
+		return res, fmt.Errorf("%w: fine-tune without an output prefix", activities.ErrBadData)
+	}
+	exs, err := examples(req.Examples)
+	if err != nil {
+		return res, fmt.Errorf("fine-tune %s: %w", req.BaseModelURI, err)
+	}
+	if len(exs) == 0 {
+		return res, fmt.Errorf("%w: fine-tune %s: no labelled example", activities.ErrBadData, req.BaseModelURI)
+	}
+	fp := fingerprint(req)
+	modelURI := path.Join(req.OutputPrefix, ModelDir)
+	resultKey := path.Join(req.OutputPrefix, ResultFile)
+
+	if rec, ok, err := e.readRecord(ctx, resultKey, fp); err != nil {
+		return res, err
+	} else if ok {
+		e.log.Info("fine-tune already done; returning its result", "model", rec.CheckpointURI, "steps", rec.Steps)
+		return activities.TrainResult{CheckpointURI: rec.CheckpointURI, Steps: rec.Steps, FinalLoss: rec.FinalLoss, ResumedFrom: rec.ResumedFrom}, nil
+	}
+
+	work, err := os.MkdirTemp(mkdirAll(e.trainRoot()), "finetune-")
+	if err != nil {
+		return res, fmt.Errorf("fine-tune: create work folder: %w", err)
+	}
+	defer os.RemoveAll(work)
+	ckptDir := filepath.Join(work, "checkpoints")
+	if req.Resume != nil && req.Resume.CheckpointURI != "" {
+		if err := e.fetchResume(ctx, req.Resume.CheckpointURI, ckptDir); err != nil {
+			return res, err
+		}
+	}
+
+	m, err := e.LoadModel(ctx, req.BaseModelURI)
+	if err != nil {
+		return res, fmt.Errorf("fine-tune: %w", err)
+	}
+	defer m.Close()
+
+	s := req.Settings
+	every := s.CheckpointEvery
+	if every <= 0 {
+		every = e.o.CheckpointEvery
+	}
+	opts := mlm.FineTuneOptions{
+		Epochs: s.Epochs, MaxSteps: s.MaxSteps, BatchSize: s.BatchSize, LR: s.LearningRate,
+		Seed: uint64(s.Seed), CheckpointDir: ckptDir, CheckpointEvery: every, ResumeDir: ckptDir,
+	}
+	var replay []string
+	if s.ReplayWeight > 0 {
+		opts.ReplayWeight = s.ReplayWeight
+		for _, ex := range exs {
+			replay = append(replay, filled(ex))
+		}
+	}
+
+	// Checkpoints are uploaded from the progress callback, which runs on
+	// the training goroutine between steps: the checkpoint folder is then
+	// complete and not being written.
+	trainCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu          sync.Mutex
+		uploadErr   error
+		uploaded    int
+		uploadedURI string
+		uploads     []string
+	)
+	if req.Resume != nil && req.Resume.CheckpointURI != "" {
+		uploaded, uploadedURI = req.Resume.CheckpointStep, req.Resume.CheckpointURI
+	}
+	report := func(p mlm.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if uploadErr != nil {
+			return
+		}
+		_, step, ok, err := mlm.LatestCheckpoint(ckptDir)
+		if err != nil {
+			uploadErr = fmt.Errorf("read local checkpoint: %w", err)
+			cancel()
+			return
+		}
+		if ok && step > uploaded {
+			uri := CheckpointURI(req.OutputPrefix, step)
+			if _, _, err := e.o.Store.UploadDir(ctx, ckptDir, uri); err != nil {
+				uploadErr = fmt.Errorf("upload checkpoint of step %d: %w", step, err)
+				cancel()
+				return
+			}
+			uploaded, uploadedURI = step, uri
+			uploads = append(uploads, uri)
+			e.log.Info("fine-tune checkpoint uploaded", "step", step, "uri", uri)
+		}
+		if progress != nil {
+			progress(activities.TrainProgress{Step: p.Step, TotalSteps: p.TotalSteps, Loss: p.Loss,
+				CheckpointURI: uploadedURI, CheckpointStep: uploaded})
+		}
+	}
+	out, err := m.FineTune(trainCtx, exs, replay, opts, report)
+	mu.Lock()
+	upErr := uploadErr
+	mu.Unlock()
+	if upErr != nil {
+		return res, fmt.Errorf("fine-tune %s: %w", req.BaseModelURI, upErr)
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, mlm.ErrNoExamples):
+			return res, fmt.Errorf("%w: fine-tune %s: %w", activities.ErrBadData, req.BaseModelURI, err)
+		case ctx.Err() == nil && out.Steps == 0 && strings.Contains(err.Error(), "resume from"):
+			return res, fmt.Errorf("%w: fine-tune %s: %w", activities.ErrBadCheckpoint, req.BaseModelURI, err)
+		}
+		return res, fmt.Errorf("fine-tune %s: %w", req.BaseModelURI, err)
+	}
+	if len(out.Skipped) > 0 {
+		e.log.Warn("fine-tune skipped examples", "count", len(out.Skipped), "first", out.Skipped[0].Reason)
+	}
+
+	final := filepath.Join(work, "final")
+	if err := m.Save(ctx, final); err != nil {
+		return res, fmt.Errorf("fine-tune: save model: %w", err)
+	}
+	if _, _, err := e.o.Store.UploadDir(ctx, final, modelURI); err != nil {
+		return res, fmt.Errorf("fine-tune: upload model to %s: %w", modelURI, err)
+	}
+	rec := trainRecord{Fingerprint: fp, CheckpointURI: modelURI, Steps: out.Steps, ResumedFrom: out.ResumedFrom,
+		FinalLoss: out.FinalLoss, Trained: out.Trained, Skipped: len(out.Skipped)}
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return res, fmt.Errorf("fine-tune: encode %s: %w", resultKey, err)
+	}
+	if _, err := e.o.Store.PutBytes(ctx, resultKey, data); err != nil {
+		return res, fmt.Errorf("fine-tune: write %s: %w", resultKey, err)
+	}
+	e.deleteCheckpoints(ctx, req.OutputPrefix)
+	e.log.Info("fine-tune done", "model", modelURI, "steps", out.Steps, "resumed_from", out.ResumedFrom, "loss", out.FinalLoss)
+	return activities.TrainResult{CheckpointURI: modelURI, Steps: out.Steps, FinalLoss: out.FinalLoss, ResumedFrom: out.ResumedFrom}, nil
+}
+
+func mkdirAll(dir string) string {
+	_ = os.MkdirAll(dir, 0o755) // MkdirTemp reports the failure
+	return dir
+}
+
+// readRecord reads result.json; ok is false when it is missing or records
+// another request.
+func (e *Engine) readRecord(ctx context.Context, key, fp string) (trainRecord, bool, error) {
+	var rec trainRecord
+	data, _, err := e.o.Store.GetBytes(ctx, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return rec, false, nil
+	case err != nil:
+		return rec, false, fmt.Errorf("fine-tune: read %s: %w", key, err)
+	}
+	if err := json.Unmarshal(data, &rec); err != nil || rec.Fingerprint != fp {
+		e.log.Warn("fine-tune output prefix holds another result; training again", "key", key)
+		return rec, false, nil
+	}
+	if _, _, err := e.o.Store.ReadManifest(ctx, rec.CheckpointURI); err != nil {
+		e.log.Warn("recorded fine-tune model is missing; training again", "model", rec.CheckpointURI, "err", err)
+		return rec, false, nil
+	}
+	return rec, true, nil
+}
+
+// fetchResume downloads the checkpoint folder uploaded at uri into dir,
+// which then holds mlm's checkpoint layout for FineTune's ResumeDir. The
+// download goes through the content-addressed cache; dir gets copies, since
+// training writes into it.
+func (e *Engine) fetchResume(ctx context.Context, uri, dir string) error {
+	src, _, err := e.o.Store.DownloadDir(ctx, uri, e.modelCache())
+	if err != nil {
+		return storeErr(fmt.Sprintf("fine-tune: download resume checkpoint %s", uri), activities.ErrBadCheckpoint, err)
+	}
+	if err := copyTree(src, dir); err != nil {
+		return fmt.Errorf("fine-tune: copy resume checkpoint %s: %w", uri, err)
+	}
+	if _, step, ok, err := mlm.LatestCheckpoint(dir); err != nil || !ok {
+		return fmt.Errorf("%w: fine-tune: %s is not a resumable checkpoint (found %v): %v", activities.ErrBadCheckpoint, uri, ok, err)
+	} else {
+		e.log.Info("fine-tune resumes from an uploaded checkpoint", "uri", uri, "step", step)
+	}
+	return nil
+}
+
+// deleteCheckpoints removes the intermediate checkpoints under prefix;
+// failures are only logged (they waste space, nothing else).
+func (e *Engine) deleteCheckpoints(ctx context.Context, prefix string) {
+	objs, err := e.o.Store.List(ctx, path.Join(prefix, CheckpointsDir)+"/")
+	if err != nil {
+		e.log.Warn("list fine-tune checkpoints to delete", "prefix", prefix, "err", err)
+		return
+	}
+	for _, o := range objs {
+		if err := e.o.Store.Delete(ctx, o.Key); err != nil {
+			e.log.Warn("delete fine-tune checkpoint object", "key", o.Key, "err", err)
+		}
+	}
+}
+
+// copyTree copies the regular files under src into dst.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		return copyFile(p, target)
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
