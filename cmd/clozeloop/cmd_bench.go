@@ -33,11 +33,11 @@ type benchScoreRow struct {
 }
 
 func runBenchScore(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "bench score", "[--model base|tiny|all] [--batch 32] [--length 32] [--items 128] [--threads 2] [--json]")
+	fs := newFlagSet(env, "bench score", "[--model base|tiny|all] [--batch 32] [--length 32] [--items 1024] [--threads 2] [--json]")
 	which := fs.String("model", "all", "random-weight config: base (bert-base sized), tiny, or all")
 	batch := fs.Int("batch", 32, "items per forward pass")
 	length := fs.Int("length", 32, "tokens per item (with [CLS]/[SEP]) for the fixed-length run")
-	items := fs.Int("items", 128, "items per run")
+	items := fs.Int("items", 1024, "items per run (enough for length buckets to fill their batches)")
 	threads := fs.Int("threads", 2, "libtorch threads (0: number of CPUs)")
 	mix := fs.Bool("mix", true, "also run a mix of lengths 8-64 (bucketed by length)")
 	asJSON := fs.Bool("json", false, "print JSON")
