@@ -211,3 +211,34 @@ func copyInt64s(t *ts.Tensor) []int64 {
 	}
 	return out
 }
+
+// countMasks returns how many of ids are maskID.
+func countMasks(ids []int, maskID int64) int {
+	n := 0
+	for _, id := range ids {
+		if int64(id) == maskID {
+			n++
+		}
+	}
+	return n
+}
+
+// expandMasks replaces the k-th mask of ids with len(pieces[k]) masks, one
+// per word piece of the k-th answer, and returns the new ids and the label
+// (piece id) of each expanded mask in order. ids must hold len(pieces) masks.
+func expandMasks(ids []int, maskID int64, pieces [][]int64) (out, labels []int64) {
+	out = make([]int64, 0, len(ids)+4)
+	k := 0
+	for _, id := range ids {
+		if int64(id) != maskID {
+			out = append(out, int64(id))
+			continue
+		}
+		for _, pc := range pieces[k] {
+			out = append(out, maskID)
+			labels = append(labels, pc)
+		}
+		k++
+	}
+	return out, labels
+}

@@ -151,12 +151,7 @@ func (m *Model) prepareEvalItem(it EvalItem) (p prepared, labels []int64, counts
 		return prepared{}, nil, nil, fmt.Sprintf("tokenize text: %v", err)
 	}
 	maskID := int64(m.tok.MaskID())
-	n := 0
-	for _, id := range enc.IDs {
-		if int64(id) == maskID {
-			n++
-		}
-	}
+	n := countMasks(enc.IDs, maskID)
 	if n == 0 {
 		return prepared{}, nil, nil, fmt.Sprintf("text has no %s", m.tok.MaskToken())
 	}
@@ -169,19 +164,9 @@ func (m *Model) prepareEvalItem(it EvalItem) (p prepared, labels []int64, counts
 			return prepared{}, nil, nil, fmt.Sprintf("gold answer %d: %s", j+1, reason)
 		}
 	}
-	ids := make([]int64, 0, len(enc.IDs)+4)
-	k := 0
-	for _, id := range enc.IDs {
-		if int64(id) != maskID {
-			ids = append(ids, int64(id))
-			continue
-		}
-		for _, pc := range pieces[k] {
-			ids = append(ids, maskID)
-			labels = append(labels, pc)
-		}
-		counts = append(counts, len(pieces[k]))
-		k++
+	ids, labels := expandMasks(enc.IDs, maskID, pieces)
+	for _, pc := range pieces {
+		counts = append(counts, len(pc))
 	}
 	p = m.prepareIDs(ids)
 	if p.err != nil {

@@ -295,12 +295,7 @@ func (m *Model) labelledItems(examples []Example) ([]trainItem, []Skipped) {
 			skip("tokenize text: %v", err)
 			continue
 		}
-		n := 0
-		for _, id := range enc.IDs {
-			if int64(id) == maskID {
-				n++
-			}
-		}
+		n := countMasks(enc.IDs, maskID)
 		if n == 0 {
 			skip("text has no %s", m.tok.MaskToken())
 			continue
@@ -314,19 +309,7 @@ func (m *Model) labelledItems(examples []Example) ([]trainItem, []Skipped) {
 			skip("%s", reason)
 			continue
 		}
-		var ids, labels []int64
-		k := 0
-		for _, id := range enc.IDs {
-			if int64(id) != maskID {
-				ids = append(ids, int64(id))
-				continue
-			}
-			for _, p := range pieces[k] {
-				ids = append(ids, maskID)
-				labels = append(labels, p)
-			}
-			k++
-		}
+		ids, labels := expandMasks(enc.IDs, maskID, pieces)
 		prep := m.prepareIDs(ids)
 		if prep.err != nil {
 			skip("%v", prep.err)
