@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -342,6 +343,12 @@ func TestRebuiltOps(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			// gotch keeps the last libtorch error in a thread_local and reads
+			// it back in a second cgo call: without a locked OS thread the
+			// goroutine can move between the two and the error is lost (or
+			// surfaces in an unrelated later call).
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
 			got, err := tc.run()
 			if err != nil {
 				t.Fatalf("op failed: %v", err)
@@ -395,6 +402,12 @@ func TestUnsupportedOpsReturnErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			// gotch keeps the last libtorch error in a thread_local and reads
+			// it back in a second cgo call: without a locked OS thread the
+			// goroutine can move between the two and the error is lost (or
+			// surfaces in an unrelated later call).
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
 			x := tensorOf(t, []float32{1, 2, 3, 4, 5, 6, 7, 8}, 1, 2, 2, 2)
 			err := tc.run(x)
 			if err == nil {
