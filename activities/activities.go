@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
-	"sort"
 	"strings"
 
 	"go.temporal.io/sdk/activity"
@@ -47,9 +46,11 @@ func nonRetryable(what string, err error) error {
 }
 
 // ScoreShard scores one pool shard, writes every score to in.ScoresKey
-// (JSONL) and returns the best in.TopM candidates per strategy. A shard whose
-// scores file already exists is not scored again, so a retried or replayed
-// round redoes only unfinished shards.
+// (JSONL) and returns the best in.TopM candidates per strategy. A Scorer
+// that implements StreamingScorer writes the scores itself as it goes, so
+// that the shard is never held in memory. A shard whose scores file already
+// exists is not scored again (its file is read a line at a time), so a
+// retried or replayed round redoes only unfinished shards.
 func (a *Activities) ScoreShard(ctx context.Context, in workflows.ScoreShardInput) (workflows.ScoreShardOutput, error) {
 	out := workflows.ScoreShardOutput{Shard: in.Shard, ScoresKey: in.ScoresKey}
 	skip := map[string]bool{}
@@ -66,33 +67,48 @@ func (a *Activities) ScoreShard(ctx context.Context, in workflows.ScoreShardInpu
 		}
 	}
 
-	var items []ScoredItem
 	data, err := a.Blobs.Get(ctx, in.ScoresKey)
 	switch {
 	case err == nil:
-		items, err = decodeScores(data)
+		top := NewTopCollector(in.Strategies, in.TopM, func(id string) bool { return skip[id] })
+		n, err := decodeScores(data, top.Add)
 		if err != nil {
 			return out, fmt.Errorf("score shard %d: read existing scores %s: %w", in.Shard, in.ScoresKey, err)
 		}
 		a.log().Info("shard already scored; reusing its scores", "shard", in.Shard, "key", in.ScoresKey)
-	case errors.Is(err, ErrNotFound):
-		items, err = a.Scorer.ScoreShard(ctx, ScoreRequest{
-			ModelURI: in.ModelURI, PoolURI: in.PoolURI, Shard: in.Shard, NumShards: in.NumShards,
-			Strategies: in.Strategies, Seed: in.Seed, Skip: func(id string) bool { return skip[id] },
-		}, func(done, total int) {
-			activity.RecordHeartbeat(ctx, map[string]int{"items_done": done, "items_total": total})
-		})
-		if err != nil {
-			return out, nonRetryable(fmt.Sprintf("score shard %d of %s with %s", in.Shard, in.PoolURI, in.ModelURI), err)
-		}
-		if err := a.Blobs.Put(ctx, in.ScoresKey, encodeScores(items)); err != nil {
-			return out, fmt.Errorf("score shard %d: write %s: %w", in.Shard, in.ScoresKey, err)
-		}
-	default:
+		out.Scored, out.Top = n, top.Top()
+		return out, nil
+	case !errors.Is(err, ErrNotFound):
 		return out, fmt.Errorf("score shard %d: check %s: %w", in.Shard, in.ScoresKey, err)
 	}
-	out.Scored = len(items)
-	out.Top = topCandidates(items, in.Strategies, in.TopM, skip)
+	req := ScoreRequest{
+		ModelURI: in.ModelURI, PoolURI: in.PoolURI, Shard: in.Shard, NumShards: in.NumShards,
+		Strategies: in.Strategies, Seed: in.Seed, Skip: func(id string) bool { return skip[id] },
+	}
+	progress := func(done, total int) {
+		activity.RecordHeartbeat(ctx, map[string]int{"items_done": done, "items_total": total})
+	}
+	what := fmt.Sprintf("score shard %d of %s with %s", in.Shard, in.PoolURI, in.ModelURI)
+	if ss, ok := a.Scorer.(StreamingScorer); ok {
+		res, err := ss.ScoreShardTo(ctx, req, in.ScoresKey, in.TopM, progress)
+		if err != nil {
+			return out, nonRetryable(what, err)
+		}
+		out.Scored, out.Top = res.Scored, res.Top
+		return out, nil
+	}
+	items, err := a.Scorer.ScoreShard(ctx, req, progress)
+	if err != nil {
+		return out, nonRetryable(what, err)
+	}
+	if err := a.Blobs.Put(ctx, in.ScoresKey, encodeScores(items)); err != nil {
+		return out, fmt.Errorf("score shard %d: write %s: %w", in.Shard, in.ScoresKey, err)
+	}
+	top := NewTopCollector(in.Strategies, in.TopM, func(id string) bool { return skip[id] })
+	for _, it := range items {
+		top.Add(it)
+	}
+	out.Scored, out.Top = len(items), top.Top()
 	return out, nil
 }
 
@@ -105,8 +121,10 @@ func encodeScores(items []ScoredItem) []byte {
 	return b.Bytes()
 }
 
-func decodeScores(data []byte) ([]ScoredItem, error) {
-	var items []ScoredItem
+// decodeScores hands every item of a JSONL scores file to add, one at a
+// time, and returns how many there were.
+func decodeScores(data []byte, add func(ScoredItem)) (int, error) {
+	n := 0
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for line := 1; sc.Scan(); line++ {
@@ -115,42 +133,12 @@ func decodeScores(data []byte) ([]ScoredItem, error) {
 		}
 		var it ScoredItem
 		if err := json.Unmarshal(sc.Bytes(), &it); err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
+			return n, fmt.Errorf("line %d: %w", line, err)
 		}
-		items = append(items, it)
+		add(it)
+		n++
 	}
-	return items, sc.Err()
-}
-
-// topCandidates returns, per strategy, the m highest-scored items not in
-// skip (ties by item id).
-func topCandidates(items []ScoredItem, strategies []string, m int, skip map[string]bool) map[string][]workflows.Candidate {
-	top := map[string][]workflows.Candidate{}
-	for _, s := range strategies {
-		var cands []workflows.Candidate
-		for _, it := range items {
-			score, ok := it.Scores[s]
-			if !ok || skip[it.ItemID] {
-				continue
-			}
-			sugg := it.Suggestions
-			if len(sugg) > 5 {
-				sugg = sugg[:5]
-			}
-			cands = append(cands, workflows.Candidate{ItemID: it.ItemID, Text: it.Text, Score: score, Suggestions: sugg})
-		}
-		sort.SliceStable(cands, func(i, j int) bool {
-			if cands[i].Score != cands[j].Score {
-				return cands[i].Score > cands[j].Score
-			}
-			return cands[i].ItemID < cands[j].ItemID
-		})
-		if len(cands) > m {
-			cands = cands[:m]
-		}
-		top[s] = cands
-	}
-	return top
+	return n, sc.Err()
 }
 
 // RoundLabels is the object PersistLabels writes for one round.

@@ -73,6 +73,24 @@ type Scorer interface {
 	ScoreShard(ctx context.Context, req ScoreRequest, progress func(done, total int)) ([]ScoredItem, error)
 }
 
+// ShardResult is what a StreamingScorer keeps of a shard: how many items it
+// scored and, per strategy, the best candidates (see TopCollector).
+type ShardResult struct {
+	Scored int
+	Top    map[string][]workflows.Candidate
+}
+
+// StreamingScorer is a Scorer that does not hold a shard's scores in
+// memory: ScoreShardTo writes every scored item to the object store at
+// scoresKey as it goes (JSONL, one ScoredItem a line, in the layout
+// ScoreShard's results are written in) and keeps only the topM best
+// candidates per strategy. The ScoreShard activity prefers it when the
+// Scorer implements it, so that memory stays flat however large the pool.
+type StreamingScorer interface {
+	Scorer
+	ScoreShardTo(ctx context.Context, req ScoreRequest, scoresKey string, topM int, progress func(done, total int)) (ShardResult, error)
+}
+
 // Example is one labelled item for fine-tuning.
 type Example struct {
 	ItemID string `json:"item_id"`

@@ -3,11 +3,13 @@ package mlm
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sugarme/gotch/ts"
 
@@ -54,6 +56,98 @@ func BenchmarkScore(b *testing.B) {
 			}
 			b.ReportMetric(float64(len(items)*b.N)/b.Elapsed().Seconds(), "items/s")
 		})
+	}
+}
+
+// TestForwardFLOPs checks the formula against bench_ref.py's forward_flops
+// for bert-base at batch 32 × length 32 (figures the script printed).
+func TestForwardFLOPs(t *testing.T) {
+	tests := []struct {
+		name      string
+		headRows  int
+		enc, head float64
+	}{
+		{"every position", 32 * 32, 175.15413504e9, 224.3690496e9 - 175.15413504e9},
+		{"mask only", 32, 175.15413504e9, 176.69210112e9 - 175.15413504e9},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			enc, head := ForwardFLOPs(BERTBaseConfig(), 32, 32, tc.headRows)
+			if math.Abs(enc-tc.enc) > 1 || math.Abs(head-tc.head) > 1e3 {
+				t.Errorf("ForwardFLOPs = %.0f, %.0f; want %.0f, %.0f", enc, head, tc.enc, tc.head)
+			}
+		})
+	}
+}
+
+func TestSyntheticItemsOfLengths(t *testing.T) {
+	tok, err := SyntheticTokenizer(300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lengths := []int{3, 8, 17, 64}
+	items := SyntheticItemsOfLengths(lengths, 300, 5)
+	again := SyntheticItemsOfLengths(lengths, 300, 5)
+	for i, it := range items {
+		enc, err := tok.Encode(it.Text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(enc.IDs) != lengths[i] || strings.Count(it.Text, "[MASK]") != 1 {
+			t.Errorf("item %d %q: %d tokens, %d masks; want %d tokens, 1 mask", i, it.Text, len(enc.IDs), strings.Count(it.Text, "[MASK]"), lengths[i])
+		}
+		if again[i] != it {
+			t.Errorf("item %d differs between calls", i)
+		}
+	}
+}
+
+// TestBenchRuns runs the benchmark loops briefly on a small model: they
+// report positive rates, honour the run bounds and reject bad input.
+func TestBenchRuns(t *testing.T) {
+	cfg := TinyConfig(300)
+	cfg.NumHiddenLayers, cfg.HiddenSize, cfg.IntermediateSize = 1, 32, 64
+	tok, err := SyntheticTokenizer(cfg.VocabSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(cfg, tok, Options{Device: "cpu", Threads: 1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	items := SyntheticItemsOfLengths([]int{5, 9, 12}, cfg.VocabSize, 1)
+	r, err := m.BenchScoreRuns(ctx, items, ScoreOptions{BatchSize: 2}, BenchOptions{MinRuns: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Items != 3 || r.Tokens != 26 || r.Runs != 3 || !(r.ItemsPerSec > 0) || r.TokensPerSec != r.ItemsPerSec*26/3 && math.Abs(r.TokensPerSec-r.ItemsPerSec*26/3) > 1e-6*r.TokensPerSec {
+		t.Errorf("score result %+v", r)
+	}
+	tr, err := m.BenchTrain(ctx, 2, 8, BenchOptions{MinRuns: 2, MaxTime: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Items != 2 || tr.Tokens != 16 || tr.Runs != 2 || !(tr.TokensPerSec > 0) || !(tr.Loss > 0) {
+		t.Errorf("train result %+v", tr)
+	}
+	bad := []struct {
+		name string
+		run  func() error
+	}{
+		{"no items", func() error { _, err := m.BenchScoreRuns(ctx, nil, ScoreOptions{}, BenchOptions{}); return err }},
+		{"no mask", func() error {
+			_, err := m.BenchScoreRuns(ctx, []ScoreItem{{ID: "x", Text: "w7 w8"}}, ScoreOptions{}, BenchOptions{})
+			return err
+		}},
+		{"short train", func() error { _, err := m.BenchTrain(ctx, 2, 2, BenchOptions{}); return err }},
+		{"long train", func() error { _, err := m.BenchTrain(ctx, 2, 1000, BenchOptions{}); return err }},
+	}
+	for _, tc := range bad {
+		if err := tc.run(); err == nil {
+			t.Errorf("%s: no error", tc.name)
+		}
 	}
 }
 

@@ -144,12 +144,35 @@ func readPickleState(path string) (state map[string]safetensors.Tensor, err erro
 	return state, nil
 }
 
+// SaveOptions configure SaveWith.
+type SaveOptions struct {
+	// DType is the element type of the weights in model.safetensors: F32
+	// (the default when empty), F16 or BF16. The parameters are rounded to
+	// the nearest value of that type (round to nearest even); Load reads
+	// all three back into the model's float32 parameters.
+	DType safetensors.DType
+}
+
 // Save writes the model to dir (created if needed) as a Hugging Face
 // checkpoint: config.json, model.safetensors (float32, the tied decoder
-// weight stored once, as the word embeddings) and the tokenizer files.
+// weight stored once, as the word embeddings) and the tokenizer files. It
+// is SaveWith with the default options.
 func (m *Model) Save(ctx context.Context, dir string) error {
+	return m.SaveWith(ctx, dir, SaveOptions{})
+}
+
+// SaveWith writes the model to dir (created if needed) as a Hugging Face
+// checkpoint: config.json, model.safetensors with the weights in
+// opts.DType (Hugging Face names, the tied decoder weight stored once, as
+// the word embeddings) and the tokenizer files. Half precision (F16 or
+// BF16) halves the file size.
+func (m *Model) SaveWith(ctx context.Context, dir string, opts SaveOptions) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	dtype, err := saveDType(opts.DType)
+	if err != nil {
+		return fmt.Errorf("save model to %s: %w", dir, err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save model: %w", err)
@@ -157,8 +180,13 @@ func (m *Model) Save(ctx context.Context, dir string) error {
 	if err := SaveConfig(dir, m.cfg); err != nil {
 		return err
 	}
-	if err := m.SaveSafetensors(filepath.Join(dir, SafetensorsFile)); err != nil {
-		return err
+	path := filepath.Join(dir, SafetensorsFile)
+	sd, err := m.StateDictAs(dtype)
+	if err != nil {
+		return fmt.Errorf("save weights %s: %w", path, err)
+	}
+	if err := safetensors.WriteFile(path, sd, map[string]string{"format": "pt"}); err != nil {
+		return fmt.Errorf("save weights %s: %w", path, err)
 	}
 	if m.tok != nil {
 		if err := m.tok.Save(dir); err != nil {
@@ -168,9 +196,31 @@ func (m *Model) Save(ctx context.Context, dir string) error {
 	return nil
 }
 
+// saveDType checks a SaveOptions.DType, mapping empty to F32.
+func saveDType(d safetensors.DType) (safetensors.DType, error) {
+	switch d {
+	case "":
+		return safetensors.F32, nil
+	case safetensors.F32, safetensors.F16, safetensors.BF16:
+		return d, nil
+	}
+	return "", fmt.Errorf("weights dtype %q: want F32, F16 or BF16", d)
+}
+
 // StateDict returns copies of the parameters as float32 safetensors
 // tensors under their Hugging Face names.
 func (m *Model) StateDict() ([]safetensors.Tensor, error) {
+	return m.StateDictAs(safetensors.F32)
+}
+
+// StateDictAs returns copies of the parameters as safetensors tensors of
+// dtype (F32, F16 or BF16, rounded to nearest even) under their Hugging
+// Face names.
+func (m *Model) StateDictAs(dtype safetensors.DType) ([]safetensors.Tensor, error) {
+	dtype, err := saveDType(dtype)
+	if err != nil {
+		return nil, err
+	}
 	if err := m.lock(); err != nil {
 		return nil, err
 	}
@@ -181,7 +231,7 @@ func (m *Model) StateDict() ([]safetensors.Tensor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read parameter %s: %w", s.name, err)
 		}
-		t, err := safetensors.FromFloat32s(s.name, safetensors.F32, s.shape, vals)
+		t, err := safetensors.FromFloat32s(s.name, dtype, s.shape, vals)
 		if err != nil {
 			return nil, err
 		}

@@ -557,3 +557,80 @@ func ftMaxDiff(a, b []float32) float64 {
 	}
 	return d
 }
+
+func TestPretrainPackLines(t *testing.T) {
+	ctx := context.Background()
+	m := ftModel(t, 1)
+	corpus := []string{"the cat sat .", "i want to read a book on the train today .", "paris .", "the dog is big and red .", "moon ."}
+	tests := []struct {
+		name    string
+		perLine bool
+		seqLen  int
+		want    int
+	}{
+		{"packed into 40 tokens", false, 40, 1},
+		{"one sequence per line", true, 40, 5},
+		{"long line split", true, 8, -1}, // more than one sequence per line
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			seqs, _, err := m.packCorpus(ctx, Texts(corpus), tc.seqLen, tc.perLine)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want < 0 && len(seqs) <= len(corpus) || tc.want >= 0 && len(seqs) != tc.want {
+				t.Fatalf("%d sequences, want %d (-1: more than %d)", len(seqs), tc.want, len(corpus))
+			}
+			for _, s := range seqs {
+				if len(s) > tc.seqLen || s[0] != int64(m.tok.CLSID()) || s[len(s)-1] != int64(m.tok.SEPID()) {
+					t.Errorf("sequence %v: want [CLS] … [SEP] of at most %d ids", s, tc.seqLen)
+				}
+			}
+		})
+	}
+
+	// Bucketed epochs: a permutation of all sequences whose batches hold
+	// sequences of nearby lengths.
+	var seqs [][]int64
+	for i := range 400 {
+		seqs = append(seqs, make([]int64, 3+(i*37)%60))
+	}
+	src := &pretrainSource{seqs: seqs, batch: 8, seed: 3, bucket: true}
+	order := src.epochOrder(0)
+	if got := slices.Sorted(slices.Values(order)); !slices.Equal(got, seqRange(len(seqs))) {
+		t.Fatalf("epoch order is not a permutation of the %d sequences", len(seqs))
+	}
+	spread := 0
+	for lo := 0; lo < len(order); lo += 8 {
+		var ls []int
+		for _, i := range order[lo:min(lo+8, len(order))] {
+			ls = append(ls, len(seqs[i]))
+		}
+		spread = max(spread, slices.Max(ls)-slices.Min(ls))
+	}
+	if spread > 5 {
+		t.Errorf("largest length spread in a batch = %d, want at most 5 (lengths are bucketed)", spread)
+	}
+	if slices.Equal(order, src.epochOrder(1)) {
+		t.Error("epochs 0 and 1 have the same order")
+	}
+
+	res, err := Pretrain(ctx, m, Texts(corpus), PretrainOptions{Steps: 3, BatchSize: 2, SeqLen: 16, Packing: PackLines, Seed: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sequences != 5 {
+		t.Errorf("%d sequences, want 5", res.Sequences)
+	}
+	if _, err := Pretrain(ctx, m, Texts(corpus), PretrainOptions{Steps: 1, Packing: "zip"}, nil); err == nil {
+		t.Error("unknown packing: no error")
+	}
+}
+
+func seqRange(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}

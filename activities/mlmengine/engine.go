@@ -72,12 +72,14 @@ type Options struct {
 type Engine struct {
 	o   Options
 	log *slog.Logger
+	div diversityLimits
 }
 
 var (
-	_ activities.Scorer    = (*Engine)(nil)
-	_ activities.Trainer   = (*Engine)(nil)
-	_ activities.Evaluator = (*Engine)(nil)
+	_ activities.Scorer          = (*Engine)(nil)
+	_ activities.StreamingScorer = (*Engine)(nil)
+	_ activities.Trainer         = (*Engine)(nil)
+	_ activities.Evaluator       = (*Engine)(nil)
 )
 
 // New checks o and returns an Engine.
@@ -119,7 +121,7 @@ func New(o Options) (*Engine, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Engine{o: o, log: log}, nil
+	return &Engine{o: o, log: log, div: defaultDiversityLimits()}, nil
 }
 
 func (e *Engine) modelCache() string { return filepath.Join(e.o.CacheDir, "models") }

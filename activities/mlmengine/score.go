@@ -1,9 +1,17 @@
 package mlmengine
 
 import (
+	"bufio"
+	"bytes"
+	"container/heap"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
 
 	"github.com/clozeloop/clozeloop/acquire"
 	"github.com/clozeloop/clozeloop/activities"
@@ -15,6 +23,25 @@ import (
 // maxDiversityItems bounds the items of one shard that the diversity
 // strategies (kcenter, hybrid) rank; the others get no score for them.
 const maxDiversityItems = 1024
+
+// diversityLimits are the bounds of the diversity strategies within a
+// shard: up to items are ranked, by acquire.KCenter with Cap kcenterCap and
+// acquire.Hybrid with Factor hybridFactor. While a shard streams by, only
+// the candidates (with their embeddings) those strategies would look at
+// when given the whole shard are kept: KCenter samples the
+// max(kcenterCap, items) candidates with the highest hash of (seed, id),
+// Hybrid shortlists the hybridFactor·items most uncertain by entropy.
+// Keeping exactly those makes the selection identical to one over the
+// whole shard while memory stays bounded.
+type diversityLimits struct {
+	items, kcenterCap, hybridFactor int
+}
+
+// defaultDiversityLimits returns the production limits: maxDiversityItems
+// and acquire's defaults.
+func defaultDiversityLimits() diversityLimits {
+	return diversityLimits{items: maxDiversityItems, kcenterCap: acquire.DefaultKCenterCap, hybridFactor: acquire.DefaultHybridFactor}
+}
 
 // strategyNeeds says what a set of strategies needs from the model.
 type strategyNeeds struct {
@@ -53,7 +80,162 @@ func needsOf(strategies []string) (strategyNeeds, error) {
 // shards interleaves their diverse picks. Items the model cannot score
 // (e.g. masks beyond its length) are left out and logged. Suggestions are
 // the model's top 5 for the item's first mask.
+//
+// ScoreShard returns every scored item, so its memory grows with the
+// shard; the ScoreShard activity uses ScoreShardTo, which does not.
 func (e *Engine) ScoreShard(ctx context.Context, req activities.ScoreRequest, progress func(done, total int)) ([]activities.ScoredItem, error) {
+	var out []activities.ScoredItem
+	div, err := e.scanShard(ctx, req, progress, func(it activities.ScoredItem) error {
+		out = append(out, it)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for seq, scores := range div {
+		for s, v := range scores {
+			out[seq].Scores[s] = v
+		}
+	}
+	return out, nil
+}
+
+// ScoreShardTo scores the shard as ScoreShard does, but writes every
+// scored item to the store at scoresKey (JSONL, the same bytes as the
+// activity writes for ScoreShard's result) instead of returning it, and
+// keeps only the topM best candidates per strategy
+// (activities.TopCollector). Scored items go to a spool file in the cache
+// folder as they are produced; the file is uploaded when the shard is
+// done. Memory stays flat however large the shard: besides the current
+// chunk, only the top candidates and, for kcenter and hybrid, a bounded set
+// of candidates with their embeddings are kept.
+func (e *Engine) ScoreShardTo(ctx context.Context, req activities.ScoreRequest, scoresKey string, topM int, progress func(done, total int)) (activities.ShardResult, error) {
+	var res activities.ShardResult
+	spool, err := os.CreateTemp(e.o.CacheDir, "scores-*.jsonl")
+	if err != nil {
+		return res, fmt.Errorf("score shard %d: spool file: %w", req.Shard, err)
+	}
+	defer func() {
+		spool.Close()
+		os.Remove(spool.Name())
+	}()
+	var plain, diverse []string
+	for _, s := range req.Strategies {
+		if s == "kcenter" || s == "hybrid" {
+			diverse = append(diverse, s)
+		} else {
+			plain = append(plain, s)
+		}
+	}
+	top := activities.NewTopCollector(plain, topM, req.Skip)
+	w := bufio.NewWriterSize(spool, 1<<16)
+	enc := json.NewEncoder(w)
+	div, err := e.scanShard(ctx, req, progress, func(it activities.ScoredItem) error {
+		res.Scored++
+		top.Add(it)
+		if err := enc.Encode(it); err != nil {
+			return fmt.Errorf("spool scores: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	if err := w.Flush(); err != nil {
+		return res, fmt.Errorf("score shard %d: spool scores: %w", req.Shard, err)
+	}
+	res.Top = top.Top()
+	upload := spool.Name()
+	if len(diverse) > 0 {
+		final, divTop, err := e.addDiversityScores(ctx, spool, div, diverse, topM, req.Skip)
+		if err != nil {
+			return res, fmt.Errorf("score shard %d: %w", req.Shard, err)
+		}
+		defer os.Remove(final)
+		upload = final
+		for s, c := range divTop {
+			res.Top[s] = c
+		}
+	}
+	if _, err := e.o.Store.PutFile(ctx, scoresKey, upload); err != nil {
+		return res, fmt.Errorf("score shard %d: write %s: %w", req.Shard, scoresKey, err)
+	}
+	return res, nil
+}
+
+// addDiversityScores copies the spooled scores into a new spool file,
+// adding the diversity scores of div (by line number) to their lines, and
+// returns that file's path and the best topM candidates of the strategies
+// diverse.
+func (e *Engine) addDiversityScores(ctx context.Context, spool *os.File, div map[int]map[string]float64, diverse []string, topM int, skip func(string) bool) (string, map[string][]workflows.Candidate, error) {
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return "", nil, fmt.Errorf("rewind spool: %w", err)
+	}
+	out, err := os.CreateTemp(e.o.CacheDir, "scores-*.jsonl")
+	if err != nil {
+		return "", nil, fmt.Errorf("spool file: %w", err)
+	}
+	ok := false
+	defer func() {
+		out.Close()
+		if !ok {
+			os.Remove(out.Name())
+		}
+	}()
+	top := activities.NewTopCollector(diverse, topM, skip)
+	r := bufio.NewReaderSize(spool, 1<<16)
+	w := bufio.NewWriterSize(out, 1<<16)
+	enc := json.NewEncoder(w)
+	for line := 0; ; line++ {
+		if line%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return "", nil, err
+			}
+		}
+		b, err := r.ReadBytes('\n')
+		if len(b) > 0 {
+			scores, has := div[line]
+			if !has {
+				if _, err := w.Write(b); err != nil {
+					return "", nil, fmt.Errorf("spool scores: %w", err)
+				}
+			} else {
+				var it activities.ScoredItem
+				if err := json.Unmarshal(bytes.TrimSpace(b), &it); err != nil {
+					return "", nil, fmt.Errorf("spooled scores line %d: %w", line+1, err)
+				}
+				for s, v := range scores {
+					it.Scores[s] = v
+				}
+				top.Add(it)
+				if err := enc.Encode(it); err != nil {
+					return "", nil, fmt.Errorf("spool scores: %w", err)
+				}
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("read spooled scores: %w", err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return "", nil, fmt.Errorf("spool scores: %w", err)
+	}
+	if err := out.Close(); err != nil {
+		return "", nil, fmt.Errorf("spool scores: %w", err)
+	}
+	ok = true
+	return out.Name(), top.Top(), nil
+}
+
+// scanShard scores the shard of req a chunk at a time and hands every
+// scored item to emit, in pool order, with its per-item scores (entropy,
+// margin, least-confidence, bald, random). The set scores of kcenter and
+// hybrid are only known once the whole shard is seen: they are returned
+// keyed by the item's position in the emitted sequence.
+func (e *Engine) scanShard(ctx context.Context, req activities.ScoreRequest, progress func(done, total int), emit func(activities.ScoredItem) error) (map[int]map[string]float64, error) {
 	if req.NumShards <= 0 || req.Shard < 0 || req.Shard >= req.NumShards {
 		return nil, fmt.Errorf("%w: shard %d of %d", activities.ErrBadData, req.Shard, req.NumShards)
 	}
@@ -78,9 +260,11 @@ func (e *Engine) ScoreShard(ctx context.Context, req activities.ScoreRequest, pr
 	if needs.bald {
 		opts.MCDropout = e.o.MCDropout
 	}
+	sc, err := newShardScores(req.Strategies, req.Seed, e.div)
+	if err != nil {
+		return nil, err
+	}
 	var (
-		out       []activities.ScoredItem
-		cands     []acquire.Candidate
 		chunk     []mlm.ScoreItem
 		pos, done int
 		failed    int
@@ -93,6 +277,8 @@ func (e *Engine) ScoreShard(ctx context.Context, req activities.ScoreRequest, pr
 		if err != nil {
 			return fmt.Errorf("score shard %d of %s: %w", req.Shard, req.PoolURI, err)
 		}
+		items := make([]activities.ScoredItem, 0, len(scores))
+		cands := make([]acquire.Candidate, 0, len(scores))
 		for i, s := range scores {
 			if s.Err != "" {
 				failed++
@@ -107,9 +293,17 @@ func (e *Engine) ScoreShard(ctx context.Context, req activities.ScoreRequest, pr
 					item.Suggestions = append(item.Suggestions, workflows.Suggestion{Token: sg.Token, Prob: sg.Score})
 				}
 			}
-			out = append(out, item)
+			items = append(items, item)
 			cands = append(cands, acquire.Candidate{ID: s.ID, LeastConfidence: s.LeastConfidence, Margin: s.Margin,
 				Entropy: s.Entropy, BALD: s.BALD, Embedding: s.Embedding})
+		}
+		if err := sc.add(ctx, items, cands); err != nil {
+			return fmt.Errorf("score shard %d of %s: %w", req.Shard, req.PoolURI, err)
+		}
+		for _, it := range items {
+			if err := emit(it); err != nil {
+				return fmt.Errorf("score shard %d of %s: %w", req.Shard, req.PoolURI, err)
+			}
 		}
 		done += len(chunk)
 		chunk = chunk[:0]
@@ -148,65 +342,220 @@ func (e *Engine) ScoreShard(ctx context.Context, req activities.ScoreRequest, pr
 	if failed > 0 {
 		e.log.Warn("pool items left out of scoring", "pool", req.PoolURI, "shard", req.Shard, "count", failed)
 	}
-	if err := fillScores(ctx, out, cands, req.Strategies, req.Seed); err != nil {
+	div, err := sc.finish(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("score shard %d of %s: %w", req.Shard, req.PoolURI, err)
 	}
-	return out, nil
+	return div, nil
 }
 
-// fillScores sets items[i].Scores[strategy] from cands[i] (same order).
-func fillScores(ctx context.Context, items []activities.ScoredItem, cands []acquire.Candidate, strategies []string, seed int64) error {
+// shardScores computes the strategies' scores of a shard streamed by a
+// chunk at a time, holding only bounded state.
+type shardScores struct {
+	strategies []string
+	lim        diversityLimits
+	seed       int64
+	random     bool // some strategy needs the item's hash (random, kcenter)
+	kcenter    *keeper
+	hybrid     *keeper
+	n          int // items added so far
+	dim        int // embedding length (-1: none seen yet)
+}
+
+func newShardScores(strategies []string, seed int64, lim diversityLimits) (*shardScores, error) {
+	sc := &shardScores{strategies: strategies, lim: lim, seed: seed, dim: -1}
+	for _, s := range strategies {
+		switch s {
+		case "random":
+			sc.random = true
+		case "kcenter":
+			sc.random = true
+			sc.kcenter = &keeper{limit: max(lim.kcenterCap, lim.items)}
+		case "hybrid":
+			sc.hybrid = &keeper{limit: lim.hybridFactor * lim.items}
+		case "entropy", "margin", "least-confidence", "bald":
+		default:
+			return nil, fmt.Errorf("%w: unknown acquisition strategy %q", activities.ErrBadData, s)
+		}
+	}
+	return sc, nil
+}
+
+// add sets the per-item scores of one chunk's items (cands[i] belongs to
+// items[i]) and offers them to the diversity keepers.
+func (sc *shardScores) add(ctx context.Context, items []activities.ScoredItem, cands []acquire.Candidate) error {
 	if len(items) == 0 {
 		return nil
 	}
-	index := make(map[string]int, len(cands))
-	for i, c := range cands {
-		index[c.ID] = i
-	}
-	for _, s := range strategies {
-		var measure acquire.Measure
-		switch s {
-		case "entropy":
-			measure = acquire.Entropy
-		case "margin":
-			measure = acquire.Margin
-		case "least-confidence":
-			measure = acquire.LeastConfidence
-		case "bald":
-			measure = acquire.BALD
+	var hash map[string]float64
+	if sc.random {
+		sel, err := acquire.Random{}.Select(ctx, cands, len(cands), acquire.SelectOptions{Seed: sc.seed})
+		if err != nil {
+			return fmt.Errorf("random: %w", err)
 		}
-		if measure != 0 {
-			for i := range cands {
-				items[i].Scores[s] = cands[i].Uncertainty(measure)
+		hash = make(map[string]float64, len(sel))
+		for _, p := range sel {
+			hash[p.ID] = p.Score
+		}
+	}
+	for i := range items {
+		c := &cands[i]
+		for _, s := range sc.strategies {
+			var measure acquire.Measure
+			switch s {
+			case "entropy":
+				measure = acquire.Entropy
+			case "margin":
+				measure = acquire.Margin
+			case "least-confidence":
+				measure = acquire.LeastConfidence
+			case "bald":
+				measure = acquire.BALD
+			case "random":
+				items[i].Scores[s] = hash[c.ID]
 			}
+			if measure != 0 {
+				items[i].Scores[s] = c.Uncertainty(measure)
+			}
+		}
+		seq := sc.n
+		sc.n++
+		if sc.kcenter == nil && sc.hybrid == nil {
 			continue
 		}
-		var (
-			strat acquire.Strategy
-			k     = len(cands)
-			byRnk bool
-		)
-		switch s {
-		case "random":
-			strat = acquire.Random{}
-		case "kcenter":
-			strat, k, byRnk = acquire.KCenter{}, min(k, maxDiversityItems), true
-		case "hybrid":
-			strat, k, byRnk = acquire.Hybrid{}, min(k, maxDiversityItems), true
-		default:
-			return fmt.Errorf("%w: unknown acquisition strategy %q", activities.ErrBadData, s)
+		if err := sc.checkEmbedding(c); err != nil {
+			return err
 		}
-		sel, err := strat.Select(ctx, cands, k, acquire.SelectOptions{Seed: seed})
-		if err != nil {
-			return fmt.Errorf("%s: %w", s, err)
+		if sc.kcenter != nil {
+			sc.kcenter.push(kept{key: hash[c.ID], seq: seq, cand: *c})
 		}
-		for _, p := range sel {
-			score := p.Score
-			if byRnk {
-				score = float64(len(sel)-p.Rank+1) / float64(len(sel))
+		if sc.hybrid != nil {
+			u := c.Uncertainty(acquire.Entropy)
+			if math.IsNaN(u) || math.IsInf(u, 0) {
+				return fmt.Errorf("hybrid: candidate %q: %s is %v", c.ID, acquire.Entropy, c.Entropy)
 			}
-			items[index[p.ID]].Scores[s] = score
+			sc.hybrid.push(kept{key: u, seq: seq, cand: *c})
 		}
 	}
 	return nil
+}
+
+// checkEmbedding checks what the diversity strategies check of every
+// candidate: an embedding of the shard's length with finite components.
+func (sc *shardScores) checkEmbedding(c *acquire.Candidate) error {
+	if len(c.Embedding) == 0 {
+		return fmt.Errorf("candidate %q: no embedding (the strategy needs one)", c.ID)
+	}
+	if sc.dim < 0 {
+		sc.dim = len(c.Embedding)
+	} else if len(c.Embedding) != sc.dim {
+		return fmt.Errorf("candidate %q: embedding has %d dimensions, others have %d", c.ID, len(c.Embedding), sc.dim)
+	}
+	for i, x := range c.Embedding {
+		if x-x != 0 { // NaN or ±Inf
+			return fmt.Errorf("candidate %q: embedding: component %d is %v", c.ID, i, x)
+		}
+	}
+	return nil
+}
+
+// finish runs the diversity strategies over the kept candidates and returns
+// their scores by item position.
+func (sc *shardScores) finish(ctx context.Context) (map[int]map[string]float64, error) {
+	div := map[int]map[string]float64{}
+	if sc.n == 0 {
+		return div, nil
+	}
+	k := min(sc.n, sc.lim.items)
+	for _, s := range sc.strategies {
+		var (
+			strat acquire.Strategy
+			kp    *keeper
+		)
+		switch s {
+		case "kcenter":
+			strat, kp = acquire.KCenter{Cap: sc.lim.kcenterCap}, sc.kcenter
+		case "hybrid":
+			strat, kp = acquire.Hybrid{Factor: sc.lim.hybridFactor}, sc.hybrid
+		default:
+			continue
+		}
+		// With the whole shard, KCenter keeps pool order when it needs no
+		// sample and otherwise works on its sample best hash first; Hybrid
+		// ranks its shortlist itself.
+		cands, seqs := kp.candidates(sc.n > kp.limit)
+		sel, err := strat.Select(ctx, cands, k, acquire.SelectOptions{Seed: sc.seed})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s, err)
+		}
+		for _, p := range sel {
+			seq := seqs[p.Index]
+			if div[seq] == nil {
+				div[seq] = map[string]float64{}
+			}
+			div[seq][s] = float64(len(sel)-p.Rank+1) / float64(len(sel))
+		}
+	}
+	return div, nil
+}
+
+// kept is a candidate a keeper holds: its rank key and position in the
+// shard.
+type kept struct {
+	key  float64
+	seq  int
+	cand acquire.Candidate
+}
+
+// better reports whether a ranks before b: higher key, then smaller id.
+func (a kept) better(b kept) bool {
+	if a.key != b.key {
+		return a.key > b.key
+	}
+	return a.cand.ID < b.cand.ID
+}
+
+// keeper holds the limit best candidates offered to it (a min-heap whose
+// root is the worst kept).
+type keeper struct {
+	limit int
+	h     []kept
+}
+
+func (k *keeper) Len() int           { return len(k.h) }
+func (k *keeper) Less(i, j int) bool { return k.h[j].better(k.h[i]) }
+func (k *keeper) Swap(i, j int)      { k.h[i], k.h[j] = k.h[j], k.h[i] }
+func (k *keeper) Push(x any)         { k.h = append(k.h, x.(kept)) }
+func (k *keeper) Pop() any {
+	x := k.h[len(k.h)-1]
+	k.h = k.h[:len(k.h)-1]
+	return x
+}
+
+func (k *keeper) push(e kept) {
+	if len(k.h) < k.limit {
+		heap.Push(k, e)
+		return
+	}
+	if e.better(k.h[0]) {
+		k.h[0] = e
+		heap.Fix(k, 0)
+	}
+}
+
+// candidates returns the kept candidates, best first when byRank and in
+// shard order otherwise, and each one's position in the shard.
+func (k *keeper) candidates(byRank bool) ([]acquire.Candidate, []int) {
+	h := append([]kept(nil), k.h...)
+	if byRank {
+		sort.Slice(h, func(i, j int) bool { return h[i].better(h[j]) })
+	} else {
+		sort.Slice(h, func(i, j int) bool { return h[i].seq < h[j].seq })
+	}
+	cands := make([]acquire.Candidate, len(h))
+	seqs := make([]int, len(h))
+	for i, e := range h {
+		cands[i], seqs[i] = e.cand, e.seq
+	}
+	return cands, seqs
 }

@@ -55,6 +55,12 @@ const (
 	ModeMatmul Mode = "matmul"
 )
 
+// ModelOf returns the reference's model size for a fill-mask config's
+// dimensions.
+func ModelOf(vocab, hidden, layers, heads, intermediate, maxPos int) Model {
+	return Model{Vocab: vocab, Hidden: hidden, Layers: layers, Heads: heads, Intermediate: intermediate, MaxPos: maxPos}
+}
+
 // Model is the size of the BERT model, in Hugging Face config terms.
 type Model struct {
 	Vocab        int `json:"vocab_size"`
@@ -93,6 +99,12 @@ type Options struct {
 	Model Model
 	// Batch and Length are the input shape; zero means 32 and 32.
 	Batch, Length int
+	// Lengths, in score mode, replaces Length: the items have these
+	// lengths ([CLS] and [SEP] included) and are cut, in this order, into
+	// batches of Batch items padded to the longest item of each batch, as
+	// the Hugging Face pipeline batches them. A timed run is one pass over
+	// all of them; the warm-up runs the first batch.
+	Lengths []int
 	// MaskOnly computes the MLM head only at the mask positions.
 	MaskOnly bool
 	// Threads is torch.set_num_threads; zero means the number of CPUs.
@@ -100,6 +112,10 @@ type Options struct {
 	// Warmup untimed runs (zero means 1) precede Runs timed runs (zero
 	// means 5); the result is their median.
 	Warmup, Runs int
+	// MinSeconds, when positive, keeps timing runs (beyond Runs) until
+	// the timed runs add up to that long; MaxSeconds, when positive, stops
+	// timing after that long (after at least one run).
+	MinSeconds, MaxSeconds float64
 	// Seed seeds weights and inputs.
 	Seed int64
 	// Shapes are the matmul shapes; empty means the bert-base ones.
@@ -128,7 +144,8 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Args validates o and returns the arguments of bench_ref.py.
+// Args validates o and returns the arguments of bench_ref.py. With
+// Lengths, Run adds --lengths-file naming a file it writes.
 func (o Options) Args() ([]string, error) {
 	o = o.withDefaults()
 	switch o.Mode {
@@ -136,6 +153,15 @@ func (o Options) Args() ([]string, error) {
 	default:
 		return nil, fmt.Errorf("torchref: unknown mode %q (valid: score, train, matmul)", o.Mode)
 	}
+	if len(o.Lengths) > 0 && o.Mode != ModeScore {
+		return nil, fmt.Errorf("torchref: lengths are for score mode, not %s", o.Mode)
+	}
+	return o.commonArgs(Cell{Batch: o.Batch, Length: o.Length, Lengths: o.Lengths, MaskOnly: o.MaskOnly})
+}
+
+// commonArgs validates the model, timing and cell of o (already with
+// defaults) and returns the arguments of bench_ref.py for o.Mode.
+func (o Options) commonArgs(cells ...Cell) ([]string, error) {
 	m := o.Model
 	for _, f := range []struct {
 		name string
@@ -146,14 +172,17 @@ func (o Options) Args() ([]string, error) {
 			return nil, fmt.Errorf("torchref: %s = %d: must be positive", f.name, f.v)
 		}
 	}
-	if o.Threads < 0 || o.Warmup < 0 {
-		return nil, fmt.Errorf("torchref: threads %d and warmup %d must not be negative", o.Threads, o.Warmup)
+	if o.Threads < 0 || o.Warmup < 0 || o.MinSeconds < 0 || o.MaxSeconds < 0 {
+		return nil, fmt.Errorf("torchref: threads %d, warmup %d, min seconds %g and max seconds %g must not be negative",
+			o.Threads, o.Warmup, o.MinSeconds, o.MaxSeconds)
 	}
 	if m.Hidden%m.Heads != 0 {
 		return nil, fmt.Errorf("torchref: hidden %d is not a multiple of heads %d", m.Hidden, m.Heads)
 	}
-	if o.Length < 3 || o.Length > m.MaxPos {
-		return nil, fmt.Errorf("torchref: length %d must be in [3, max positions %d]", o.Length, m.MaxPos)
+	for _, c := range cells {
+		if err := c.validate(m); err != nil {
+			return nil, err
+		}
 	}
 	shapes := make([]string, len(o.Shapes))
 	for i, s := range o.Shapes {
@@ -169,6 +198,12 @@ func (o Options) Args() ([]string, error) {
 		"--batch", itoa(o.Batch), "--length", itoa(o.Length),
 		"--warmup", itoa(o.Warmup), "--runs", itoa(o.Runs), "--seed", strconv.FormatInt(o.Seed, 10),
 		"--shapes", strings.Join(shapes, ","),
+	}
+	if o.MinSeconds > 0 {
+		args = append(args, "--min-seconds", strconv.FormatFloat(o.MinSeconds, 'g', -1, 64))
+	}
+	if o.MaxSeconds > 0 {
+		args = append(args, "--max-seconds", strconv.FormatFloat(o.MaxSeconds, 'g', -1, 64))
 	}
 	if o.Threads > 0 {
 		args = append(args, "--threads", itoa(o.Threads))
@@ -199,10 +234,15 @@ type Result struct {
 	// Python is the interpreter that ran the reference.
 	Python string `json:"python"`
 
-	// Score and train modes.
+	// Score and train modes. Length is the longest item; Items and
+	// Tokens are the items and tokens (padding excluded) of one timed run;
+	// Lengths echoes Options.Lengths.
 	Model                *Model    `json:"config,omitempty"`
 	Batch                int       `json:"batch,omitempty"`
 	Length               int       `json:"length,omitempty"`
+	Lengths              []int     `json:"lengths,omitempty"`
+	Items                int       `json:"items,omitempty"`
+	Tokens               int       `json:"tokens,omitempty"`
 	MaskOnly             bool      `json:"mask_only,omitempty"`
 	MsPerBatch           float64   `json:"ms_per_batch,omitempty"`
 	MsRuns               []float64 `json:"ms_runs,omitempty"`
@@ -290,24 +330,16 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			return Result{}, err
 		}
 	}
-	dir, err := os.MkdirTemp("", "clozeloop-torchref-")
-	if err != nil {
-		return Result{}, fmt.Errorf("torchref: temp dir: %w", err)
+	var files map[string][]byte
+	if len(opts.Lengths) > 0 {
+		files = map[string][]byte{"lengths.txt": []byte(joinInts(opts.Lengths, " ") + "\n")}
+		args = append(args, "--lengths-file", "lengths.txt")
 	}
-	defer os.RemoveAll(dir)
-	if err := WriteScripts(dir); err != nil {
+	out, err := runScript(ctx, python, args, files)
+	if err != nil {
 		return Result{}, err
 	}
-	cmd := exec.CommandContext(ctx, python, append([]string{filepath.Join(dir, "bench_ref.py")}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return Result{}, fmt.Errorf("torchref: %s %s: %w", python, opts.Mode, ctx.Err())
-		}
-		return Result{}, fmt.Errorf("torchref: %s bench_ref.py %s: %s", python, strings.Join(args, " "), lastLine(stderr.Bytes(), err))
-	}
-	res, err := parseResult(stdout.Bytes())
+	res, err := parseResult(out)
 	if err != nil {
 		return Result{}, fmt.Errorf("torchref: %s %s: %w", python, opts.Mode, err)
 	}
@@ -318,13 +350,57 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	return res, nil
 }
 
-// parseResult parses the script's single JSON line and checks that its
+// runScript writes the scripts and files (name → content) into a temporary
+// folder, runs bench_ref.py with args there and returns its stdout. File
+// names in args are relative to that folder.
+func runScript(ctx context.Context, python string, args []string, files map[string][]byte) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "clozeloop-torchref-")
+	if err != nil {
+		return nil, fmt.Errorf("torchref: temp dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	if err := WriteScripts(dir); err != nil {
+		return nil, err
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return nil, fmt.Errorf("torchref: write %s: %w", name, err)
+		}
+	}
+	cmd := exec.CommandContext(ctx, python, append([]string{filepath.Join(dir, "bench_ref.py")}, args...)...)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("torchref: %s %s: %w", python, args[0], ctx.Err())
+		}
+		return nil, fmt.Errorf("torchref: %s bench_ref.py %s: %s", python, truncate(strings.Join(args, " "), 300), lastLine(stderr.Bytes(), err))
+	}
+	return stdout.Bytes(), nil
+}
+
+// joinInts formats v separated by sep.
+func joinInts(v []int, sep string) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, sep)
+}
+
+// parseResult parses the script's last JSON line and checks that its
 // numbers are sane.
 func parseResult(out []byte) (Result, error) {
 	line := bytes.TrimSpace(out)
 	if i := bytes.LastIndexByte(line, '\n'); i >= 0 {
 		line = line[i+1:]
 	}
+	return parseLine(line)
+}
+
+// parseLine parses one result line and checks that its numbers are sane.
+func parseLine(line []byte) (Result, error) {
 	var r Result
 	if err := json.Unmarshal(line, &r); err != nil {
 		return Result{}, fmt.Errorf("parse output %q: %w", truncate(string(line), 200), err)

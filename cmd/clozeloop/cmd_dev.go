@@ -20,9 +20,9 @@ import (
 	"github.com/clozeloop/clozeloop/devserver"
 	"github.com/clozeloop/clozeloop/hook"
 	"github.com/clozeloop/clozeloop/mlm"
+	"github.com/clozeloop/clozeloop/models"
 	"github.com/clozeloop/clozeloop/store"
 	"github.com/clozeloop/clozeloop/store/s3embed"
-	"github.com/clozeloop/clozeloop/tokenize"
 	"github.com/clozeloop/clozeloop/workers"
 	"github.com/clozeloop/clozeloop/workers/engine"
 	"github.com/clozeloop/clozeloop/workflows"
@@ -92,7 +92,7 @@ func devCmd() command {
 			fs.StringVar(&o.s3Addr, "s3-addr", "127.0.0.1:9000", "embedded S3 listen address (loopback only)")
 			fs.StringVar(&o.hookAddr, "hook-addr", "127.0.0.1:8080", "annotation page and API listen address")
 			fs.StringVar(&o.namespace, "namespace", devserver.DefaultNamespace, "Temporal namespace")
-			fs.StringVar(&o.modelDir, "model", "", "starting model folder (Hugging Face layout); default DATA/models/start, else a new untrained tiny model")
+			fs.StringVar(&o.modelDir, "model", "", "starting model folder (Hugging Face layout); default DATA/models/start, where the shipped wordnet-small model (a small BERT pretrained on WordNet) is written when the folder holds no model")
 			fs.StringVar(&o.wordnetDir, "wordnet-dir", dataset.DefaultWordNetDir, "WordNet files for the demo data set (Debian package wordnet-base)")
 			fs.BoolVar(&o.demo, "demo", true, "build the WordNet data set if missing and start a demo active-learning run")
 			fs.BoolVar(&o.demoAnnotate, "demo-annotate", false, "answer every batch from the gold answers through the hook's API, exit after --demo-rounds rounds")
@@ -312,16 +312,9 @@ func prepareDemo(ctx context.Context, log *slog.Logger, st *store.Store, dir str
 		return cfg, nil, "", err
 	}
 
-	modelDir, source := o.modelDir, "--model"
-	if modelDir == "" {
-		modelDir, source = filepath.Join(dir, "models", "start"), "DATA/models/start"
-		if _, err := os.Stat(filepath.Join(modelDir, "config.json")); err != nil {
-			modelDir = filepath.Join(dir, "models", "tiny-untrained")
-			source = "a new UNTRAINED tiny model (2 layers, hidden 128; WordPiece vocabulary from the demo raw text): its suggestions are noise; pass --model DIR or put a model in DATA/models/start"
-			if err := createTinyModel(ctx, log, filepath.Join(dataDir, dataset.RawFile), modelDir); err != nil {
-				return cfg, nil, "", err
-			}
-		}
+	modelDir, source, err := startModel(ctx, log, dir, o.modelDir)
+	if err != nil {
+		return cfg, nil, "", err
 	}
 	if _, _, err := st.UploadDir(ctx, modelDir, demoModelKey); err != nil {
 		return cfg, nil, "", fmt.Errorf("upload starting model %s: %w", modelDir, err)
@@ -338,26 +331,25 @@ func prepareDemo(ctx context.Context, log *slog.Logger, st *store.Store, dir str
 	return cfg, oracle, source, nil
 }
 
-// createTinyModel saves a randomly initialised tiny BERT with a WordPiece
-// vocabulary trained on corpus, unless dir already holds one.
-func createTinyModel(ctx context.Context, log *slog.Logger, corpus, dir string) error {
-	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
-		return nil
+// startModel returns the folder of the demo's starting model and where it
+// comes from: --model when given; else DATA/models/start, into which the
+// shipped wordnet-small model is written first when the folder holds no
+// model (no config.json).
+func startModel(ctx context.Context, log *slog.Logger, dataDir, flagModel string) (dir, source string, err error) {
+	if flagModel != "" {
+		return flagModel, "--model " + flagModel, nil
 	}
-	log.Info("creating an untrained tiny model for the demo", "corpus", corpus, "out", dir)
-	tok, err := tokenize.TrainWordPiece(ctx, mlm.FileLines(corpus), tokenize.TrainOptions{VocabSize: 4000, Lowercase: true})
-	if err != nil {
-		return fmt.Errorf("train the demo vocabulary on %s: %w", corpus, err)
+	dir = filepath.Join(dataDir, "models", "start")
+	if _, err := os.Stat(filepath.Join(dir, mlm.ConfigFile)); err == nil {
+		return dir, "DATA/models/start (a model already there)", nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", "", fmt.Errorf("check starting model in %s: %w", dir, err)
 	}
-	m, err := mlm.New(mlm.TinyConfig(tok.VocabSize()), tok, mlm.Options{Seed: 1})
-	if err != nil {
-		return fmt.Errorf("create the demo tiny model: %w", err)
+	log.Info("writing the shipped starting model", "model", models.WordNetSmall, "out", dir)
+	if _, err := models.WriteTo(ctx, models.WordNetSmall, dir); err != nil {
+		return "", "", fmt.Errorf("write the shipped starting model to %s: %w", dir, err)
 	}
-	defer m.Close()
-	if err := m.Save(ctx, dir); err != nil {
-		return fmt.Errorf("save the demo tiny model to %s: %w", dir, err)
-	}
-	return nil
+	return dir, "the shipped " + models.WordNetSmall + " model (pretrained on WordNet; written to DATA/models/start)", nil
 }
 
 // readOracle reads the builder's oracle.jsonl: item id -> gold answers.

@@ -195,3 +195,42 @@ func httpGet(ctx context.Context, url string) (int, error) {
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
+
+// TestStartModel checks where the demo's starting model comes from: the
+// --model folder, else DATA/models/start, filled with the shipped model
+// only when it holds none.
+func TestStartModel(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	data := t.TempDir()
+	dir, source, err := startModel(ctx, log, data, "/some/model")
+	if err != nil || dir != "/some/model" || !strings.Contains(source, "--model") {
+		t.Errorf("with --model: %q, %q, %v", dir, source, err)
+	}
+
+	dir, source, err = startModel(ctx, log, data, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(data, "models", "start"); dir != want || !strings.Contains(source, "shipped wordnet-small") {
+		t.Errorf("empty data folder: %q, %q; want %s from the shipped model", dir, source, want)
+	}
+	for _, f := range []string{"config.json", "model.safetensors", "vocab.txt", "tokenizer.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("shipped model file %s not written: %v", f, err)
+		}
+	}
+
+	// A model already in DATA/models/start is used as it is.
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"model_type":"bert"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir2, source, err := startModel(ctx, log, data, "")
+	if err != nil || dir2 != dir || !strings.Contains(source, "already there") {
+		t.Errorf("existing model: %q, %q, %v", dir2, source, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "config.json")); string(b) != `{"model_type":"bert"}` {
+		t.Errorf("startModel overwrote the existing model's config: %s", b)
+	}
+}

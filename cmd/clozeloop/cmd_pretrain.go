@@ -60,6 +60,7 @@ type pretrainReport struct {
 	Steps        int                `json:"steps"`
 	Batch        int                `json:"batch"`
 	SeqLen       int                `json:"seq_len"`
+	Packing      string             `json:"packing"`
 	LR           float64            `json:"lr"`
 	Warmup       int                `json:"warmup"`
 	Seed         uint64             `json:"seed"`
@@ -81,7 +82,8 @@ func runPretrain(ctx context.Context, env *cmdEnv, args []string) error {
 	out := fs.String("out", "", "output model directory (Hugging Face files, training_args.json; checkpoints/ while training)")
 	steps := fs.Int("steps", 0, "optimizer steps")
 	batch := fs.Int("batch", 32, "sequences per step")
-	seqLen := fs.Int("seq-len", 128, "tokens per packed sequence, [CLS] and [SEP] included")
+	seqLen := fs.Int("seq-len", 128, "tokens per packed sequence (with --packing lines: at most), [CLS] and [SEP] included")
+	packing := fs.String("packing", "pack", "pack: lines joined into sequences of --seq-len tokens; lines: one sequence per line, batched by length (better for short unrelated lines)")
 	lr := fs.Float64("lr", 5e-4, "peak learning rate")
 	warmup := fs.Int("warmup", 0, "warm-up steps (0: 6% of --steps)")
 	seed := fs.Uint64("seed", 1, "seed for initialisation, data order, masking and dropout")
@@ -105,6 +107,8 @@ func runPretrain(ctx context.Context, env *cmdEnv, args []string) error {
 		return usagef("--steps must be positive")
 	case *batch <= 0 || *seqLen < 3 || *lr <= 0 || *warmup < 0 || *every < 0 || *threads < 0:
 		return usagef("--batch, --lr must be positive, --seq-len at least 3, --warmup, --checkpoint-every, --threads not negative")
+	case *packing != string(mlm.PackSequences) && *packing != string(mlm.PackLines):
+		return usagef("--packing must be pack or lines, not %q", *packing)
 	case *initDir == "" && *vocab < 10:
 		return usagef("--vocab-size %d is too small", *vocab)
 	}
@@ -122,7 +126,7 @@ func runPretrain(ctx context.Context, env *cmdEnv, args []string) error {
 	opts := mlm.Options{Device: *device, Threads: *threads, Seed: *seed}
 	rep := pretrainReport{
 		Command: "clozeloop pretrain " + strings.Join(args, " "), Corpus: *corpus, Init: *initDir, Out: *out,
-		Steps: *steps, Batch: *batch, SeqLen: *seqLen, LR: *lr, Warmup: *warmup, Seed: *seed, Threads: *threads,
+		Steps: *steps, Batch: *batch, SeqLen: *seqLen, Packing: *packing, LR: *lr, Warmup: *warmup, Seed: *seed, Threads: *threads,
 		Device: *device, Started: time.Now().UTC(),
 	}
 	var m *mlm.Model
@@ -161,7 +165,7 @@ func runPretrain(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	bar := newProgressBar(env.stderr, "pretrain")
 	res, err := mlm.Pretrain(ctx, m, mlm.FileLines(*corpus), mlm.PretrainOptions{
-		Steps: *steps, BatchSize: *batch, SeqLen: *seqLen, LR: *lr, Warmup: *warmup, Seed: *seed,
+		Steps: *steps, BatchSize: *batch, SeqLen: *seqLen, Packing: mlm.Packing(*packing), LR: *lr, Warmup: *warmup, Seed: *seed,
 		CheckpointDir: ckDir, CheckpointEvery: *every,
 	}, bar.update)
 	bar.done()

@@ -58,6 +58,8 @@ func commands() []command {
 		serverCmd(),
 		hookCmd(),
 		devCmd(),
+		convertCmd(),
+		evalCmd(),
 	}
 }
 

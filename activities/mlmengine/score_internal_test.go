@@ -1,0 +1,243 @@
+package mlmengine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"sort"
+	"testing"
+
+	"github.com/clozeloop/clozeloop/acquire"
+	"github.com/clozeloop/clozeloop/activities"
+	"github.com/clozeloop/clozeloop/activities/mlmengine/mlmenginetest"
+	"github.com/clozeloop/clozeloop/mlm"
+	"github.com/clozeloop/clozeloop/workflows"
+)
+
+// referenceShard scores a shard the straightforward way: every item of the
+// shard is kept, the strategies run once over all of them, and the top m
+// per strategy come from sorting everything. It scores in the same chunks
+// as the engine so that the model's numbers are the same.
+func referenceShard(t *testing.T, e *Engine, f *mlmenginetest.Fixture, req activities.ScoreRequest, m int) ([]activities.ScoredItem, map[string][]workflows.Candidate) {
+	t.Helper()
+	ctx := context.Background()
+	model, err := e.LoadModel(ctx, req.ModelURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer model.Close()
+	needs, err := needsOf(req.Strategies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := mlm.ScoreOptions{TopK: 5, BatchSize: e.o.ScoreBatchSize, Embeddings: needs.embeddings, Seed: uint64(req.Seed)}
+	if needs.bald {
+		opts.MCDropout = e.o.MCDropout
+	}
+	var shard []mlm.ScoreItem
+	for p, it := range f.PoolItems {
+		if p%req.NumShards == req.Shard && (req.Skip == nil || !req.Skip(it.ID)) {
+			shard = append(shard, mlm.ScoreItem{ID: it.ID, Text: it.Text})
+		}
+	}
+	var (
+		items []activities.ScoredItem
+		cands []acquire.Candidate
+	)
+	for start := 0; start < len(shard); start += e.o.ChunkSize {
+		chunk := shard[start:min(start+e.o.ChunkSize, len(shard))]
+		scores, err := model.Score(ctx, chunk, opts, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range scores {
+			if s.Err != "" {
+				continue
+			}
+			it := activities.ScoredItem{ItemID: s.ID, Text: chunk[i].Text, Scores: map[string]float64{}}
+			for _, sg := range s.Suggestions[0] {
+				it.Suggestions = append(it.Suggestions, workflows.Suggestion{Token: sg.Token, Prob: sg.Score})
+			}
+			items = append(items, it)
+			cands = append(cands, acquire.Candidate{ID: s.ID, LeastConfidence: s.LeastConfidence, Margin: s.Margin,
+				Entropy: s.Entropy, BALD: s.BALD, Embedding: s.Embedding})
+		}
+	}
+	measures := map[string]acquire.Measure{"entropy": acquire.Entropy, "margin": acquire.Margin,
+		"least-confidence": acquire.LeastConfidence, "bald": acquire.BALD}
+	for _, s := range req.Strategies {
+		if ms, ok := measures[s]; ok {
+			for i := range cands {
+				items[i].Scores[s] = cands[i].Uncertainty(ms)
+			}
+			continue
+		}
+		var (
+			strat acquire.Strategy
+			k     = len(cands)
+			byRnk = true
+		)
+		switch s {
+		case "random":
+			strat, byRnk = acquire.Random{}, false
+		case "kcenter":
+			strat, k = acquire.KCenter{Cap: e.div.kcenterCap}, min(k, e.div.items)
+		case "hybrid":
+			strat, k = acquire.Hybrid{Factor: e.div.hybridFactor}, min(k, e.div.items)
+		}
+		sel, err := strat.Select(ctx, cands, k, acquire.SelectOptions{Seed: req.Seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range sel {
+			score := p.Score
+			if byRnk {
+				score = float64(len(sel)-p.Rank+1) / float64(len(sel))
+			}
+			items[p.Index].Scores[s] = score
+		}
+	}
+	top := map[string][]workflows.Candidate{}
+	for _, s := range req.Strategies {
+		var cs []workflows.Candidate
+		for _, it := range items {
+			if v, ok := it.Scores[s]; ok {
+				cs = append(cs, workflows.Candidate{ItemID: it.ItemID, Text: it.Text, Score: v, Suggestions: it.Suggestions})
+			}
+		}
+		sort.SliceStable(cs, func(i, j int) bool {
+			if cs[i].Score != cs[j].Score {
+				return cs[i].Score > cs[j].Score
+			}
+			return cs[i].ItemID < cs[j].ItemID
+		})
+		top[s] = cs[:min(m, len(cs))]
+	}
+	return items, top
+}
+
+func jsonl(t *testing.T, items []activities.ScoredItem) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, it := range items {
+		if err := enc.Encode(it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.Bytes()
+}
+
+// TestScoreShardToMatchesReference checks that the streaming scorer, with
+// its bounded state, writes the same scores file and keeps the same top
+// candidates as scoring the whole shard at once, also when the diversity
+// strategies' limits are far below the shard's size (so that their kept
+// sets are really cut).
+func TestScoreShardToMatchesReference(t *testing.T) {
+	f := mlmenginetest.Start(t, 60, 0)
+	ctx := context.Background()
+	all := []string{"entropy", "margin", "least-confidence", "bald", "random", "kcenter", "hybrid"}
+	tests := []struct {
+		name         string
+		lim          diversityLimits
+		shards, topM int
+		strategies   []string
+		skip         string
+		chunk        int
+	}{
+		{"defaults, one shard", defaultDiversityLimits(), 1, 8, all, "p0003", 7},
+		{"cut diversity sets", diversityLimits{items: 4, kcenterCap: 9, hybridFactor: 3}, 1, 6, all, "", 7},
+		{"kcenter cap below items", diversityLimits{items: 5, kcenterCap: 2, hybridFactor: 2}, 2, 3, []string{"kcenter", "hybrid", "entropy"}, "p0010", 4},
+		{"uncertainty only, m beyond shard", defaultDiversityLimits(), 3, 100, []string{"margin", "random"}, "", 512},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := New(Options{Store: f.Store, CacheDir: t.TempDir(), Device: "cpu", Threads: 1, ChunkSize: tc.chunk,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.div = tc.lim
+			for shard := 0; shard < tc.shards; shard++ {
+				req := activities.ScoreRequest{ModelURI: mlmenginetest.ModelURI, PoolURI: mlmenginetest.PoolURI,
+					Shard: shard, NumShards: tc.shards, Strategies: tc.strategies, Seed: 3,
+					Skip: func(id string) bool { return id == tc.skip }}
+				wantItems, wantTop := referenceShard(t, e, f, req, tc.topM)
+				key := fmt.Sprintf("test/%s/shard-%d.jsonl", t.Name(), shard)
+				res, err := e.ScoreShardTo(ctx, req, key, tc.topM, nil)
+				if err != nil {
+					t.Fatalf("shard %d: %v", shard, err)
+				}
+				if res.Scored != len(wantItems) {
+					t.Errorf("shard %d: scored %d, want %d", shard, res.Scored, len(wantItems))
+				}
+				if !reflect.DeepEqual(res.Top, wantTop) {
+					t.Errorf("shard %d: top candidates differ\n got %+v\nwant %+v", shard, res.Top, wantTop)
+				}
+				got, _, err := f.Store.GetBytes(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := jsonl(t, wantItems); !bytes.Equal(got, want) {
+					t.Errorf("shard %d: scores file differs from the reference (%d vs %d bytes)", shard, len(got), len(want))
+				}
+				items, err := e.ScoreShard(ctx, req, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(items, wantItems) {
+					t.Errorf("shard %d: ScoreShard's items differ from the reference", shard)
+				}
+				for _, s := range []string{"kcenter", "hybrid"} {
+					n := 0
+					for _, it := range wantItems {
+						if _, ok := it.Scores[s]; ok {
+							n++
+						}
+					}
+					if contains(tc.strategies, s) && (n == 0 || n > tc.lim.items) {
+						t.Errorf("shard %d: %s scored %d items (limit %d)", shard, s, n, tc.lim.items)
+					}
+				}
+			}
+		})
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestKeeperBounded checks that a keeper holds no more than its limit and
+// keeps the best.
+func TestKeeperBounded(t *testing.T) {
+	tests := []struct {
+		limit, n int
+	}{{1, 10}, {3, 10}, {10, 3}, {5, 5}}
+	for _, tc := range tests {
+		k := &keeper{limit: tc.limit}
+		for i := 0; i < tc.n; i++ {
+			k.push(kept{key: float64((i * 7) % tc.n), seq: i, cand: acquire.Candidate{ID: fmt.Sprintf("c%02d", i)}})
+		}
+		if want := min(tc.limit, tc.n); k.Len() != want {
+			t.Errorf("limit %d, %d pushed: holds %d, want %d", tc.limit, tc.n, k.Len(), want)
+		}
+		cands, _ := k.candidates(true)
+		for r, c := range cands {
+			var i int
+			fmt.Sscanf(c.ID, "c%02d", &i)
+			if got, want := (i*7)%tc.n, tc.n-1-r; got != want {
+				t.Errorf("limit %d, %d pushed: rank %d has key %d, want %d", tc.limit, tc.n, r, got, want)
+			}
+		}
+	}
+}

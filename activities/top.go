@@ -1,0 +1,124 @@
+package activities
+
+import (
+	"container/heap"
+	"sort"
+
+	"github.com/clozeloop/clozeloop/workflows"
+)
+
+// TopCollector keeps, per strategy, the m highest-scored items offered to
+// it (ties by item id, then by the order they were offered), so that a
+// shard's best candidates are known without holding the whole shard in
+// memory. Its result equals sorting every offered item by score and
+// keeping the first m. A TopCollector is not safe for concurrent use.
+type TopCollector struct {
+	m     int
+	skip  func(itemID string) bool
+	seq   int
+	heaps map[string]*candHeap
+	order []string
+}
+
+// NewTopCollector returns a collector keeping m candidates for each of
+// strategies; items for which skip (may be nil) reports true are ignored.
+func NewTopCollector(strategies []string, m int, skip func(itemID string) bool) *TopCollector {
+	c := &TopCollector{m: m, skip: skip, heaps: make(map[string]*candHeap, len(strategies))}
+	for _, s := range strategies {
+		if _, dup := c.heaps[s]; dup {
+			continue
+		}
+		c.heaps[s] = &candHeap{}
+		c.order = append(c.order, s)
+	}
+	return c
+}
+
+// Add offers it for every strategy it has a score for.
+func (c *TopCollector) Add(it ScoredItem) {
+	c.seq++
+	if c.m <= 0 || (c.skip != nil && c.skip(it.ItemID)) {
+		return
+	}
+	for _, s := range c.order {
+		score, ok := it.Scores[s]
+		if !ok {
+			continue
+		}
+		h := c.heaps[s]
+		e := rankedCand{score: score, seq: c.seq, c: workflows.Candidate{ItemID: it.ItemID, Text: it.Text, Score: score}}
+		if len(*h) >= c.m {
+			if !e.better((*h)[0]) {
+				continue
+			}
+			e.c.Suggestions = clipSuggestions(it.Suggestions)
+			(*h)[0] = e
+			heap.Fix(h, 0)
+			continue
+		}
+		e.c.Suggestions = clipSuggestions(it.Suggestions)
+		heap.Push(h, e)
+	}
+}
+
+// Top returns the kept candidates per strategy, best first. Every strategy
+// asked for has an entry (nil when no item had a score for it).
+func (c *TopCollector) Top() map[string][]workflows.Candidate {
+	top := make(map[string][]workflows.Candidate, len(c.order))
+	for _, s := range c.order {
+		h := *c.heaps[s]
+		kept := make([]rankedCand, len(h))
+		copy(kept, h)
+		sort.Slice(kept, func(i, j int) bool { return kept[i].better(kept[j]) })
+		var cands []workflows.Candidate
+		for _, e := range kept {
+			cands = append(cands, e.c)
+		}
+		top[s] = cands
+	}
+	return top
+}
+
+// clipSuggestions returns at most the first five suggestions, copied.
+func clipSuggestions(s []workflows.Suggestion) []workflows.Suggestion {
+	if len(s) > 5 {
+		s = s[:5]
+	}
+	if len(s) == 0 {
+		return nil
+	}
+	return append([]workflows.Suggestion(nil), s...)
+}
+
+// rankedCand is a candidate with its rank keys.
+type rankedCand struct {
+	score float64
+	seq   int
+	c     workflows.Candidate
+}
+
+// better reports whether a ranks before b: higher score, then smaller item
+// id, then offered earlier.
+func (a rankedCand) better(b rankedCand) bool {
+	if a.score != b.score {
+		return a.score > b.score
+	}
+	if a.c.ItemID != b.c.ItemID {
+		return a.c.ItemID < b.c.ItemID
+	}
+	return a.seq < b.seq
+}
+
+// candHeap is a min-heap whose root is the worst kept candidate.
+type candHeap []rankedCand
+
+func (h candHeap) Len() int           { return len(h) }
+func (h candHeap) Less(i, j int) bool { return h[j].better(h[i]) }
+func (h candHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *candHeap) Push(x any)        { *h = append(*h, x.(rankedCand)) }
+func (h *candHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}

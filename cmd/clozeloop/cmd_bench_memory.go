@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/clozeloop/clozeloop/bench/rss"
+)
+
+// runBenchMemory is "clozeloop bench memory": the resident set size while
+// the model engine scores a large pool.
+func runBenchMemory(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "bench memory", "[--quick] [--json] [--items N] [--model DIR] [--threads N] [--chunk N] [--batch N] [--work DIR]\n\n"+
+		"Generates a pool (8-64 words, one or two masks per item), scores it as one shard with the model engine\n"+
+		"the ScoreShard activity uses (pool streamed from an in-process S3 store in chunks), and samples VmRSS and\n"+
+		"VmHWM after every tenth of the pool. The default model has the shipped default shape with random weights.")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	quick := fs.Bool("quick", false, "a reduced run (3000 items): for tests and smoke checks")
+	items := fs.Int("items", 100000, "pool items")
+	model := fs.String("model", "", "a Hugging Face checkpoint folder with vocab.txt (default: random weights, 4 layers, hidden 256, vocabulary 8000)")
+	threads := fs.Int("threads", 0, "libtorch threads (0: the number of CPUs)")
+	chunk := fs.Int("chunk", 0, "pool items read and scored at once (0: the engine's default, 512)")
+	batch := fs.Int("batch", 0, "items per forward pass (0: the engine's default, 32)")
+	work := fs.String("work", "", "work folder for the pool, the store and the model cache (default: a temporary folder, removed)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	cfg := rss.Config{Items: *items, ModelDir: *model, Threads: *threads, ChunkSize: *chunk, BatchSize: *batch, WorkDir: *work, Seed: 1, Logger: env.log}
+	if *quick {
+		itemsSet := false
+		fs.Visit(func(f *flag.Flag) { itemsSet = itemsSet || f.Name == "items" })
+		if !itemsSet {
+			cfg.Items = 3000
+		}
+	}
+	if cfg.Items < 1 {
+		return usagef("--items must be positive, got %d", cfg.Items)
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	res, err := rss.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(env.stdout, struct {
+			Section string `json:"section"`
+			*rss.Result
+		}{"memory", res})
+	}
+	printBenchMemory(env.stdout, res)
+	return nil
+}
+
+// printBenchMemory writes the text table and verdict of a memory bench.
+func printBenchMemory(w io.Writer, r *rss.Result) {
+	fmt.Fprintf(w, "model: %s\npath:  %s\n", r.Model, r.Path)
+	if !r.PeakReset {
+		fmt.Fprintln(w, "note:  VmHWM could not be reset after setup; it includes building the model and the pool")
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "items scored\tVmRSS MiB\tVmHWM MiB\tGo heap MiB\tC heap MiB\titems/s\t")
+	row := func(label string, s rss.Sample) {
+		rate := "-"
+		if s.ItemsPerSec > 0 {
+			rate = fmt.Sprintf("%.0f", s.ItemsPerSec)
+		}
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t\n", label, s.RSSMiB, s.HWMMiB, s.GoHeapMiB, s.CHeapMiB, rate)
+	}
+	row("0 (before)", r.Before)
+	for _, s := range r.Samples {
+		row(fmt.Sprint(s.Items), s)
+	}
+	row("returned", r.After)
+	tw.Flush()
+	verdict := "FLAT"
+	if !r.Flat {
+		verdict = "GROWS"
+	}
+	fmt.Fprintf(w, "\n%d items in %.1f s (%.0f items/s); peak VmHWM %.1f MiB\n", r.Scored, r.Seconds, r.ItemsPerSec, r.PeakMiB)
+	fmt.Fprintf(w, "verdict: %s: VmRSS grew %.1f MiB (%.1f%%) from %d items to the end (threshold %.1f MiB: 5%% or 32 MiB, the smaller)\n",
+		verdict, r.GrowthMiB, r.GrowthPct, r.From.Items, r.ThresholdMiB)
+	if r.HeapGrowthMiB > 0 {
+		fmt.Fprintf(w, "         Go heap grew %.1f MiB over the same stretch: %.0f bytes per item scored (the per-item results the scorer keeps)\n",
+			r.HeapGrowthMiB, r.HeapBytesPerItem)
+	} else {
+		fmt.Fprintf(w, "         Go heap did not grow over the same stretch (%.1f MiB)\n", r.HeapGrowthMiB)
+	}
+}
