@@ -144,13 +144,13 @@ func (m *Model) int64Tensor(vals []int64, shape []int64) (*ts.Tensor, error) {
 		return nil, fmt.Errorf("create int64 tensor: %w", err)
 	}
 	if len(shape) != 1 {
-		t, err = t.View(shape, true)
+		t, err = opView(t, shape, true)
 		if err != nil {
 			return nil, fmt.Errorf("reshape int64 tensor to %v: %w", shape, err)
 		}
 	}
 	if m.device != gotch.CPU {
-		t, err = t.To(m.device, true)
+		t, err = opTo(t, m.device, true)
 		if err != nil {
 			return nil, fmt.Errorf("move tensor to %v: %w", m.device, err)
 		}
@@ -186,8 +186,8 @@ func (m *Model) maskOutputs(items []prepared, idx []int, train, wantHidden bool)
 // hostContiguous returns t on the CPU and contiguous (a new handle the
 // caller drops).
 func hostContiguous(t *ts.Tensor) *ts.Tensor {
-	c := must(t.To(gotch.CPU, false))
-	return must(c.Contiguous(true))
+	c := must(opTo(t, gotch.CPU, false))
+	return must(opContiguous(c, true))
 }
 
 // copyFloat32s copies a float32 tensor to Go memory.

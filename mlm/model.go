@@ -72,11 +72,11 @@ type Model struct {
 	p       bertParams
 	seed    uint64
 
-	scale *ts.Scalar // 1/sqrt(head size)
+	scale scalar // 1/sqrt(head size)
 	// sqrtHead is sqrt(head size), which DistilBERT divides the queries by.
-	sqrtHead *ts.Scalar
-	negMin   *ts.Scalar // the most negative float32, for the padding mask
-	one      *ts.Scalar
+	sqrtHead scalar
+	negMin   scalar // the most negative float32, for the padding mask
+	one      scalar
 
 	mu     sync.Mutex
 	closed bool
@@ -192,10 +192,10 @@ func newModel(cfg Config, tok *tokenize.Tokenizer, opts Options, state map[strin
 	m := &Model{
 		cfg: cfg, tok: tok, device: device, act: act, headAct: headAct, seed: opts.Seed,
 		vs:       nn.NewVarStore(device),
-		scale:    ts.FloatScalar(1 / math.Sqrt(float64(cfg.HiddenSize/cfg.NumAttentionHeads))),
-		sqrtHead: ts.FloatScalar(math.Sqrt(float64(cfg.HiddenSize / cfg.NumAttentionHeads))),
-		negMin:   ts.FloatScalar(-math.MaxFloat32),
-		one:      ts.FloatScalar(1),
+		scale:    floatScalar(1 / math.Sqrt(float64(cfg.HiddenSize/cfg.NumAttentionHeads))),
+		sqrtHead: floatScalar(math.Sqrt(float64(cfg.HiddenSize / cfg.NumAttentionHeads))),
+		negMin:   floatScalar(-math.MaxFloat32),
+		one:      floatScalar(1),
 	}
 	m.p.layers = make([]bertLayer, cfg.NumHiddenLayers)
 	specs := m.specs()
@@ -346,10 +346,10 @@ func (m *Model) Close() error {
 	m.closed = true
 	m.vs.Destroy()
 	m.p = bertParams{}
-	m.scale.MustDrop()
-	m.sqrtHead.MustDrop()
-	m.negMin.MustDrop()
-	m.one.MustDrop()
+	m.scale.free()
+	m.sqrtHead.free()
+	m.negMin.free()
+	m.one.free()
 	return nil
 }
 
@@ -463,10 +463,10 @@ func (m *Model) forward(ids, mask, types *ts.Tensor, train bool) *ts.Tensor {
 	p := &m.p
 
 	pos := m.positionIDs(ids, T)
-	x := must(ts.Embedding(p.wordEmb, ids, -1, false, false))
-	pe := must(ts.Embedding(p.posEmb, pos, -1, false, false))
+	x := must(opEmbedding(p.wordEmb, ids))
+	pe := must(opEmbedding(p.posEmb, pos))
 	pos.MustDrop()
-	check(inPlace(x, func() error { return x.Add_(pe) }))
+	check(opAdd_(x, pe))
 	pe.MustDrop()
 	switch {
 	case p.typeEmb == nil:
@@ -474,24 +474,24 @@ func (m *Model) forward(ids, mask, types *ts.Tensor, train bool) *ts.Tensor {
 			check(fmt.Errorf("%s has no token type embeddings, got token_type_ids", c.ModelType))
 		}
 	case types != nil:
-		te := must(ts.Embedding(p.typeEmb, types, -1, false, false))
-		check(inPlace(x, func() error { return x.Add_(te) }))
+		te := must(opEmbedding(p.typeEmb, types))
+		check(opAdd_(x, te))
 		te.MustDrop()
 	default:
-		row := must(p.typeEmb.Select(0, 0, false))
-		check(inPlace(x, func() error { return x.Add_(row) }))
+		row := must(opSelect(p.typeEmb, 0, 0, false))
+		check(opAdd_(x, row))
 		row.MustDrop()
 	}
-	h := must(ts.LayerNorm(x, []int64{H}, p.embLN.w, p.embLN.b, c.LayerNormEps, false))
+	h := must(opLayerNorm(x, []int64{H}, p.embLN.w, p.embLN.b, c.LayerNormEps))
 	x.MustDrop()
 	h = m.dropout(h, c.HiddenDropoutProb, train)
 
 	var ext *ts.Tensor
 	if mask != nil {
-		f := must(mask.Totype(gotch.Float, false))
-		f = must(f.RsubScalar(m.one, true))
-		f = must(f.MulScalar(m.negMin, true))
-		ext = must(f.View([]int64{B, 1, 1, T}, true))
+		f := must(opTotype(mask, gotch.Float, false))
+		f = must(opRsubScalar(f, m.one, true))
+		f = must(opMulScalar(f, m.negMin, true))
+		ext = must(opView(f, []int64{B, 1, 1, T}, true))
 	}
 	for i := range p.layers {
 		h = m.layer(h, ext, &p.layers[i], B, T, train)
@@ -509,9 +509,7 @@ func (m *Model) forward(ids, mask, types *ts.Tensor, train bool) *ts.Tensor {
 // ([B, T]).
 func (m *Model) positionIDs(ids *ts.Tensor, T int64) *ts.Tensor {
 	if m.cfg.ModelType != ModelTypeRoBERTa {
-		end := ts.IntScalar(T)
-		defer end.MustDrop()
-		return must(ts.Arange(end, gotch.Int64, m.device))
+		return must(opArange(T, m.device))
 	}
 	pad := ts.IntScalar(int64(m.cfg.PadTokenID))
 	defer pad.MustDrop()
@@ -530,50 +528,50 @@ func (m *Model) layer(x, ext *ts.Tensor, l *bertLayer, B, T int64, train bool) *
 	nh := int64(c.NumAttentionHeads)
 	hd := H / nh
 	heads := func(w linear) *ts.Tensor {
-		t := must(ts.Linear(x, w.w, w.b))
-		t = must(t.View([]int64{B, T, nh, hd}, true))
-		return must(t.Transpose(1, 2, true))
+		t := must(opLinear(x, w.w, w.b))
+		t = must(opView(t, []int64{B, T, nh, hd}, true))
+		return must(opTranspose(t, 1, 2, true))
 	}
 	q := heads(l.query)
 	k := heads(l.key)
 	v := heads(l.value)
-	kt := must(k.Transpose(-1, -2, true))
+	kt := must(opTranspose(k, -1, -2, true))
 	// DistilBERT scales the queries, BERT and RoBERTa the scores: the same
 	// math, rounded differently, and parity is kept with each.
 	distil := c.ModelType == ModelTypeDistilBERT
 	if distil {
-		q = must(q.DivScalar(m.sqrtHead, true))
+		q = must(opDivScalar(q, m.sqrtHead, true))
 	}
-	scores := must(q.Matmul(kt, true))
+	scores := must(opMatmul(q, kt, true))
 	kt.MustDrop()
 	if !distil {
-		check(inPlace(scores, func() error { return scores.MulScalar_(m.scale) }))
+		check(opMulScalar_(scores, m.scale))
 	}
 	if ext != nil {
-		check(inPlace(scores, func() error { return scores.Add_(ext) }))
+		check(opAdd_(scores, ext))
 	}
-	probs := must(scores.Softmax(-1, gotch.Float, true))
+	probs := must(opSoftmax(scores, -1, true))
 	probs = m.dropout(probs, c.AttentionProbsDropoutProb, train)
-	ctx := must(probs.Matmul(v, true))
+	ctx := must(opMatmul(probs, v, true))
 	v.MustDrop()
-	ctx = must(ctx.Transpose(1, 2, true))
-	ctx = must(ctx.Reshape([]int64{B, T, H}, true))
-	a := must(ts.Linear(ctx, l.attnOut.w, l.attnOut.b))
+	ctx = must(opTranspose(ctx, 1, 2, true))
+	ctx = must(opReshape(ctx, []int64{B, T, H}, true))
+	a := must(opLinear(ctx, l.attnOut.w, l.attnOut.b))
 	ctx.MustDrop()
 	a = m.dropout(a, c.HiddenDropoutProb, train)
-	check(inPlace(a, func() error { return a.Add_(x) }))
+	check(opAdd_(a, x))
 	x.MustDrop()
-	h1 := must(ts.LayerNorm(a, []int64{H}, l.attnLN.w, l.attnLN.b, c.LayerNormEps, false))
+	h1 := must(opLayerNorm(a, []int64{H}, l.attnLN.w, l.attnLN.b, c.LayerNormEps))
 	a.MustDrop()
 
-	i := must(ts.Linear(h1, l.inter.w, l.inter.b))
+	i := must(opLinear(h1, l.inter.w, l.inter.b))
 	i = m.activate(i)
-	o := must(ts.Linear(i, l.out.w, l.out.b))
+	o := must(opLinear(i, l.out.w, l.out.b))
 	i.MustDrop()
 	o = m.dropout(o, c.HiddenDropoutProb, train)
-	check(inPlace(o, func() error { return o.Add_(h1) }))
+	check(opAdd_(o, h1))
 	h1.MustDrop()
-	h := must(ts.LayerNorm(o, []int64{H}, l.outLN.w, l.outLN.b, c.LayerNormEps, false))
+	h := must(opLayerNorm(o, []int64{H}, l.outLN.w, l.outLN.b, c.LayerNormEps))
 	o.MustDrop()
 	return h
 }
@@ -585,11 +583,11 @@ func (m *Model) activate(x *ts.Tensor) *ts.Tensor { return applyActivation(m.act
 func applyActivation(act activation, x *ts.Tensor) *ts.Tensor {
 	switch act {
 	case actGELUTanh:
-		return must(x.Gelu("tanh", true))
+		return must(opGelu(x, "tanh", true))
 	case actReLU:
-		return must(x.Relu(true))
+		return must(opRelu(x, true))
 	}
-	return must(x.Gelu("none", true))
+	return must(opGelu(x, "none", true))
 }
 
 // MLMHead returns vocabulary logits [N, vocab] for hidden states [N,
@@ -603,11 +601,11 @@ func (m *Model) MLMHead(hidden *ts.Tensor) (logits *ts.Tensor, err error) {
 
 func (m *Model) head(hidden *ts.Tensor) *ts.Tensor {
 	p := &m.p
-	t := must(ts.Linear(hidden, p.headDense.w, p.headDense.b))
+	t := must(opLinear(hidden, p.headDense.w, p.headDense.b))
 	t = applyActivation(m.headAct, t)
-	u := must(ts.LayerNorm(t, []int64{int64(m.cfg.HiddenSize)}, p.headLN.w, p.headLN.b, m.cfg.LayerNormEps, false))
+	u := must(opLayerNorm(t, []int64{int64(m.cfg.HiddenSize)}, p.headLN.w, p.headLN.b, m.cfg.LayerNormEps))
 	t.MustDrop()
-	logits := must(ts.Linear(u, p.wordEmb, p.decoderBias))
+	logits := must(opLinear(u, p.wordEmb, p.decoderBias))
 	u.MustDrop()
 	return logits
 }
@@ -623,11 +621,11 @@ func GatherPositions(hidden, flat *ts.Tensor) (*ts.Tensor, error) {
 	if len(size) != 3 {
 		return nil, fmt.Errorf("gather positions: hidden must be [B, T, H], got %v", size)
 	}
-	v, err := hidden.View([]int64{size[0] * size[1], size[2]}, false)
+	v, err := opView(hidden, []int64{size[0] * size[1], size[2]}, false)
 	if err != nil {
 		return nil, fmt.Errorf("gather positions: %w", err)
 	}
-	out, err := v.IndexSelect(0, flat, true)
+	out, err := opIndexSelect(v, 0, flat, true)
 	if err != nil {
 		return nil, fmt.Errorf("gather positions: %w", err)
 	}

@@ -157,11 +157,11 @@ func (m *Model) scoreBatch(prep []prepared, idx []int, opts ScoreOptions, out []
 	logits, hidden, err := m.maskOutputs(prep, idx, false, opts.Embeddings)
 	check(err)
 	st := maskStats{k: k}
-	logp := must(logits.LogSoftmax(-1, gotch.Float, true))
-	p := must(logp.Exp(false))
+	logp := must(opLogSoftmax(logits, -1, true))
+	p := must(opExp(logp, false))
 	ent := entropyOf(p, logp)
 	logp.MustDrop()
-	vals, ind := must2(m.tokenColumns(p).Topk(int64(k), -1, true, true, true))
+	vals, ind := must2(opTopk(m.tokenColumns(p), int64(k), -1, true))
 	st.topP, st.topID, st.ent = copyFloat32s(vals), copyInt64s(ind), copyFloat32s(ent)
 	vals.MustDrop()
 	ind.MustDrop()
@@ -179,9 +179,9 @@ func (m *Model) scoreBatch(prep []prepared, idx []int, opts ScoreOptions, out []
 
 // entropyOf returns −Σ p·log p over the last dimension.
 func entropyOf(p, logp *ts.Tensor) *ts.Tensor {
-	pl := must(p.Mul(logp, false))
-	s := must(pl.SumDimIntlist([]int64{-1}, false, gotch.Float, true))
-	return must(s.Neg(true))
+	pl := must(opMul(p, logp, false))
+	s := must(opSumLast(pl, true))
+	return must(opNeg(s, true))
 }
 
 // bald runs samples dropout forward passes and returns, per mask, the

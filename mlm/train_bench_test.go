@@ -2,72 +2,28 @@ package mlm
 
 import (
 	"context"
-	"math/rand/v2"
 	"os"
 	"runtime"
 	"testing"
 
-	"github.com/sugarme/gotch/ts"
-
 	"github.com/clozeloop/clozeloop/bench/torchref"
 )
 
-// benchTrainItems returns batch sequences of length tokens with one
-// labelled mask each, as torchref's train mode uses.
-func benchTrainItems(batch, length, vocab int, seed uint64) []trainItem {
-	rng := rand.New(rand.NewPCG(seed, 0))
-	items := make([]trainItem, batch)
-	for b := range items {
-		ids := make([]int64, length)
-		for i := range ids {
-			ids[i] = int64(5 + rng.IntN(vocab-5))
-		}
-		ids[0], ids[length-1] = 2, 3
-		p := 1 + rng.IntN(length-2)
-		label := ids[p]
-		ids[p] = 4
-		items[b] = trainItem{ids: ids, pos: []int{p}, labels: []int64{label}}
-	}
-	return items
-}
-
-// benchTrainStep measures one fine-tuning step (forward with dropout,
-// cross-entropy at the masks, backward, gradient clipping, AdamW) on
-// batch × length tokens and reports tokens/s.
+// benchTrainStep measures fine-tuning steps with Model.BenchTrain (forward
+// with dropout, cross-entropy at the masks, backward, gradient clipping,
+// AdamW) on batch × length tokens and reports tokens/s.
 func benchTrainStep(b *testing.B, cfg Config, batch, length int) {
 	m, err := New(cfg, nil, Options{Device: "cpu", Threads: runtime.NumCPU(), Seed: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer m.Close()
-	items := benchTrainItems(batch, length, cfg.VocabSize, 1)
-	if err := m.lock(); err != nil {
-		b.Fatal(err)
-	}
-	defer m.unlock()
-	if _, err := ts.GradSetEnabled(true); err != nil {
-		b.Fatal(err)
-	}
-	opt, err := newAdamW(m.NamedParameters(), AdamWOptions{})
+	b.ResetTimer()
+	res, err := m.BenchTrain(context.Background(), batch, length, BenchOptions{MinRuns: b.N})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer opt.drop()
-	step := func() {
-		if _, _, err := m.microStep(items, 1, 1); err != nil {
-			b.Fatal(err)
-		}
-		if err := m.optimizerStep(opt, 1e-4, 1); err != nil {
-			b.Fatal(err)
-		}
-	}
-	step() // warm-up
-	b.ResetTimer()
-	for range b.N {
-		step()
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(batch*length*b.N)/b.Elapsed().Seconds(), "tokens/s")
+	b.ReportMetric(res.TokensPerSec, "tokens/s")
 }
 
 // BenchmarkTrainStep measures training throughput for the tiny default

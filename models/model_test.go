@@ -24,20 +24,19 @@ type wordnetCase struct {
 }
 
 // wordnetCases are fixed cases that a frequency baseline gets wrong and the
-// shipped model gets right. They are checked against the shipped weights:
-// retraining the model means re-checking them (see the model card).
-//
-// PROVISIONAL: picked against checkpoint 1500 and checked against the
-// final 2500-step model of the first pretraining run, which has learnt
-// little more than "of" after a noun; to be replaced by content words once
-// a stronger model is shipped.
+// shipped model gets right: held-out sentences of the WordNet eval split
+// (never seen in pretraining) with a content word blanked, each the
+// model's first prediction when the cases were picked. They are checked
+// against the shipped weights: retraining the model means re-checking them
+// (see the model card). k leaves room for rounding across thread counts
+// where the first prediction's lead is small.
 func wordnetCases() []wordnetCase {
 	return []wordnetCase{
-		{"a cup [MASK] tea", "of", 1},
-		{"the capital [MASK] france", "of", 1},
-		{"a piece [MASK] cake", "of", 1},
-		{"the act [MASK] making something", "of", 1},
-		{"a member [MASK] the family", "of", 1},
+		{"the [MASK] hemisphere", "northern", 1},
+		{"a [MASK] of the faculty", "member", 3},
+		{"He [MASK] her his word", "gave", 3},
+		{"the [MASK] of the nail", "head", 3},
+		{"they decided to make an [MASK] of him", "example", 3},
 	}
 }
 

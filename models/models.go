@@ -141,6 +141,43 @@ func WriteTo(ctx context.Context, name, dir string) (WriteResult, error) {
 	return res, nil
 }
 
+// cardFile is the model card every shipped model carries.
+const cardFile = "README.md"
+
+// IsCopy reports whether dir holds a copy of the shipped model name, from
+// this release or an earlier one: its model card (README.md) has the same
+// title (first "# " line) as the shipped card. A fine-tuned or user model
+// has another card or none. A folder without README.md is not a copy.
+func IsCopy(name, dir string) (bool, error) {
+	fsys, err := FS(name)
+	if err != nil {
+		return false, err
+	}
+	shipped, err := fs.ReadFile(fsys, cardFile)
+	if err != nil {
+		return false, fmt.Errorf("read shipped model card %s: %w", path.Join(name, cardFile), err)
+	}
+	have, err := os.ReadFile(filepath.Join(dir, cardFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("check model card in %s: %w", dir, err)
+	}
+	want := cardTitle(shipped)
+	return want != "" && cardTitle(have) == want, nil
+}
+
+// cardTitle returns the first line of a model card that starts with "# ".
+func cardTitle(card []byte) string {
+	for _, line := range bytes.Split(card, []byte("\n")) {
+		if t := bytes.TrimSpace(line); bytes.HasPrefix(t, []byte("# ")) {
+			return string(t)
+		}
+	}
+	return ""
+}
+
 // sameContent reports whether the file at path exists and holds data.
 func sameContent(path string, data []byte) (bool, error) {
 	fi, err := os.Stat(path)

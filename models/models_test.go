@@ -154,3 +154,51 @@ func TestWriteToErrors(t *testing.T) {
 		t.Errorf("cancelled WriteTo: %v", err)
 	}
 }
+
+func TestIsCopy(t *testing.T) {
+	shipped := t.TempDir()
+	if _, err := WriteTo(context.Background(), WordNetSmall, shipped); err != nil {
+		t.Fatal(err)
+	}
+	older := t.TempDir()
+	if _, err := WriteTo(context.Background(), WordNetSmall, older); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(older, "model.safetensors"), []byte("older weights"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	own := t.TempDir()
+	if err := os.WriteFile(filepath.Join(own, "README.md"), []byte("---\nlicense: other\n---\n\n# my model\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noCard := t.TempDir()
+	if err := os.WriteFile(filepath.Join(noCard, "config.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cardDir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(cardDir, "README.md"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		model   string
+		dir     string
+		want    bool
+		wantErr bool
+	}{
+		{"this release", WordNetSmall, shipped, true, false},
+		{"earlier release, other weights", WordNetSmall, older, true, false},
+		{"own card", WordNetSmall, own, false, false},
+		{"no card", WordNetSmall, noCard, false, false},
+		{"card is a folder", WordNetSmall, cardDir, false, true},
+		{"unknown model", "nope", shipped, false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := IsCopy(tc.model, tc.dir)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Errorf("IsCopy = %v, %v; want %v (error %v)", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}

@@ -140,8 +140,11 @@ type Summary struct {
 	// LabelsToTarget is the labels the strategy's mean top-1 curve needed
 	// to reach TargetTop1 (absent: not reached or no random run).
 	LabelsToTarget *float64 `json:"labels_to_target,omitempty"`
-	// LabelSavings is random's final label count minus LabelsToTarget,
-	// and LabelSavingsPct the same as a percentage of random's labels.
+	// LabelSavings is the labels random's own mean curve needed to first
+	// reach TargetTop1 (its final label count when the curve rises to the
+	// end; fewer when accuracy fell after an early peak) minus
+	// LabelsToTarget, so random's own savings are 0; LabelSavingsPct is the
+	// same as a percentage of random's labels to the target.
 	LabelSavings    *float64 `json:"label_savings,omitempty"`
 	LabelSavingsPct *float64 `json:"label_savings_pct,omitempty"`
 	// Reached reports whether the strategy reached TargetTop1.
@@ -166,6 +169,9 @@ func Summarize(runs []RunResult, strategies []string) []Summary {
 		c := MeanCurve(rr)
 		if n := len(c.Labels); n > 0 {
 			target, randomLabels, haveRandom = c.Top1[n-1].Mean, c.Labels[n-1], true
+			if x, ok := LabelsToReach(c.Labels, means(c.Top1), target); ok {
+				randomLabels = x
+			}
 		}
 	}
 	var out []Summary

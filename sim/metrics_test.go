@@ -150,6 +150,48 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
+// When accuracy falls after the first round (fine-tuning hurt), random's
+// savings are still 0 and the others are measured against the labels
+// random needed to first reach its own final accuracy, not its last count.
+func TestSummarizeFallingCurves(t *testing.T) {
+	labels := []int{20, 40, 60}
+	tests := []struct {
+		name       string
+		top1       []float64
+		reached    bool
+		labelsTo   float64
+		savings    float64
+		savingsPct float64
+	}{
+		{"random itself", []float64{0.3, 0.25, 0.2}, true, 20, 0, 0},
+		{"below at the start, reaches later", []float64{0.1, 0.2, 0.1}, true, 40, -20, -100},
+		{"never reaches", []float64{0.1, 0.15, 0.1}, false, 0, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			runs := []RunResult{mkRun("random", 1, labels, []float64{0.3, 0.25, 0.2}), mkRun("other", 1, labels, tc.top1)}
+			sums := Summarize(runs, []string{"random", "other"})
+			s := sums[1]
+			if tc.name == "random itself" {
+				s = sums[0]
+			}
+			if s.Reached != tc.reached {
+				t.Fatalf("reached = %v, want %v", s.Reached, tc.reached)
+			}
+			if !tc.reached {
+				if s.LabelSavings != nil {
+					t.Errorf("savings %v for a strategy that never reached the target", *s.LabelSavings)
+				}
+				return
+			}
+			if !near(*s.LabelsToTarget, tc.labelsTo) || !near(*s.LabelSavings, tc.savings) || !near(*s.LabelSavingsPct, tc.savingsPct) {
+				t.Errorf("labels to target %v savings %v (%v%%), want %v, %v (%v%%)",
+					*s.LabelsToTarget, *s.LabelSavings, *s.LabelSavingsPct, tc.labelsTo, tc.savings, tc.savingsPct)
+			}
+		})
+	}
+}
+
 func TestMeanCurveShortestRun(t *testing.T) {
 	c := MeanCurve([]RunResult{
 		mkRun("x", 1, []int{10, 20, 30}, []float64{0.1, 0.2, 0.3}),

@@ -159,13 +159,19 @@ type Result struct {
 	Seconds     float64 `json:"seconds"`
 	ItemsPerSec float64 `json:"items_per_s"`
 	// From is the sample the growth is measured from (the first at or past
-	// 20 % of the pool); GrowthMiB is the RSS of the last sample minus its
-	// RSS; Flat is GrowthMiB < ThresholdMiB.
-	From         Sample  `json:"from"`
-	GrowthMiB    float64 `json:"growth_mib"`
-	GrowthPct    float64 `json:"growth_pct"`
-	ThresholdMiB float64 `json:"threshold_mib"`
-	Flat         bool    `json:"flat"`
+	// 20 % of the pool). GrowthMiB is the RSS trend from there to the end:
+	// the least-squares slope of VmRSS over items scored, over the samples
+	// from From on, times the items between From and the last sample (with
+	// two samples, their difference). A trend rather than the last sample
+	// minus From, because the Go collector makes VmRSS swing by tens of MiB
+	// from one sample to the next without growing. LastMinusFromMiB is that
+	// raw difference. Flat is GrowthMiB < ThresholdMiB.
+	From             Sample  `json:"from"`
+	GrowthMiB        float64 `json:"growth_mib"`
+	LastMinusFromMiB float64 `json:"last_minus_from_mib"`
+	GrowthPct        float64 `json:"growth_pct"`
+	ThresholdMiB     float64 `json:"threshold_mib"`
+	Flat             bool    `json:"flat"`
 	// HeapGrowthMiB is the Go heap growth over the same stretch and
 	// HeapBytesPerItem that growth per item scored in it (the results the
 	// scorer keeps).
@@ -301,7 +307,17 @@ func (r *Result) verdict() {
 	}
 	last := r.Samples[len(r.Samples)-1]
 	r.From = from
-	r.GrowthMiB = last.RSSMiB - from.RSSMiB
+	r.LastMinusFromMiB = last.RSSMiB - from.RSSMiB
+	r.GrowthMiB = r.LastMinusFromMiB
+	var xs, ys []float64
+	for _, s := range r.Samples {
+		if s.Items >= from.Items {
+			xs, ys = append(xs, float64(s.Items)), append(ys, s.RSSMiB)
+		}
+	}
+	if slope, ok := lsqSlope(xs, ys); ok {
+		r.GrowthMiB = slope * float64(last.Items-from.Items)
+	}
 	if from.RSSMiB > 0 {
 		r.GrowthPct = 100 * r.GrowthMiB / from.RSSMiB
 	}
@@ -314,6 +330,30 @@ func (r *Result) verdict() {
 	for _, s := range append([]Sample{r.Before, r.After}, r.Samples...) {
 		r.PeakMiB = max(r.PeakMiB, s.HWMMiB)
 	}
+}
+
+// lsqSlope returns the least-squares slope of ys over xs, and false when
+// there are fewer than two points or the xs are all equal.
+func lsqSlope(xs, ys []float64) (float64, bool) {
+	if len(xs) < 2 || len(xs) != len(ys) {
+		return 0, false
+	}
+	var mx, my float64
+	for i := range xs {
+		mx += xs[i]
+		my += ys[i]
+	}
+	mx /= float64(len(xs))
+	my /= float64(len(ys))
+	var sxy, sxx float64
+	for i := range xs {
+		sxy += (xs[i] - mx) * (ys[i] - my)
+		sxx += (xs[i] - mx) * (xs[i] - mx)
+	}
+	if sxx == 0 {
+		return 0, false
+	}
+	return sxy / sxx, true
 }
 
 // sample reads the process's memory after done items.

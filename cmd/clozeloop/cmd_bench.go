@@ -76,9 +76,7 @@ func (c *benchCommon) register(fs *flag.FlagSet) {
 
 // set reports whether the flag name was given on the command line.
 func (c *benchCommon) set(name string) bool {
-	found := false
-	c.fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
-	return found
+	return flagGiven(c.fs, name)
 }
 
 // forward returns the common flags as arguments for a section; --models
@@ -125,6 +123,32 @@ func (c *benchCommon) modelList() ([]benchModel, error) {
 // threadList parses --threads.
 func (c *benchCommon) threadList() ([]int, error) {
 	return parseInts("threads", c.threads, 1, 1024)
+}
+
+// applyQuick, under --quick, sets each reduced default whose flag (the map's
+// key) was not given on the command line.
+func (c *benchCommon) applyQuick(defaults map[string]func()) {
+	if !c.quick {
+		return
+	}
+	for name, apply := range defaults {
+		if !c.set(name) {
+			apply()
+		}
+	}
+}
+
+// lists returns the models of --models and the thread counts of --threads.
+func (c *benchCommon) lists() ([]benchModel, []int, error) {
+	models, err := c.modelList()
+	if err != nil {
+		return nil, nil, err
+	}
+	threads, err := c.threadList()
+	if err != nil {
+		return nil, nil, err
+	}
+	return models, threads, nil
 }
 
 // benchModel is a named random-weight model configuration.
@@ -367,11 +391,8 @@ func runBenchAll(ctx context.Context, env *cmdEnv, args []string) error {
 		"  temporal  orchestration overhead of a round and label round trips on an embedded Temporal server\n"+
 		"  memory    peak RSS while scoring a large pool")
 	c.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q", fs.Args())
 	}
 	h, err := benchHeaderFor(ctx, env, &c)
 	if err != nil {

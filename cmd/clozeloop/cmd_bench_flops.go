@@ -64,32 +64,18 @@ func runBenchFlops(ctx context.Context, env *cmdEnv, args []string, h benchHeade
 	length := fs.Int("length", 64, "tokens per item")
 	minTime := fs.Duration("min-time", 2*time.Second, "least timed duration of each measurement")
 	maxTime := fs.Duration("max-time", 15*time.Second, "cap on the timed duration of each measurement (after one run)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	if c.quick {
-		quick := map[string]func(){
-			"models": func() { c.models = "small" }, "threads": func() { c.threads = "1" },
-			"batch": func() { *batch = 8 }, "length": func() { *length = 16 },
-			"min-time": func() { *minTime = 50 * time.Millisecond }, "max-time": func() { *maxTime = time.Second },
-		}
-		for name, apply := range quick {
-			if !c.set(name) {
-				apply()
-			}
-		}
-	}
+	c.applyQuick(map[string]func(){
+		"models": func() { c.models = "small" }, "threads": func() { c.threads = "1" },
+		"batch": func() { *batch = 8 }, "length": func() { *length = 16 },
+		"min-time": func() { *minTime = 50 * time.Millisecond }, "max-time": func() { *maxTime = time.Second },
+	})
 	if *batch < 1 || *length < 3 || *minTime < 0 || *maxTime < 0 {
 		return usagef("--batch must be positive, --length at least 3, --min-time and --max-time not negative")
 	}
-	models, err := c.modelList()
-	if err != nil {
-		return err
-	}
-	threads, err := c.threadList()
+	models, threads, err := c.lists()
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -25,19 +24,12 @@ func runBenchMemory(ctx context.Context, env *cmdEnv, args []string) error {
 	chunk := fs.Int("chunk", 0, "pool items read and scored at once (0: the engine's default, 512)")
 	batch := fs.Int("batch", 0, "items per forward pass (0: the engine's default, 32)")
 	work := fs.String("work", "", "work folder for the pool, the store and the model cache (default: a temporary folder, removed)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
 	cfg := rss.Config{Items: *items, ModelDir: *model, Threads: *threads, ChunkSize: *chunk, BatchSize: *batch, WorkDir: *work, Seed: 1, Logger: env.log}
-	if *quick {
-		itemsSet := false
-		fs.Visit(func(f *flag.Flag) { itemsSet = itemsSet || f.Name == "items" })
-		if !itemsSet {
-			cfg.Items = 3000
-		}
+	if *quick && !flagGiven(fs, "items") {
+		cfg.Items = 3000
 	}
 	if cfg.Items < 1 {
 		return usagef("--items must be positive, got %d", cfg.Items)
@@ -86,8 +78,12 @@ func printBenchMemory(w io.Writer, r *rss.Result) {
 		verdict = "GROWS"
 	}
 	fmt.Fprintf(w, "\n%d items in %.1f s (%.0f items/s); peak VmHWM %.1f MiB\n", r.Scored, r.Seconds, r.ItemsPerSec, r.PeakMiB)
-	fmt.Fprintf(w, "verdict: %s: VmRSS grew %.1f MiB (%.1f%%) from %d items to the end (threshold %.1f MiB: 5%% or 32 MiB, the smaller)\n",
-		verdict, r.GrowthMiB, r.GrowthPct, r.From.Items, r.ThresholdMiB)
+	fmt.Fprintf(w, "verdict: %s: VmRSS trend %+.1f MiB (%.1f%%) from %d items to the end, least-squares over the samples (threshold %.1f MiB: 5%% or 32 MiB, the smaller);\n"+
+		"         last sample minus the one at %d items: %+.1f MiB\n",
+		verdict, r.GrowthMiB, r.GrowthPct, r.From.Items, r.ThresholdMiB, r.From.Items, r.LastMinusFromMiB)
+	if n := len(r.Samples); n > 0 {
+		fmt.Fprintf(w, "         C heap in use (libtorch, gotch) %+.1f MiB over the same stretch\n", r.Samples[n-1].CHeapMiB-r.From.CHeapMiB)
+	}
 	if r.HeapGrowthMiB > 0 {
 		fmt.Fprintf(w, "         Go heap grew %.1f MiB over the same stretch: %.0f bytes per item scored (the per-item results the scorer keeps)\n",
 			r.HeapGrowthMiB, r.HeapBytesPerItem)

@@ -73,30 +73,16 @@ func runBenchScore(ctx context.Context, env *cmdEnv, args []string, h benchHeade
 	mixBatch := fs.Int("mix-batch", 0, "batch size of the mix (0: the largest of --batches)")
 	minTime := fs.Duration("min-time", 1500*time.Millisecond, "least timed duration of each measurement")
 	maxTime := fs.Duration("max-time", 12*time.Second, "cap on the timed duration of each measurement (after one run)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	if c.quick {
-		quick := map[string]func(){
-			"models": func() { c.models = "small" }, "threads": func() { c.threads = "1" },
-			"batches": func() { *batches = "8" }, "lengths": func() { *lengths = "16" },
-			"mix-items": func() { *mixItems = 16 }, "min-time": func() { *minTime = 50 * time.Millisecond },
-			"max-time": func() { *maxTime = time.Second },
-		}
-		for name, apply := range quick {
-			if !c.set(name) {
-				apply()
-			}
-		}
-	}
-	models, err := c.modelList()
-	if err != nil {
-		return err
-	}
-	threads, err := c.threadList()
+	c.applyQuick(map[string]func(){
+		"models": func() { c.models = "small" }, "threads": func() { c.threads = "1" },
+		"batches": func() { *batches = "8" }, "lengths": func() { *lengths = "16" },
+		"mix-items": func() { *mixItems = 16 }, "min-time": func() { *minTime = 50 * time.Millisecond },
+		"max-time": func() { *maxTime = time.Second },
+	})
+	models, threads, err := c.lists()
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -25,22 +24,15 @@ func runBenchTemporal(ctx context.Context, env *cmdEnv, args []string) error {
 	shards := fs.Int("shards", 2, "ScoreShard activities per round")
 	addr := fs.String("addr", "127.0.0.1:0", "the embedded server's gRPC address (port 0: a free port)")
 	data := fs.String("data", "", "folder for the server's SQLite file (default: a temporary folder, removed)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
 	cfg := orchestration.Config{Cycles: *rounds, Updates: *updates, PoolShards: *shards, FrontendAddr: *addr, DataDir: *data, Logger: env.log}
-	if *quick {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		if !set["rounds"] {
-			cfg.Cycles = 1
-		}
-		if !set["updates"] {
-			cfg.Updates = 20
-		}
+	if *quick && !flagGiven(fs, "rounds") {
+		cfg.Cycles = 1
+	}
+	if *quick && !flagGiven(fs, "updates") {
+		cfg.Updates = 20
 	}
 	if cfg.Cycles < 1 || cfg.Updates < 1 || cfg.PoolShards < 1 {
 		return usagef("--rounds, --updates and --shards must be positive")

@@ -62,34 +62,17 @@ func runBenchTrain(ctx context.Context, env *cmdEnv, args []string, h benchHeade
 	minTime := fs.Duration("min-time", 3*time.Second, "least timed duration of each measurement")
 	maxTime := fs.Duration("max-time", 20*time.Second, "cap on the timed duration of each measurement (after one step)")
 	minSteps := fs.Int("min-steps", 2, "least number of timed steps")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	if c.quick {
-		if !c.set("models") {
-			c.models = "small"
-		}
-		if !c.set("threads") {
-			c.threads = "1"
-		}
-		if !c.set("min-time") {
-			*minTime = 0
-		}
-		if !c.set("min-steps") {
-			*minSteps = 1
-		}
-	}
+	c.applyQuick(map[string]func(){
+		"models": func() { c.models = "small" }, "threads": func() { c.threads = "1" },
+		"min-time": func() { *minTime = 0 }, "min-steps": func() { *minSteps = 1 },
+	})
 	if *minSteps < 1 || *minTime < 0 || *maxTime < 0 {
 		return usagef("--min-steps must be positive and --min-time and --max-time not negative")
 	}
-	models, err := c.modelList()
-	if err != nil {
-		return err
-	}
-	threads, err := c.threadList()
+	models, threads, err := c.lists()
 	if err != nil {
 		return err
 	}

@@ -55,16 +55,8 @@ func runConvert(ctx context.Context, env *cmdEnv, args []string) error {
 	out := fs.String("out", "", "output model directory (must differ from --model)")
 	dtypeName := fs.String("dtype", "f16", "precision of the written weights: f16, bf16 or f32")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args, "model", "out"); err != nil {
 		return err
-	}
-	switch {
-	case fs.NArg() > 0:
-		return usagef("unexpected arguments %q", fs.Args())
-	case *modelDir == "":
-		return usagef("--model is required")
-	case *out == "":
-		return usagef("--out is required")
 	}
 	dtype, err := parseDType(*dtypeName)
 	if err != nil {

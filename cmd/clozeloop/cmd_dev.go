@@ -92,7 +92,7 @@ func devCmd() command {
 			fs.StringVar(&o.s3Addr, "s3-addr", "127.0.0.1:9000", "embedded S3 listen address (loopback only)")
 			fs.StringVar(&o.hookAddr, "hook-addr", "127.0.0.1:8080", "annotation page and API listen address")
 			fs.StringVar(&o.namespace, "namespace", devserver.DefaultNamespace, "Temporal namespace")
-			fs.StringVar(&o.modelDir, "model", "", "starting model folder (Hugging Face layout); default DATA/models/start, where the shipped wordnet-small model (a small BERT pretrained on WordNet) is written when the folder holds no model")
+			fs.StringVar(&o.modelDir, "model", "", "starting model folder (Hugging Face layout); default DATA/models/start, where the shipped wordnet-small model (a small BERT pretrained on WordNet) is written when the folder holds no model or an older copy of it")
 			fs.StringVar(&o.wordnetDir, "wordnet-dir", dataset.DefaultWordNetDir, "WordNet files for the demo data set (Debian package wordnet-base)")
 			fs.BoolVar(&o.demo, "demo", true, "build the WordNet data set if missing and start a demo active-learning run")
 			fs.BoolVar(&o.demoAnnotate, "demo-annotate", false, "answer every batch from the gold answers through the hook's API, exit after --demo-rounds rounds")
@@ -333,23 +333,34 @@ func prepareDemo(ctx context.Context, log *slog.Logger, st *store.Store, dir str
 
 // startModel returns the folder of the demo's starting model and where it
 // comes from: --model when given; else DATA/models/start, into which the
-// shipped wordnet-small model is written first when the folder holds no
-// model (no config.json).
+// shipped wordnet-small model is written when the folder holds no model
+// (no config.json) or a copy of the shipped model from an earlier release
+// (models.IsCopy), so that an upgrade brings the new weights. Any other
+// model there is used as it is.
 func startModel(ctx context.Context, log *slog.Logger, dataDir, flagModel string) (dir, source string, err error) {
 	if flagModel != "" {
 		return flagModel, "--model " + flagModel, nil
 	}
 	dir = filepath.Join(dataDir, "models", "start")
 	if _, err := os.Stat(filepath.Join(dir, mlm.ConfigFile)); err == nil {
-		return dir, "DATA/models/start (a model already there)", nil
+		shipped, err := models.IsCopy(models.WordNetSmall, dir)
+		if err != nil {
+			return "", "", fmt.Errorf("check starting model in %s: %w", dir, err)
+		}
+		if !shipped {
+			return dir, "DATA/models/start (a model already there)", nil
+		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", "", fmt.Errorf("check starting model in %s: %w", dir, err)
 	}
-	log.Info("writing the shipped starting model", "model", models.WordNetSmall, "out", dir)
-	if _, err := models.WriteTo(ctx, models.WordNetSmall, dir); err != nil {
+	res, err := models.WriteTo(ctx, models.WordNetSmall, dir)
+	if err != nil {
 		return "", "", fmt.Errorf("write the shipped starting model to %s: %w", dir, err)
 	}
-	return dir, "the shipped " + models.WordNetSmall + " model (pretrained on WordNet; written to DATA/models/start)", nil
+	if len(res.Written) > 0 {
+		log.Info("wrote the shipped starting model", "model", models.WordNetSmall, "out", dir, "files", res.Written)
+	}
+	return dir, "the shipped " + models.WordNetSmall + " model (pretrained on WordNet; in DATA/models/start)", nil
 }
 
 // readOracle reads the builder's oracle.jsonl: item id -> gold answers.

@@ -222,8 +222,24 @@ func TestStartModel(t *testing.T) {
 		}
 	}
 
-	// A model already in DATA/models/start is used as it is.
+	// A copy of the shipped model from an earlier release (other weights,
+	// the shipped card) is brought up to date.
+	if err := os.WriteFile(filepath.Join(dir, "model.safetensors"), []byte("older weights"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, source, err = startModel(ctx, log, data, ""); err != nil || !strings.Contains(source, "shipped wordnet-small") {
+		t.Errorf("older shipped copy: %q, %v", source, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "model.safetensors")); string(b) == "older weights" {
+		t.Error("startModel kept an older copy of the shipped weights")
+	}
+
+	// Any other model already in DATA/models/start (its own card, or
+	// none) is used as it is.
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"model_type":"bert"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte("# my fine-tuned model\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	dir2, source, err := startModel(ctx, log, data, "")

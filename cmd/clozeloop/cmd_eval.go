@@ -70,17 +70,10 @@ func runEval(ctx context.Context, env *cmdEnv, args []string) error {
 	corpus := fs.String("baseline-corpus", "", "raw text (one text per line): rank words by their frequency in it, the unigram-frequency baseline")
 	answers := fs.String("baseline-answers", "", "eval-format JSONL (e.g. a pool's oracle.jsonl): rank words by their frequency as gold answers in it")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args, "model", "eval"); err != nil {
 		return err
 	}
-	switch {
-	case fs.NArg() > 0:
-		return usagef("unexpected arguments %q", fs.Args())
-	case *modelDir == "":
-		return usagef("--model is required")
-	case *evalFile == "":
-		return usagef("--eval is required")
-	case *limit < 0 || *batch <= 0 || *threads < 0:
+	if *limit < 0 || *batch <= 0 || *threads < 0 {
 		return usagef("--limit and --threads must not be negative, --batch must be positive")
 	}
 	start := time.Now()

@@ -58,14 +58,8 @@ func runFinetune(ctx context.Context, env *cmdEnv, args []string) error {
 	device := fs.String("device", "auto", "auto, cpu, cuda or cuda:N")
 	resume := fs.Bool("resume", false, "continue from the checkpoint in --out/checkpoints")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args, "model", "data", "out"); err != nil {
 		return err
-	}
-	switch {
-	case fs.NArg() > 0:
-		return usagef("unexpected arguments %q", fs.Args())
-	case *modelDir == "" || *data == "" || *out == "":
-		return usagef("--model, --data and --out are required")
 	}
 	if *replay == "" {
 		o.ReplayWeight = 0

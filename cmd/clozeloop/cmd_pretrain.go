@@ -93,16 +93,10 @@ func runPretrain(ctx context.Context, env *cmdEnv, args []string) error {
 	resume := fs.Bool("resume", false, "continue from the checkpoint in --out/checkpoints")
 	keep := fs.Bool("keep-checkpoints", false, "keep --out/checkpoints after a successful run")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args, "corpus", "out"); err != nil {
 		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return usagef("unexpected arguments %q", fs.Args())
-	case *corpus == "":
-		return usagef("--corpus is required")
-	case *out == "":
-		return usagef("--out is required")
 	case *steps <= 0:
 		return usagef("--steps must be positive")
 	case *batch <= 0 || *seqLen < 3 || *lr <= 0 || *warmup < 0 || *every < 0 || *threads < 0:

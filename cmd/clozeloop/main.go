@@ -159,3 +159,32 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	}
 	return nil
 }
+
+// flagGiven reports whether the flag name was set on the command line.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
+}
+
+// parseFlagsOnly parses args into fs like parseFlags and then rejects
+// positional arguments and each flag of required left empty, naming the
+// first one missing.
+func parseFlagsOnly(fs *flag.FlagSet, args []string, required ...string) error {
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	for _, name := range required {
+		f := fs.Lookup(name)
+		if f == nil {
+			return fmt.Errorf("internal error: no flag --%s", name)
+		}
+		if f.Value.String() == "" {
+			return usagef("--%s is required", name)
+		}
+	}
+	return nil
+}
