@@ -119,13 +119,19 @@ func (h *Handler) routes() {
 	})
 }
 
-// ServeHTTP logs every request and dispatches it.
+// ServeHTTP logs every request and dispatches it: requests that change
+// state (POST, …) at Info, successful reads (GET, HEAD: the page and its
+// batch polls) at Debug so that polling does not flood the log, client
+// errors at Warn and server errors at Error.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	r.Body = http.MaxBytesReader(rec, r.Body, h.opts.MaxBodyBytes)
 	h.mux.ServeHTTP(rec, r)
 	level := slog.LevelInfo
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		level = slog.LevelDebug
+	}
 	if rec.status >= 500 {
 		level = slog.LevelError
 	} else if rec.status >= 400 {

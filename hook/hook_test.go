@@ -165,7 +165,7 @@ func (f *fakeBackend) CloseRound(ctx context.Context, runID string, req workflow
 func newTestHandler(t *testing.T, f *fakeBackend, opts Options) (*Handler, *bytes.Buffer) {
 	t.Helper()
 	var logs bytes.Buffer
-	opts.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	opts.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h, err := New(f, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -376,6 +376,18 @@ func TestHandler(t *testing.T) {
 			}
 			if line["path"] != req.URL.Path || line["status"] != float64(tt.want) {
 				t.Errorf("request log %v", line)
+			}
+			wantLevel := "INFO"
+			switch {
+			case tt.want >= 500:
+				wantLevel = "ERROR"
+			case tt.want >= 400:
+				wantLevel = "WARN"
+			case req.Method == http.MethodGet || req.Method == http.MethodHead:
+				wantLevel = "DEBUG"
+			}
+			if line["level"] != wantLevel {
+				t.Errorf("request log level %v, want %s (%s, status %d)", line["level"], wantLevel, req.Method, tt.want)
 			}
 		})
 	}
