@@ -1,9 +1,7 @@
 package activities
 
 import (
-	"container/heap"
-	"sort"
-
+	"github.com/clozeloop/clozeloop/internal/topn"
 	"github.com/clozeloop/clozeloop/workflows"
 )
 
@@ -16,19 +14,19 @@ type TopCollector struct {
 	m     int
 	skip  func(itemID string) bool
 	seq   int
-	heaps map[string]*candHeap
+	heaps map[string]*topn.Keeper[rankedCand]
 	order []string
 }
 
 // NewTopCollector returns a collector keeping m candidates for each of
 // strategies; items for which skip (may be nil) reports true are ignored.
 func NewTopCollector(strategies []string, m int, skip func(itemID string) bool) *TopCollector {
-	c := &TopCollector{m: m, skip: skip, heaps: make(map[string]*candHeap, len(strategies))}
+	c := &TopCollector{m: m, skip: skip, heaps: make(map[string]*topn.Keeper[rankedCand], len(strategies))}
 	for _, s := range strategies {
 		if _, dup := c.heaps[s]; dup {
 			continue
 		}
-		c.heaps[s] = &candHeap{}
+		c.heaps[s] = topn.New(m, rankedCand.better)
 		c.order = append(c.order, s)
 	}
 	return c
@@ -47,17 +45,11 @@ func (c *TopCollector) Add(it ScoredItem) {
 		}
 		h := c.heaps[s]
 		e := rankedCand{score: score, seq: c.seq, c: workflows.Candidate{ItemID: it.ItemID, Text: it.Text, Score: score}}
-		if len(*h) >= c.m {
-			if !e.better((*h)[0]) {
-				continue
-			}
-			e.c.Suggestions = clipSuggestions(it.Suggestions)
-			(*h)[0] = e
-			heap.Fix(h, 0)
+		if !h.Admits(e) {
 			continue
 		}
 		e.c.Suggestions = clipSuggestions(it.Suggestions)
-		heap.Push(h, e)
+		h.Push(e)
 	}
 }
 
@@ -66,12 +58,8 @@ func (c *TopCollector) Add(it ScoredItem) {
 func (c *TopCollector) Top() map[string][]workflows.Candidate {
 	top := make(map[string][]workflows.Candidate, len(c.order))
 	for _, s := range c.order {
-		h := *c.heaps[s]
-		kept := make([]rankedCand, len(h))
-		copy(kept, h)
-		sort.Slice(kept, func(i, j int) bool { return kept[i].better(kept[j]) })
 		var cands []workflows.Candidate
-		for _, e := range kept {
+		for _, e := range c.heaps[s].Sorted() {
 			cands = append(cands, e.c)
 		}
 		top[s] = cands
@@ -107,18 +95,4 @@ func (a rankedCand) better(b rankedCand) bool {
 		return a.c.ItemID < b.c.ItemID
 	}
 	return a.seq < b.seq
-}
-
-// candHeap is a min-heap whose root is the worst kept candidate.
-type candHeap []rankedCand
-
-func (h candHeap) Len() int           { return len(h) }
-func (h candHeap) Less(i, j int) bool { return h[j].better(h[i]) }
-func (h candHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *candHeap) Push(x any)        { *h = append(*h, x.(rankedCand)) }
-func (h *candHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
 }

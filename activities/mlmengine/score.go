@@ -3,7 +3,6 @@ package mlmengine
 import (
 	"bufio"
 	"bytes"
-	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"github.com/clozeloop/clozeloop/acquire"
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/dataset"
+	"github.com/clozeloop/clozeloop/internal/topn"
 	"github.com/clozeloop/clozeloop/mlm"
 	"github.com/clozeloop/clozeloop/workflows"
 )
@@ -356,8 +356,8 @@ type shardScores struct {
 	lim        diversityLimits
 	seed       int64
 	random     bool // some strategy needs the item's hash (random, kcenter)
-	kcenter    *keeper
-	hybrid     *keeper
+	kcenter    *topn.Keeper[kept]
+	hybrid     *topn.Keeper[kept]
 	n          int // items added so far
 	dim        int // embedding length (-1: none seen yet)
 }
@@ -370,9 +370,9 @@ func newShardScores(strategies []string, seed int64, lim diversityLimits) (*shar
 			sc.random = true
 		case "kcenter":
 			sc.random = true
-			sc.kcenter = &keeper{limit: max(lim.kcenterCap, lim.items)}
+			sc.kcenter = topn.New(max(lim.kcenterCap, lim.items), kept.better)
 		case "hybrid":
-			sc.hybrid = &keeper{limit: lim.hybridFactor * lim.items}
+			sc.hybrid = topn.New(lim.hybridFactor*lim.items, kept.better)
 		case "entropy", "margin", "least-confidence", "bald":
 		default:
 			return nil, fmt.Errorf("%w: unknown acquisition strategy %q", activities.ErrBadData, s)
@@ -427,14 +427,14 @@ func (sc *shardScores) add(ctx context.Context, items []activities.ScoredItem, c
 			return err
 		}
 		if sc.kcenter != nil {
-			sc.kcenter.push(kept{key: hash[c.ID], seq: seq, cand: *c})
+			sc.kcenter.Push(kept{key: hash[c.ID], seq: seq, cand: *c})
 		}
 		if sc.hybrid != nil {
 			u := c.Uncertainty(acquire.Entropy)
 			if math.IsNaN(u) || math.IsInf(u, 0) {
 				return fmt.Errorf("hybrid: candidate %q: %s is %v", c.ID, acquire.Entropy, c.Entropy)
 			}
-			sc.hybrid.push(kept{key: u, seq: seq, cand: *c})
+			sc.hybrid.Push(kept{key: u, seq: seq, cand: *c})
 		}
 	}
 	return nil
@@ -470,7 +470,7 @@ func (sc *shardScores) finish(ctx context.Context) (map[int]map[string]float64, 
 	for _, s := range sc.strategies {
 		var (
 			strat acquire.Strategy
-			kp    *keeper
+			kp    *topn.Keeper[kept]
 		)
 		switch s {
 		case "kcenter":
@@ -483,7 +483,7 @@ func (sc *shardScores) finish(ctx context.Context) (map[int]map[string]float64, 
 		// With the whole shard, KCenter keeps pool order when it needs no
 		// sample and otherwise works on its sample best hash first; Hybrid
 		// ranks its shortlist itself.
-		cands, seqs := kp.candidates(sc.n > kp.limit)
+		cands, seqs := keptCandidates(kp, sc.n > kp.Limit())
 		sel, err := strat.Select(ctx, cands, k, acquire.SelectOptions{Seed: sc.seed})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s, err)
@@ -499,7 +499,7 @@ func (sc *shardScores) finish(ctx context.Context) (map[int]map[string]float64, 
 	return div, nil
 }
 
-// kept is a candidate a keeper holds: its rank key and position in the
+// kept is a candidate a topn.Keeper holds: its rank key and position in the
 // shard.
 type kept struct {
 	key  float64
@@ -515,41 +515,14 @@ func (a kept) better(b kept) bool {
 	return a.cand.ID < b.cand.ID
 }
 
-// keeper holds the limit best candidates offered to it (a min-heap whose
-// root is the worst kept).
-type keeper struct {
-	limit int
-	h     []kept
-}
-
-func (k *keeper) Len() int           { return len(k.h) }
-func (k *keeper) Less(i, j int) bool { return k.h[j].better(k.h[i]) }
-func (k *keeper) Swap(i, j int)      { k.h[i], k.h[j] = k.h[j], k.h[i] }
-func (k *keeper) Push(x any)         { k.h = append(k.h, x.(kept)) }
-func (k *keeper) Pop() any {
-	x := k.h[len(k.h)-1]
-	k.h = k.h[:len(k.h)-1]
-	return x
-}
-
-func (k *keeper) push(e kept) {
-	if len(k.h) < k.limit {
-		heap.Push(k, e)
-		return
-	}
-	if e.better(k.h[0]) {
-		k.h[0] = e
-		heap.Fix(k, 0)
-	}
-}
-
-// candidates returns the kept candidates, best first when byRank and in
-// shard order otherwise, and each one's position in the shard.
-func (k *keeper) candidates(byRank bool) ([]acquire.Candidate, []int) {
-	h := append([]kept(nil), k.h...)
+// keptCandidates returns the candidates k kept, best first when byRank and
+// in shard order otherwise, and each one's position in the shard.
+func keptCandidates(k *topn.Keeper[kept], byRank bool) ([]acquire.Candidate, []int) {
+	var h []kept
 	if byRank {
-		sort.Slice(h, func(i, j int) bool { return h[i].better(h[j]) })
+		h = k.Sorted()
 	} else {
+		h = k.Items()
 		sort.Slice(h, func(i, j int) bool { return h[i].seq < h[j].seq })
 	}
 	cands := make([]acquire.Candidate, len(h))

@@ -14,6 +14,7 @@ import (
 	"github.com/clozeloop/clozeloop/acquire"
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/activities/mlmengine/mlmenginetest"
+	"github.com/clozeloop/clozeloop/internal/topn"
 	"github.com/clozeloop/clozeloop/mlm"
 	"github.com/clozeloop/clozeloop/workflows"
 )
@@ -217,21 +218,21 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// TestKeeperBounded checks that a keeper holds no more than its limit and
+// TestKeeperBounded checks that a keeper of kept candidates holds no more than its limit and
 // keeps the best.
 func TestKeeperBounded(t *testing.T) {
 	tests := []struct {
 		limit, n int
 	}{{1, 10}, {3, 10}, {10, 3}, {5, 5}}
 	for _, tc := range tests {
-		k := &keeper{limit: tc.limit}
+		k := topn.New(tc.limit, kept.better)
 		for i := 0; i < tc.n; i++ {
-			k.push(kept{key: float64((i * 7) % tc.n), seq: i, cand: acquire.Candidate{ID: fmt.Sprintf("c%02d", i)}})
+			k.Push(kept{key: float64((i * 7) % tc.n), seq: i, cand: acquire.Candidate{ID: fmt.Sprintf("c%02d", i)}})
 		}
 		if want := min(tc.limit, tc.n); k.Len() != want {
 			t.Errorf("limit %d, %d pushed: holds %d, want %d", tc.limit, tc.n, k.Len(), want)
 		}
-		cands, _ := k.candidates(true)
+		cands, _ := keptCandidates(k, true)
 		for r, c := range cands {
 			var i int
 			fmt.Sscanf(c.ID, "c%02d", &i)

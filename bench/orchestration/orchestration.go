@@ -20,7 +20,6 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -36,6 +35,7 @@ import (
 
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/devserver"
+	"github.com/clozeloop/clozeloop/internal/workdir"
 	"github.com/clozeloop/clozeloop/workers"
 	"github.com/clozeloop/clozeloop/workflows"
 )
@@ -183,15 +183,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("temporal bench: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	dir := cfg.DataDir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "clozeloop-bench-temporal-")
-		if err != nil {
-			return nil, fmt.Errorf("temporal bench: create data folder: %w", err)
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
+	dir, cleanup, err := workdir.OrTemp(cfg.DataDir, "clozeloop-bench-temporal-")
+	if err != nil {
+		return nil, fmt.Errorf("temporal bench: %w", err)
 	}
+	defer cleanup()
 	srv, err := devserver.Start(ctx, devserver.Options{FrontendAddr: cfg.FrontendAddr, DataDir: dir,
 		Namespace: "clozeloop-bench", LogLevel: "error", Logger: cfg.Logger})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/activities/mlmengine"
 	"github.com/clozeloop/clozeloop/dataset"
+	"github.com/clozeloop/clozeloop/internal/workdir"
 	"github.com/clozeloop/clozeloop/mlm"
 	"github.com/clozeloop/clozeloop/store"
 	"github.com/clozeloop/clozeloop/store/s3embed"
@@ -191,15 +192,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("memory bench: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	dir := cfg.WorkDir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "clozeloop-bench-memory-")
-		if err != nil {
-			return nil, fmt.Errorf("memory bench: create work folder: %w", err)
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
+	dir, cleanup, err := workdir.OrTemp(cfg.WorkDir, "clozeloop-bench-memory-")
+	if err != nil {
+		return nil, fmt.Errorf("memory bench: %w", err)
 	}
+	defer cleanup()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv, err := s3embed.Start(ctx, "127.0.0.1:0", filepath.Join(dir, "s3"), s3embed.WithLogger(quiet))
 	if err != nil {
