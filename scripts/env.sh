@@ -13,11 +13,18 @@
 #   - libtorch < 2.1 (Debian 12 has 1.13): deploy/libtorch/compat.h is
 #     force-included into every C++ file, with -DCLOZELOOP_COMPAT=<hash of the
 #     header> so that Go's build cache rebuilds gotch when the header changes.
+#     The header is included from a copy at $CACHE/compat/<hash>/compat.h, a
+#     path that does not depend on where the repository is cloned: the cgo
+#     flags are part of Go's cache key, so every clone of the same header
+#     reuses the one gotch build (4-5 minutes on 2 cores) instead of
+#     rebuilding it. Edit deploy/libtorch/compat.h, never the copy.
 #   - no CUDA build of libtorch (no libtorch_cuda in the library folder): empty
 #     stub libraries for the CUDA names gotch always links are written by
 #     deploy/libtorch/mkstubs.sh into $CLOZELOOP_CUDA_STUBS (default
-#     ${CLOZELOOP_CACHE:-<repo>/.cache}/cuda-stubs) and linked with
-#     -Wl,--as-needed, so the binaries need no CUDA library.
+#     $CACHE/cuda-stubs) and linked with -Wl,--as-needed, so the binaries need
+#     no CUDA library.
+#   $CACHE is $CLOZELOOP_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/clozeloop/build
+#   when that can be created, else <repo>/.cache.
 #
 # Exports CGO_ENABLED, CGO_CPPFLAGS (with -DCLOZELOOP_CGO_ENV=1, which torchrt/
 # checks), CGO_CXXFLAGS, CGO_LDFLAGS, LD_LIBRARY_PATH (only with $LIBTORCH),
@@ -82,15 +89,35 @@ _clozeloop_env() {
 		cxxflags="$cxxflags -I$inc"
 	fi
 
+	local cache=${CLOZELOOP_CACHE:-}
+	if [ -z "$cache" ]; then
+		local home_cache=${XDG_CACHE_HOME:-${HOME:+$HOME/.cache}}
+		if [ -n "$home_cache" ] && mkdir -p "$home_cache/clozeloop/build" 2>/dev/null && [ -w "$home_cache/clozeloop/build" ]; then
+			cache=$home_cache/clozeloop/build
+		else
+			cache=$root/.cache
+		fi
+	fi
+
 	local compat=""
 	if [ "$major" -lt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -lt 1 ]; }; then
-		compat=$root/deploy/libtorch/compat.h
-		if [ ! -f "$compat" ]; then
-			echo "scripts/env.sh: libtorch $version needs $compat, which is missing" >&2
+		local src=$root/deploy/libtorch/compat.h
+		if [ ! -f "$src" ]; then
+			echo "scripts/env.sh: libtorch $version needs $src, which is missing" >&2
 			return 1
 		fi
 		local hash
-		hash=$(sha256sum "$compat" | cut -c1-16) || return 1
+		hash=$(sha256sum "$src" | cut -c1-16) || return 1
+		compat=$cache/compat/$hash/compat.h
+		if ! cmp -s "$src" "$compat" 2>/dev/null; then
+			# Copy next to the target and rename, so a concurrent build
+			# never includes a half-written header.
+			if ! mkdir -p "$cache/compat/$hash" || ! cp "$src" "$compat.tmp.$$" || ! mv -f "$compat.tmp.$$" "$compat"; then
+				rm -f "$compat.tmp.$$"
+				echo "scripts/env.sh: could not copy $src to $compat (set CLOZELOOP_CACHE to a writable folder)" >&2
+				return 1
+			fi
+		fi
 		cxxflags="$cxxflags -include $compat -DCLOZELOOP_COMPAT=$hash"
 	fi
 
@@ -101,7 +128,7 @@ _clozeloop_env() {
 
 	local stubs=""
 	if [ ! -e "$lib/libtorch_cuda.so" ]; then
-		stubs=${CLOZELOOP_CUDA_STUBS:-${CLOZELOOP_CACHE:-$root/.cache}/cuda-stubs}
+		stubs=${CLOZELOOP_CUDA_STUBS:-$cache/cuda-stubs}
 		local name missing=0
 		for name in cuda cudart cublas cudnn caffe2_nvrtc nvrtc-builtins nvrtc nvToolsExt c10_cuda torch_cuda; do
 			if [ ! -e "$stubs/lib$name.so" ]; then

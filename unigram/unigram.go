@@ -220,11 +220,15 @@ func (m *Model) Evaluate(ctx context.Context, gold [][]string) (Metrics, error) 
 		}
 		met.Items++
 		for _, a := range answers {
-			r := m.Rank(a)
-			if r == 1 {
+			r, known := m.rank[normalizeWith(m.nz, a)]
+			if !known {
+				// Never right, even when the list is shorter than five.
+				r = len(m.words) + 1
+			}
+			if known && r == 1 {
 				top1++
 			}
-			if r <= 5 {
+			if known && r <= 5 {
 				top5++
 			}
 			rr += 1 / float64(r)
@@ -236,4 +240,28 @@ func (m *Model) Evaluate(ctx context.Context, gold [][]string) (Metrics, error) 
 		met.Top1, met.Top5, met.MRR = top1/n, top5/n, rr/n
 	}
 	return met, nil
+}
+
+// Filter returns the baseline restricted to the words keep accepts, ranked
+// as before among themselves: for example only the content words a cloze
+// builder may blank, which is the fair frequency baseline for a set whose
+// builder never blanks function words. Counts stay those of the full
+// corpus; Tokens becomes the number of kept words counted. It fails when
+// keep accepts no word.
+func (m *Model) Filter(keep func(word string, count int64) bool) (*Model, error) {
+	f := &Model{nz: m.nz, counts: map[string]int64{}, rank: map[string]int{}}
+	for _, w := range m.words {
+		n := m.counts[w]
+		if !keep(w, n) {
+			continue
+		}
+		f.words = append(f.words, w)
+		f.counts[w] = n
+		f.rank[w] = len(f.words)
+		f.total += n
+	}
+	if len(f.words) == 0 {
+		return nil, fmt.Errorf("unigram baseline: the filter keeps no word of %d", len(m.words))
+	}
+	return f, nil
 }

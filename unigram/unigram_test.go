@@ -93,6 +93,16 @@ func TestEvaluate(t *testing.T) {
 		math.Abs(met.Top5-want.Top5) > 1e-12 || math.Abs(met.MRR-want.MRR) > 1e-12 {
 		t.Errorf("metrics %+v, want %+v", met, want)
 	}
+	// A word the corpus never contains is wrong even when the list is
+	// shorter than five (its rank, vocab + 1, would be within the top 5).
+	short := newModel(t, "mat mat cat")
+	met, err = short.Evaluate(context.Background(), [][]string{{"mat"}, {"cat"}, {"dog"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if met.Top1 != 1.0/3 || met.Top5 != 2.0/3 || math.Abs(met.MRR-(1+1.0/2+1.0/3)/3) > 1e-12 {
+		t.Errorf("short list: %+v, want top-1 1/3, top-5 2/3 (dog wrong at rank 3)", met)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := m.Evaluate(ctx, gold); !errors.Is(err, context.Canceled) {
@@ -128,5 +138,58 @@ func TestCounterErrors(t *testing.T) {
 	}
 	if m.Count("one") != 2 || m.Count("two") != 2 || m.Rank("one") != 1 {
 		t.Errorf("counts one %d two %d, rank(one) %d", m.Count("one"), m.Count("two"), m.Rank("one"))
+	}
+}
+
+func TestFilter(t *testing.T) {
+	m := newModel(t, "the cat the dog the cat a bird the end\n")
+	stop := map[string]bool{"the": true, "a": true}
+	tests := []struct {
+		name      string
+		keep      func(string, int64) bool
+		wantTop   []string
+		wantRank  map[string]int
+		wantTotal int64
+		wantErr   bool
+	}{
+		{"content words", func(w string, _ int64) bool { return !stop[w] },
+			[]string{"cat", "bird", "dog", "end"}, map[string]int{"cat": 1, "bird": 2, "the": 5, "zebra": 5}, 5, false},
+		{"by count", func(_ string, n int64) bool { return n >= 2 },
+			[]string{"the", "cat"}, map[string]int{"the": 1, "cat": 2, "dog": 3}, 6, false},
+		{"everything", func(string, int64) bool { return true },
+			m.Top(10), map[string]int{"the": 1}, m.Tokens(), false},
+		{"nothing", func(string, int64) bool { return false }, nil, nil, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := m.Filter(tt.keep)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatal("no error for a filter that keeps nothing")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.Top(10); !slices.Equal(got, tt.wantTop) {
+				t.Errorf("Top = %v, want %v", got, tt.wantTop)
+			}
+			for w, r := range tt.wantRank {
+				if got := f.Rank(w); got != r {
+					t.Errorf("Rank(%q) = %d, want %d", w, got, r)
+				}
+			}
+			if f.Tokens() != tt.wantTotal || f.Vocab() != len(tt.wantTop) {
+				t.Errorf("Tokens %d Vocab %d, want %d %d", f.Tokens(), f.Vocab(), tt.wantTotal, len(tt.wantTop))
+			}
+			if f.Count("cat") != m.Count("cat") && slices.Contains(tt.wantTop, "cat") {
+				t.Errorf("Count(cat) changed: %d vs %d", f.Count("cat"), m.Count("cat"))
+			}
+		})
+	}
+	// The original is unchanged.
+	if m.Rank("the") != 1 || m.Vocab() != 6 {
+		t.Errorf("Filter changed the original: rank(the) %d vocab %d", m.Rank("the"), m.Vocab())
 	}
 }

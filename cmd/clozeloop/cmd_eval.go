@@ -31,7 +31,9 @@ const evalChunk = 256
 
 // evalBaseline is one unigram-frequency baseline of the eval report.
 type evalBaseline struct {
-	// Name says what was counted: "unigram corpus" or "unigram answers".
+	// Name says what was counted: "unigram corpus" (every word of a raw
+	// text), "unigram corpus content" (only the words a cloze builder may
+	// blank, see contentWords) or "unigram answers" (gold answers).
 	Name string `json:"name"`
 	// Source is the file counted.
 	Source string `json:"source"`
@@ -59,7 +61,7 @@ type evalReport struct {
 }
 
 func runEval(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "eval", "--model DIR --eval FILE [--limit N] [--batch 32] [--threads N] [--baseline-corpus FILE] [--baseline-answers FILE] [--json]")
+	fs := newFlagSet(env, "eval", "--model DIR --eval FILE [--limit N] [--batch 32] [--threads N] [--baseline-corpus FILE]... [--baseline-answers FILE] [--json]")
 	modelDir := fs.String("model", "", "model directory (config.json, model.safetensors, tokenizer files)")
 	evalFile := fs.String("eval", "", "eval set (JSONL: text with [MASK], gold answers; docs/DATA.md)")
 	limit := fs.Int("limit", 0, "score a random sample of this many items (0: all)")
@@ -67,7 +69,8 @@ func runEval(ctx context.Context, env *cmdEnv, args []string) error {
 	batch := fs.Int("batch", 32, "items per forward pass")
 	threads := fs.Int("threads", 0, "libtorch threads (0: number of CPUs)")
 	device := fs.String("device", "auto", "auto, cpu, cuda or cuda:N")
-	corpus := fs.String("baseline-corpus", "", "raw text (one text per line): rank words by their frequency in it, the unigram-frequency baseline")
+	var corpora stringList
+	fs.Var(&corpora, "baseline-corpus", "raw text (one text per line): rank words by their frequency in it, the unigram-frequency baseline, once over all words and once over the content words a cloze builder may blank (repeatable)")
 	answers := fs.String("baseline-answers", "", "eval-format JSONL (e.g. a pool's oracle.jsonl): rank words by their frequency as gold answers in it")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := parseFlagsOnly(fs, args, "model", "eval"); err != nil {
@@ -88,16 +91,28 @@ func runEval(ctx context.Context, env *cmdEnv, args []string) error {
 	// baseline file fails fast.
 	var bases []evalBaseline
 	var baseModels []*unigram.Model
-	for _, b := range []struct{ name, path string }{{"unigram corpus", *corpus}, {"unigram answers", *answers}} {
-		if b.path == "" {
-			continue
-		}
-		um, err := countBaseline(ctx, b.name, b.path)
+	add := func(name, path string, um *unigram.Model) {
+		bases = append(bases, evalBaseline{Name: name, Source: path, Vocab: um.Vocab(), Tokens: um.Tokens(), Top: um.Top(5)})
+		baseModels = append(baseModels, um)
+	}
+	for _, path := range corpora {
+		um, err := countBaseline(ctx, "unigram corpus", path)
 		if err != nil {
 			return err
 		}
-		bases = append(bases, evalBaseline{Name: b.name, Source: b.path, Vocab: um.Vocab(), Tokens: um.Tokens(), Top: um.Top(5)})
-		baseModels = append(baseModels, um)
+		add("unigram corpus", path, um)
+		if content, err := contentWords(um); err == nil {
+			add("unigram corpus content", path, content)
+		} else {
+			fmt.Fprintf(env.stderr, "eval: no content-word baseline for %s: it has no word that a cloze builder would blank (%v)\n", path, err)
+		}
+	}
+	if *answers != "" {
+		um, err := countBaseline(ctx, "unigram answers", *answers)
+		if err != nil {
+			return err
+		}
+		add("unigram answers", *answers, um)
 	}
 	rep := evalReport{Model: *modelDir, Eval: *evalFile, Read: len(items), Seed: *seed}
 	items = sampleEvalItems(items, *limit, *seed)
@@ -186,6 +201,36 @@ func countBaseline(ctx context.Context, name, path string) (*unigram.Model, erro
 	return um, nil
 }
 
+// contentWords restricts a corpus baseline to the words that `clozeloop
+// data build text` may blank in that corpus (dataset.FrequencyChooser with
+// its defaults: not a stopword, not among the corpus's 100 most frequent
+// words, letters only, at least 3 letters and 3 occurrences). Such a set
+// never has a function word as its answer, so the plain corpus list, whose
+// top five are "the, of, and, …", scores about zero there by
+// construction; this list is the frequency baseline that knows the rule.
+func contentWords(um *unigram.Model) (*unigram.Model, error) {
+	words := um.Top(um.Vocab())
+	counts := make(map[string]int, len(words))
+	for _, w := range words {
+		counts[w] = int(um.Count(w))
+	}
+	ch := dataset.NewFrequencyChooser(counts, dataset.FrequencyOptions{})
+	return um.Filter(func(w string, _ int64) bool { return ch.Eligible(w) })
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(s string) error {
+	if s == "" {
+		return fmt.Errorf("empty value")
+	}
+	*l = append(*l, s)
+	return nil
+}
+
 // sampleEvalItems returns items, or when 0 < limit < len(items) a random
 // sample of limit of them in file order, drawn with seed.
 func sampleEvalItems(items []dataset.EvalItem, limit int, seed uint64) []dataset.EvalItem {
@@ -250,7 +295,7 @@ func printEvalTable(w io.Writer, rep evalReport) error {
 	fmt.Fprintf(tw, "model %s\t%d\t%d\t%.2f%%\t%.2f%%\t%.4f\t%.3f\t\n", filepath.Base(rep.Model), met.Items, met.N, 100*met.Top1, 100*met.Top5, met.MRR, met.GoldNLL)
 	for _, b := range rep.Baselines {
 		bm := b.Metrics
-		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%.2f%%\t%.2f%%\t%.4f\t-\t\n", b.Name, filepath.Base(b.Source), bm.Items, bm.N, 100*bm.Top1, 100*bm.Top5, bm.MRR)
+		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%.2f%%\t%.2f%%\t%.4f\t-\t\n", b.Name, shortPath(b.Source), bm.Items, bm.N, 100*bm.Top1, 100*bm.Top5, bm.MRR)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -268,6 +313,16 @@ func printEvalTable(w io.Writer, rep evalReport) error {
 		}
 	}
 	return nil
+}
+
+// shortPath names a file by its folder and base name ("kjv/raw.txt"),
+// enough to tell two baselines' raw.txt apart in a table.
+func shortPath(p string) string {
+	dir := filepath.Base(filepath.Dir(p))
+	if dir == "." || dir == string(filepath.Separator) {
+		return filepath.Base(p)
+	}
+	return dir + "/" + filepath.Base(p)
 }
 
 // itemBar draws a one-line progress bar over items with \r: done/total

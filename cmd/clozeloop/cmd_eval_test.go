@@ -56,7 +56,16 @@ func TestEvalCommand(t *testing.T) {
 {"text":"a [MASK] sat .","gold":["zebra"]}
 {"text":"the dog [MASK] .","gold":["runs"]}
 `)
-	corpus := writeFile(t, filepath.Join(tmp, "raw.txt"), "The dog, the dog; the DOG.\nthe cat a cat a cat\nmat mat runs\n")
+	// 100 filler words, 10 times each, take the corpus's 100 most frequent
+	// places, so that the content-word baseline keeps only cat and dog
+	// (the, a: stopwords; mat, runs: fewer than 3 occurrences).
+	var filler strings.Builder
+	for i := range 100 {
+		w := string([]byte{'q', byte('a' + i/26), byte('a' + i%26)})
+		filler.WriteString(strings.Repeat(w+" ", 10) + "\n")
+	}
+	corpus := writeFile(t, filepath.Join(tmp, "raw.txt"), filler.String()+"The dog, the dog; the DOG.\nthe cat a cat a cat\nmat mat runs\n")
+	tiny := writeFile(t, filepath.Join(tmp, "tiny.txt"), "The dog, the dog; the DOG.\nthe cat a cat a cat\nmat mat runs\n")
 	answers := writeFile(t, filepath.Join(tmp, "oracle.jsonl"), `{"text":"x [MASK]","gold":["mat"]}
 {"text":"y [MASK]","gold":["mat"]}
 `)
@@ -75,20 +84,26 @@ func TestEvalCommand(t *testing.T) {
 	if rep.Read != 4 || rep.Metrics.Items != 3 || rep.Metrics.N != 4 || rep.Metrics.Skipped != 1 {
 		t.Fatalf("model metrics %+v (read %d), want 3 items, 4 answers, 1 skipped of 4", rep.Metrics, rep.Read)
 	}
-	if len(rep.Baselines) != 2 {
-		t.Fatalf("baselines %+v, want corpus and answers", rep.Baselines)
+	if len(rep.Baselines) != 3 {
+		t.Fatalf("baselines %+v, want corpus, corpus content and answers", rep.Baselines)
 	}
-	// Corpus counts: the 4, dog 3, cat 3, a 2, mat 2, runs 1; ranks (ties
-	// in byte order): the 1, cat 2, dog 3, a 4, mat 5, runs 6. The gold
-	// answers dog, cat, mat, runs rank 3, 2, 5, 6.
-	// Answer counts: mat 2; ranks: mat 1, every other word 2.
+	// Corpus counts: 100 fillers 10 each, the 4, dog 3, cat 3, a 2, mat 2,
+	// runs 1; the gold answers dog, cat, mat, runs rank 103, 102, 105, 106.
+	// Content words: cat 1, dog 2 (vocab 2): dog, cat, mat, runs rank 2, 1,
+	// 3, 3, and mat and runs are wrong although 3 <= 5.
+	// Answer counts: mat 2; ranks: mat 1, every other word 2 (wrong).
 	want := []struct {
+		name            string
 		top1, top5, mrr float64
 	}{
-		{0, 0.75, (1.0/3 + 1.0/2 + 1.0/5 + 1.0/6) / 4},
-		{0.25, 1, (1.0/2 + 1.0/2 + 1 + 1.0/2) / 4},
+		{"unigram corpus", 0, 0, (1.0/103 + 1.0/102 + 1.0/105 + 1.0/106) / 4},
+		{"unigram corpus content", 0.25, 0.5, (1.0/2 + 1 + 1.0/3 + 1.0/3) / 4},
+		{"unigram answers", 0.25, 0.25, (1.0/2 + 1.0/2 + 1 + 1.0/2) / 4},
 	}
 	for i, b := range rep.Baselines {
+		if b.Name != want[i].name {
+			t.Errorf("baseline %d is %q, want %q", i, b.Name, want[i].name)
+		}
 		if b.Metrics.Items != 3 || b.Metrics.N != 4 || math.Abs(b.Metrics.Top1-want[i].top1) > 1e-12 ||
 			math.Abs(b.Metrics.Top5-want[i].top5) > 1e-12 || math.Abs(b.Metrics.MRR-want[i].mrr) > 1e-12 {
 			t.Errorf("baseline %s: %+v, want items 3, n 4, %+v", b.Name, b.Metrics, want[i])
@@ -120,13 +135,22 @@ func TestEvalCommand(t *testing.T) {
 
 	// The table form names every predictor.
 	out.Reset()
-	if code := run([]string{"eval", "--model", model, "--eval", evalFile, "--threads", "1", "--limit", "2", "--baseline-corpus", corpus}, &out, &errOut); code != 0 {
+	errOut.Reset()
+	if code := run([]string{"eval", "--model", model, "--eval", evalFile, "--threads", "1", "--limit", "2",
+		"--baseline-corpus", corpus, "--baseline-corpus", tiny}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	for _, s := range []string{"sample of 2", "model model", "unigram corpus raw.txt", "top-1", "predicts the, cat, dog, a, mat"} {
+	dir := filepath.Base(tmp)
+	for _, s := range []string{"sample of 2", "model model", "unigram corpus " + dir + "/raw.txt", "unigram corpus content " + dir + "/raw.txt",
+		"unigram corpus " + dir + "/tiny.txt", "top-1", "predicts the, cat, dog, a, mat", "predicts cat, dog, … at every mask"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, out.String())
 		}
+	}
+	// The tiny corpus has no word outside its 100 most frequent: no
+	// content baseline, and a note says why.
+	if strings.Contains(out.String(), "content "+dir+"/tiny.txt") || !strings.Contains(errOut.String(), "no content-word baseline for "+tiny) {
+		t.Errorf("tiny corpus: table\n%s\nstderr %q", out.String(), errOut.String())
 	}
 }
 

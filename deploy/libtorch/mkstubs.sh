@@ -6,7 +6,7 @@
 # Link with CGO_LDFLAGS="-Wl,--as-needed -L DIR": the stubs define no symbols,
 # so --as-needed drops them and the binary records no CUDA library at all
 # (ldd lists only libtorch_cpu, libc10, ...). DIR is a build cache (for example
-# .cache/cuda-stubs); never commit it.
+# ~/.cache/clozeloop/build/cuda-stubs); never commit it.
 set -euo pipefail
 
 if [ "$#" -ne 1 ] || [ -z "$1" ]; then
