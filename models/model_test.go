@@ -16,7 +16,8 @@ import (
 
 // wordnetCase is a WordNet-style cloze sentence whose gold word the shipped
 // model ranks within its first k predictions and the unigram-frequency
-// baseline (WordNet raw text counts) does not.
+// baselines (WordNet raw text counts, over all words and over content
+// words only) do not.
 type wordnetCase struct {
 	text string
 	gold string
@@ -57,10 +58,11 @@ func loadShipped(t *testing.T) *mlm.Model {
 	return m
 }
 
-// wordnetBaseline builds the WordNet raw text from the installed
+// wordnetBaselines builds the WordNet raw text from the installed
 // wordnet-base exactly as `clozeloop data build wordnet` does (seed 1,
-// eval fraction 0.1) and counts it: the baseline of the model card.
-func wordnetBaseline(t *testing.T) *unigram.Model {
+// eval fraction 0.1) and counts it: the baselines of the model card, all
+// words and content words only (as `clozeloop eval --baseline-corpus`).
+func wordnetBaselines(t *testing.T) (all, content *unigram.Model) {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -72,11 +74,16 @@ func wordnetBaseline(t *testing.T) *unigram.Model {
 	if err := c.AddFile(ctx, filepath.Join(dir, dataset.RawFile)); err != nil {
 		t.Fatal(err)
 	}
-	m, err := c.Model()
+	all, err := c.Model()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m
+	ch := dataset.NewFrequencyChooser(all.Counts(), dataset.FrequencyOptions{})
+	content, err = all.Filter(func(w string, _ int64) bool { return ch.Eligible(w) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all, content
 }
 
 func TestShippedModelPredicts(t *testing.T) {
@@ -106,7 +113,7 @@ func TestShippedModelBeatsUnigramOnCases(t *testing.T) {
 		}
 		t.Skipf("wordnet-base is not installed (apt-get install wordnet-base): %v", err)
 	}
-	base := wordnetBaseline(t)
+	base, content := wordnetBaselines(t)
 	m := loadShipped(t)
 	cases := wordnetCases()
 	texts := make([]string, len(cases))
@@ -131,10 +138,15 @@ func TestShippedModelBeatsUnigramOnCases(t *testing.T) {
 		if !slices.Contains(top, c.gold) {
 			t.Errorf("case %q: model's top %d %q lacks %q", c.text, c.k, top, c.gold)
 		}
-		if r := base.Rank(c.gold); r <= c.k {
-			t.Errorf("case %q: the unigram baseline ranks %q %d (predicts %q), within the top %d: not a case it gets wrong",
-				c.text, c.gold, r, base.Top(c.k), c.k)
+		for _, b := range []struct {
+			name string
+			m    *unigram.Model
+		}{{"unigram", base}, {"content-word unigram", content}} {
+			if r := b.m.Rank(c.gold); r <= c.k {
+				t.Errorf("case %q: the %s baseline ranks %q %d (predicts %q), within the top %d: not a case it gets wrong",
+					c.text, b.name, c.gold, r, b.m.Top(c.k), c.k)
+			}
 		}
-		t.Logf("%-50q gold %-8q model top-%d %q; baseline rank %d", c.text, c.gold, c.k, top, base.Rank(c.gold))
+		t.Logf("%-50q gold %-8q model top-%d %q; baseline ranks %d, %d (content words)", c.text, c.gold, c.k, top, base.Rank(c.gold), content.Rank(c.gold))
 	}
 }

@@ -184,6 +184,16 @@ func (m *Model) Count(word string) int64 {
 	return m.counts[normalizeWith(m.nz, word)]
 }
 
+// Counts returns a copy of the word counts, keyed by normalised word (the
+// form dataset.NewFrequencyChooser takes).
+func (m *Model) Counts() map[string]int {
+	out := make(map[string]int, len(m.counts))
+	for w, n := range m.counts {
+		out[w] = int(n)
+	}
+	return out
+}
+
 // Rank returns the rank of the (normalised) answer in the list, from 1 for
 // the most frequent word, or Vocab()+1 when the corpus does not contain it.
 func (m *Model) Rank(answer string) int {

@@ -188,6 +188,9 @@ func TestFilter(t *testing.T) {
 			}
 		})
 	}
+	if c := m.Counts(); len(c) != 6 || c["the"] != 4 || c["cat"] != 2 {
+		t.Errorf("Counts = %v", c)
+	}
 	// The original is unchanged.
 	if m.Rank("the") != 1 || m.Vocab() != 6 {
 		t.Errorf("Filter changed the original: rank(the) %d vocab %d", m.Rank("the"), m.Vocab())

@@ -209,12 +209,7 @@ func countBaseline(ctx context.Context, name, path string) (*unigram.Model, erro
 // top five are "the, of, and, …", scores about zero there by
 // construction; this list is the frequency baseline that knows the rule.
 func contentWords(um *unigram.Model) (*unigram.Model, error) {
-	words := um.Top(um.Vocab())
-	counts := make(map[string]int, len(words))
-	for _, w := range words {
-		counts[w] = int(um.Count(w))
-	}
-	ch := dataset.NewFrequencyChooser(counts, dataset.FrequencyOptions{})
+	ch := dataset.NewFrequencyChooser(um.Counts(), dataset.FrequencyOptions{})
 	return um.Filter(func(w string, _ int64) bool { return ch.Eligible(w) })
 }
 
