@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	uiserver "github.com/temporalio/ui-server/v2/server"
@@ -72,6 +73,9 @@ type Server struct {
 	ui      *uiserver.Server
 	uiDone  chan struct{}
 	stopped bool
+	// stopping quiets the server's warnings and errors once Stop begins
+	// (see serverLogger).
+	stopping atomic.Bool
 }
 
 // Start creates the SQLite schema if the file is new, registers the
@@ -114,7 +118,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 
-	logger := log.NewZapLogger(log.BuildZapLogger(log.Config{Level: opts.LogLevel, Format: "console"}))
+	logger := newServerLogger(log.NewZapLogger(log.BuildZapLogger(log.Config{Level: opts.LogLevel, Format: "console"})), &s.stopping)
 	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
 	if err != nil {
 		return nil, fmt.Errorf("devserver: authorizer: %w", err)
@@ -172,6 +176,7 @@ func (s *Server) Stop() error {
 		return nil
 	}
 	s.stopped = true
+	s.stopping.Store(true)
 	if s.ui != nil {
 		s.ui.Stop()
 		<-s.uiDone
