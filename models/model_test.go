@@ -30,14 +30,17 @@ type wordnetCase struct {
 // model's first prediction when the cases were picked. They are checked
 // against the shipped weights: retraining the model means re-checking them
 // (see the model card). k leaves room for rounding across thread counts
-// where the first prediction's lead is small.
+// where the first prediction's lead is small; every current case leads
+// clearly and uses k = 1.
 func wordnetCases() []wordnetCase {
 	return []wordnetCase{
 		{"the [MASK] hemisphere", "northern", 1},
-		{"a [MASK] of the faculty", "member", 3},
-		{"He [MASK] her his word", "gave", 3},
-		{"the [MASK] of the nail", "head", 3},
-		{"they decided to make an [MASK] of him", "example", 3},
+		{"a [MASK] of the faculty", "member", 1},
+		{"He [MASK] her his word", "gave", 1},
+		{"human beings are [MASK] to walk on two feet", "able", 1},
+		{"they were investigating a [MASK] of bank robberies", "series", 1},
+		{"a [MASK] layer of paint", "thin", 1},
+		{"I [MASK] to go home now", "want", 1},
 	}
 }
 
