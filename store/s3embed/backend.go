@@ -67,23 +67,83 @@ func (b *folderBackend) bucketDir(bucket string) string {
 	return filepath.Join(b.root, "buckets", bucket)
 }
 
-// objectPath maps a key onto the bucket folder, rejecting keys that cannot
-// be represented as a relative file path.
-func (b *folderBackend) objectPath(bucket, key string) (string, error) {
+// checkKey rejects keys that cannot be represented as a relative file path
+// inside a bucket folder: empty, with empty, "." or ".." segments, with a
+// NUL or a backslash.
+func checkKey(key string) error {
 	if key == "" || strings.ContainsAny(key, "\x00\\") {
-		return "", gofakes3.ErrorMessage(gofakes3.ErrInvalidArgument, "key not supported by the folder backend")
+		return gofakes3.ErrorMessage(gofakes3.ErrInvalidArgument, "key not supported by the folder backend (empty, NUL or backslash)")
 	}
 	for _, seg := range strings.Split(key, "/") {
 		if seg == "" || seg == "." || seg == ".." {
-			return "", gofakes3.ErrorMessage(gofakes3.ErrInvalidArgument,
+			return gofakes3.ErrorMessage(gofakes3.ErrInvalidArgument,
 				"key with empty, '.' or '..' segments not supported by the folder backend")
 		}
 	}
-	return filepath.Join(b.bucketDir(bucket), filepath.FromSlash(key)), nil
+	return nil
 }
 
-func (b *folderBackend) metaPath(bucket, key string) string {
-	return filepath.Join(b.root, "meta", bucket, filepath.FromSlash(key)+".meta.json")
+// within reports whether p lies strictly inside dir (both clean, absolute).
+func within(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+// objectPath maps a key onto the bucket folder, rejecting keys that cannot
+// be represented as a relative file path and any path that would not lie
+// inside the bucket's folder.
+func (b *folderBackend) objectPath(bucket, key string) (string, error) {
+	if err := gofakes3.ValidateBucketName(bucket); err != nil {
+		return "", err
+	}
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	dir := b.bucketDir(bucket)
+	p := filepath.Join(dir, filepath.FromSlash(key))
+	if !within(dir, p) {
+		return "", gofakes3.ErrorMessage(gofakes3.ErrInvalidArgument, "key resolves outside the bucket")
+	}
+	return p, nil
+}
+
+// metaPath is the sidecar of a key objectPath accepted.
+func (b *folderBackend) metaPath(bucket, key string) (string, error) {
+	if _, err := b.objectPath(bucket, key); err != nil {
+		return "", err
+	}
+	dir := filepath.Join(b.root, "meta", bucket)
+	p := filepath.Join(dir, filepath.FromSlash(key)+".meta.json")
+	if !within(dir, p) {
+		return "", gofakes3.ErrorMessage(gofakes3.ErrInvalidArgument, "key resolves outside the bucket")
+	}
+	return p, nil
+}
+
+// openRegular opens p for reading, refusing anything but a regular file (a
+// symbolic link placed in the data folder could point outside it).
+func openRegular(p string) (*os.File, fs.FileInfo, error) {
+	lfi, err := os.Lstat(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !lfi.Mode().IsRegular() {
+		return nil, lfi, fs.ErrNotExist
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !os.SameFile(lfi, fi) {
+		f.Close()
+		return nil, nil, fs.ErrNotExist // replaced between the checks
+	}
+	return f, fi, nil
 }
 
 func (b *folderBackend) bucketExists(bucket string) (bool, error) {
@@ -133,6 +193,9 @@ func (b *folderBackend) ListBuckets() ([]gofakes3.BucketInfo, error) {
 
 // CreateBucket implements gofakes3.Backend.
 func (b *folderBackend) CreateBucket(name string) error {
+	if err := gofakes3.ValidateBucketName(name); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ok, err := b.bucketExists(name)
@@ -188,7 +251,11 @@ func (b *folderBackend) ForceDeleteBucket(name string) error {
 // from the file (MD5 recomputed, user metadata kept).
 func (b *folderBackend) loadMeta(bucket, key string, fi fs.FileInfo, f io.ReaderAt) (objectMeta, error) {
 	var m objectMeta
-	raw, err := os.ReadFile(b.metaPath(bucket, key))
+	mp, err := b.metaPath(bucket, key)
+	if err != nil {
+		return m, err
+	}
+	raw, err := os.ReadFile(mp)
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(raw, &m); err != nil {
@@ -220,20 +287,11 @@ func (b *folderBackend) open(bucket, key string) (*os.File, fs.FileInfo, objectM
 	if err != nil {
 		return nil, nil, objectMeta{}, gofakes3.KeyNotFound(key)
 	}
-	f, err := os.Open(p)
+	f, fi, err := openRegular(p)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return nil, nil, objectMeta{}, gofakes3.KeyNotFound(key)
 	}
 	if err != nil {
-		return nil, nil, objectMeta{}, err
-	}
-	fi, err := f.Stat()
-	if err == nil && fi.IsDir() {
-		f.Close()
-		return nil, nil, objectMeta{}, gofakes3.KeyNotFound(key)
-	}
-	if err != nil {
-		f.Close()
 		return nil, nil, objectMeta{}, err
 	}
 	m, err := b.loadMeta(bucket, key, fi, f)
@@ -330,6 +388,10 @@ func (b *folderBackend) PutObject(bucket, key string, meta map[string]string, in
 	h := md5.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), input)
 	if err != nil {
+		var s3err gofakes3.Error
+		if errors.As(err, &s3err) { // a bad digest: the client's fault, a 400
+			return res, s3err
+		}
 		return res, fmt.Errorf("s3embed: receive %s/%s: %w", bucket, key, err)
 	}
 	if size >= 0 && n != size {
@@ -365,7 +427,10 @@ func (b *folderBackend) PutObject(bucket, key string, meta map[string]string, in
 	if fi, err := os.Stat(dst); err == nil && fi.IsDir() {
 		return res, gofakes3.ErrorMessage(gofakes3.ErrInvalidArgument, "key is a folder of other keys in the folder backend")
 	}
-	metaDst := b.metaPath(bucket, key)
+	metaDst, err := b.metaPath(bucket, key)
+	if err != nil {
+		return res, err
+	}
 	if err := os.MkdirAll(filepath.Dir(metaDst), 0o755); err != nil {
 		return res, err
 	}
@@ -389,14 +454,9 @@ func (b *folderBackend) openLocked(bucket, key string) (*os.File, fs.FileInfo, o
 	if err != nil {
 		return nil, nil, objectMeta{}, err
 	}
-	f, err := os.Open(p)
+	f, fi, err := openRegular(p)
 	if err != nil {
 		return nil, nil, objectMeta{}, err
-	}
-	fi, err := f.Stat()
-	if err != nil || fi.IsDir() {
-		f.Close()
-		return nil, nil, objectMeta{}, gofakes3.KeyNotFound(key)
 	}
 	m, err := b.loadMeta(bucket, key, fi, f)
 	if err != nil {
@@ -434,13 +494,16 @@ func (b *folderBackend) deleteLocked(bucket, key string) error {
 	if err != nil {
 		return nil // such a key cannot exist here
 	}
-	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+	if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
 		return nil
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 		return err
 	}
-	mp := b.metaPath(bucket, key)
+	mp, err := b.metaPath(bucket, key)
+	if err != nil {
+		return nil
+	}
 	if err := os.Remove(mp); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 		return err
 	}
@@ -493,11 +556,21 @@ func (b *folderBackend) ListBucket(bucket string, prefix *gofakes3.Prefix, page 
 		return nil, err
 	}
 	root := b.bucketDir(bucket)
-	// Walk only the folder the prefix points into.
+	// Walk only the folder the prefix points into. The prefix is matched
+	// literally against keys, and keys never hold empty, "." or ".."
+	// segments, NULs or backslashes: a prefix whose folder part does cannot
+	// match anything, and is never turned into a path.
 	start := root
 	if prefix.HasPrefix {
-		if i := strings.LastIndexByte(prefix.Prefix, '/'); i > 0 {
-			start = filepath.Join(root, filepath.FromSlash(prefix.Prefix[:i]))
+		if i := strings.LastIndexByte(prefix.Prefix, '/'); i >= 0 {
+			folder := prefix.Prefix[:i]
+			if checkKey(folder) != nil {
+				return gofakes3.NewObjectList(), nil
+			}
+			start = filepath.Join(root, filepath.FromSlash(folder))
+			if !within(root, start) {
+				return gofakes3.NewObjectList(), nil
+			}
 		}
 	}
 	type item struct {
@@ -517,11 +590,17 @@ func (b *folderBackend) ListBucket(bucket string, prefix *gofakes3.Prefix, page 
 		if d.IsDir() {
 			return nil
 		}
+		if !d.Type().IsRegular() || !within(root, p) {
+			return nil // symbolic links and other special files are not objects
+		}
 		rel, err := filepath.Rel(root, p)
 		if err != nil {
 			return err
 		}
 		key := filepath.ToSlash(rel)
+		if checkKey(key) != nil {
+			return nil
+		}
 		var match gofakes3.PrefixMatch
 		if !prefix.Match(key, &match) {
 			return nil
@@ -539,6 +618,9 @@ func (b *folderBackend) ListBucket(bucket string, prefix *gofakes3.Prefix, page 
 			return err
 		}
 		f, err := os.Open(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // deleted while listing
+		}
 		if err != nil {
 			return err
 		}

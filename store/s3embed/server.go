@@ -4,9 +4,20 @@
 // aws-sdk-go-v2 client code path as production.
 //
 // The server is github.com/johannesboyne/gofakes3 over a folder backend of
-// our own (see below) and only listens on loopback addresses: it performs no
-// authentication, so any credentials are accepted. Use the AccessKeyID and
-// SecretAccessKey constants as static credentials for the SDK client.
+// our own (see below), behind a middleware of our own that requires every
+// request to be signed with AWS Signature Version 4 and the server's key
+// pair (WithCredentials; Server.Credentials). Anonymous requests, wrong keys,
+// signatures older or newer than MaxClockSkew, expired presigned URLs and
+// bodies that do not match their signed SHA-256 are refused with S3 XML
+// errors (403 AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch,
+// RequestTimeTooSkewed; 400 XAmzContentSHA256Mismatch). The server sends no
+// CORS headers and refuses every OPTIONS (preflight) request, so no web page
+// can use it. It only listens on loopback addresses.
+//
+// Conditional writes work as on S3: PUT with If-None-Match: * creates an
+// object only if it does not exist, PUT with If-Match: ETAG replaces it only
+// if its ETag is still ETAG; otherwise 412 PreconditionFailed. The check and
+// the write happen under one lock.
 //
 // Folder layout under the data folder:
 //
@@ -18,8 +29,10 @@
 // reader never sees a partial object and a cancelled upload leaves nothing.
 // Multipart uploads are assembled in memory by gofakes3 before the final
 // write, so the largest object must fit in memory. Keys that cannot be
-// represented as relative file paths (empty, "." or ".." segments) and a key
-// that is also a "folder" of other keys are rejected.
+// represented as relative file paths (empty, "." or ".." segments, NUL or
+// backslash) and a key that is also a "folder" of other keys are rejected
+// with 400 InvalidArgument; every file path is checked to lie inside the
+// bucket's folder, and a list prefix only ever matches keys inside it.
 package s3embed
 
 import (
@@ -37,11 +50,9 @@ import (
 	"github.com/johannesboyne/gofakes3"
 )
 
-// Static credentials for clients of the embedded server (it accepts any).
 const (
-	AccessKeyID     = "clozeloop"
-	SecretAccessKey = "clozeloop-embedded"
-	// Region is the region clients should sign for.
+	// Region is the region clients should sign for (the server accepts
+	// signatures for any region).
 	Region = "us-east-1"
 	// DefaultBucket is the bucket created when no WithBucket option is given.
 	DefaultBucket = "clozeloop"
@@ -49,6 +60,7 @@ const (
 
 type options struct {
 	bucket     string
+	creds      *Credentials
 	middleware func(http.Handler) http.Handler
 	log        *slog.Logger
 }
@@ -59,7 +71,13 @@ type Option func(*options)
 // WithBucket sets the bucket created at start (default DefaultBucket).
 func WithBucket(name string) Option { return func(o *options) { o.bucket = name } }
 
-// WithMiddleware wraps the S3 handler, e.g. to count or fail requests in tests.
+// WithCredentials sets the key pair clients must sign with. Without it,
+// Start generates a random pair (NewCredentials), kept only in memory; read
+// it with Server.Credentials.
+func WithCredentials(c Credentials) Option { return func(o *options) { o.creds = &c } }
+
+// WithMiddleware wraps the server's handler (outside the authentication),
+// e.g. to count or fail requests in tests.
 func WithMiddleware(m func(http.Handler) http.Handler) Option {
 	return func(o *options) { o.middleware = m }
 }
@@ -72,6 +90,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 type Server struct {
 	dir    string
 	bucket string
+	creds  Credentials
 	ln     net.Listener
 	http   *http.Server
 	log    *slog.Logger
@@ -101,6 +120,19 @@ func Start(ctx context.Context, addr, dir string, opts ...Option) (*Server, erro
 	if dir == "" {
 		return nil, errors.New("s3embed: data folder is required")
 	}
+	var creds Credentials
+	if o.creds != nil {
+		creds = *o.creds
+	} else {
+		c, err := NewCredentials()
+		if err != nil {
+			return nil, err
+		}
+		creds = c
+	}
+	if err := creds.Validate(); err != nil {
+		return nil, fmt.Errorf("s3embed: credentials: %w", err)
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("s3embed: data folder %s: %w", dir, err)
@@ -119,7 +151,8 @@ func Start(ctx context.Context, addr, dir string, opts ...Option) (*Server, erro
 		gofakes3.WithLogger(slogAdapter{o.log}),
 		gofakes3.WithIntegrityCheck(true),
 	)
-	var h http.Handler = faker.Server()
+	auth := &authenticator{creds: creds, now: time.Now, log: o.log}
+	h := auth.wrap(faker.Server())
 	if o.middleware != nil {
 		h = o.middleware(h)
 	}
@@ -131,6 +164,7 @@ func Start(ctx context.Context, addr, dir string, opts ...Option) (*Server, erro
 	s := &Server{
 		dir:    abs,
 		bucket: o.bucket,
+		creds:  creds,
 		ln:     ln,
 		http:   &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second},
 		log:    o.log,
@@ -150,7 +184,7 @@ func Start(ctx context.Context, addr, dir string, opts ...Option) (*Server, erro
 		case <-s.done:
 		}
 	}()
-	o.log.Info("embedded s3 server started", "endpoint", s.Endpoint(), "bucket", s.bucket, "dir", abs)
+	o.log.Info("embedded s3 server started", "endpoint", s.Endpoint(), "bucket", s.bucket, "dir", abs, "access_key_id", creds.AccessKeyID)
 	return s, nil
 }
 
@@ -171,7 +205,7 @@ func checkLoopback(addr string) error {
 	}
 	ip := net.ParseIP(host)
 	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("s3embed: listen address %q is not loopback: the embedded server has no authentication", addr)
+		return fmt.Errorf("s3embed: listen address %q is not loopback: the embedded server is for one machine (no TLS)", addr)
 	}
 	return nil
 }
@@ -181,6 +215,9 @@ func (s *Server) Endpoint() string { return "http://" + s.ln.Addr().String() }
 
 // Addr returns the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Credentials returns the key pair clients must sign requests with.
+func (s *Server) Credentials() Credentials { return s.creds }
 
 // Bucket returns the bucket created at start.
 func (s *Server) Bucket() string { return s.bucket }

@@ -24,14 +24,18 @@ func client(srv *s3embed.Server) *s3.Client {
 		Region:       s3embed.Region,
 		BaseEndpoint: aws.String(srv.Endpoint()),
 		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(s3embed.AccessKeyID, s3embed.SecretAccessKey, ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(srv.Credentials().AccessKeyID, srv.Credentials().SecretAccessKey, ""),
 	})
 }
 
 func TestServerPersistsAcrossRestarts(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	srv, err := s3embed.Start(ctx, "127.0.0.1:0", dir, s3embed.WithBucket("data"))
+	creds, err := s3embed.NewCredentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := s3embed.Start(ctx, "127.0.0.1:0", dir, s3embed.WithBucket("data"), s3embed.WithCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +59,7 @@ func TestServerPersistsAcrossRestarts(t *testing.T) {
 		t.Fatalf("object is not a plain file in the data folder: %q, %v", b, err)
 	}
 
-	srv2, err := s3embed.Start(ctx, "127.0.0.1:0", dir, s3embed.WithBucket("data"))
+	srv2, err := s3embed.Start(ctx, "127.0.0.1:0", dir, s3embed.WithBucket("data"), s3embed.WithCredentials(creds))
 	if err != nil {
 		t.Fatalf("restart: %v", err)
 	}
