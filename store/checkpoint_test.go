@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -264,5 +265,63 @@ func TestHalfWrittenCheckpointNeverLatest(t *testing.T) {
 	}
 	if _, err := e.st.PublishModel(ctx, v3, "bert", "v3"); err != nil {
 		t.Fatalf("republishing v3: %v", err)
+	}
+}
+
+// failAfter lets the first n object PUTs through and fails every later one
+// with a non-retryable 400, like a disk that fills up mid-upload.
+type failAfter struct {
+	mu   sync.Mutex
+	n    int
+	puts []string
+}
+
+func (f *failAfter) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			f.mu.Lock()
+			ok := len(f.puts) < f.n
+			if ok {
+				f.puts = append(f.puts, r.URL.Path)
+			}
+			f.mu.Unlock()
+			if !ok {
+				w.WriteHeader(http.StatusBadRequest)
+				w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidRequest</Code><Message>disk full</Message></Error>`))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func TestUploadDirWritesManifestLast(t *testing.T) {
+	ctx := context.Background()
+	dir, _ := makeCheckpoint(t, 4)
+	const files = 4
+	for n := 0; n <= files; n++ {
+		t.Run(fmt.Sprintf("fails after %d writes", n), func(t *testing.T) {
+			f := &failAfter{n: n}
+			e := newEnv(t, f.middleware, nil)
+			if _, _, err := e.st.UploadDir(ctx, dir, "runs/r/rounds/0001/train/"); err == nil {
+				t.Fatal("UploadDir succeeded although writes failed")
+			}
+			if _, _, err := e.st.ReadManifest(ctx, "runs/r/rounds/0001/train/"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("manifest visible after %d of %d file writes: %v", n, files, err)
+			}
+			for _, p := range f.puts {
+				if strings.HasSuffix(p, "/"+store.ManifestFile) {
+					t.Fatalf("manifest written before the files: %v", f.puts)
+				}
+			}
+		})
+	}
+	f := &failAfter{n: 1 << 30}
+	e := newEnv(t, f.middleware, nil)
+	if _, _, err := e.st.UploadDir(ctx, dir, "ckpt/"); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.puts) != files+1 || !strings.HasSuffix(f.puts[files], "/"+store.ManifestFile) {
+		t.Fatalf("PUT order %v, want the %d files then the manifest", f.puts, files)
 	}
 }

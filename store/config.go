@@ -25,6 +25,11 @@ const (
 	// EnvPathStyle selects path-style addressing (true/false); MinIO and most
 	// S3-compatible servers need true.
 	EnvPathStyle = "CLOZELOOP_S3_PATH_STYLE"
+	// EnvAccessKeyID and EnvSecretAccessKey, when both set, are static
+	// credentials that replace the AWS SDK's default chain (e.g. the keys
+	// `clozeloop dev` or `clozeloop s3 serve` print for the embedded server).
+	EnvAccessKeyID     = "CLOZELOOP_S3_ACCESS_KEY_ID"
+	EnvSecretAccessKey = "CLOZELOOP_S3_SECRET_ACCESS_KEY"
 )
 
 // Defaults for the transfer settings of Config.
@@ -43,7 +48,8 @@ const (
 // AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, the shared config
 // and credentials files with AWS_PROFILE, web identity, ECS task roles and EC2
 // instance roles) unless AccessKeyID and SecretAccessKey are both set, which
-// selects static credentials (used for the embedded server). Secrets are never
+// selects static credentials (CLOZELOOP_S3_ACCESS_KEY_ID and
+// CLOZELOOP_S3_SECRET_ACCESS_KEY; used for the embedded server). Secrets are never
 // logged: String redacts them.
 type Config struct {
 	// Endpoint is the base URL of an S3-compatible server, e.g.
@@ -102,6 +108,11 @@ func configFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.Bucket = get(EnvBucket)
 	c.Prefix = get(EnvPrefix)
 	c.Region = get(EnvRegion)
+	c.AccessKeyID = get(EnvAccessKeyID)
+	c.SecretAccessKey = get(EnvSecretAccessKey)
+	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
+		return Config{}, fmt.Errorf("set both %s and %s, or neither", EnvAccessKeyID, EnvSecretAccessKey)
+	}
 	if v := get(EnvPathStyle); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

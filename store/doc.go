@@ -14,11 +14,21 @@
 //	                         config; us-east-1 for a custom endpoint)
 //	CLOZELOOP_S3_PATH_STYLE  true for path-style URLs (MinIO and most
 //	                         S3-compatible servers)
+//	CLOZELOOP_S3_ACCESS_KEY_ID, CLOZELOOP_S3_SECRET_ACCESS_KEY
+//	                         static credentials (both or neither), e.g.
+//	                         the embedded server's keys
 //
 // Credentials come from the SDK's default chain (AWS_ACCESS_KEY_ID and
 // AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the shared files, web identity,
 // ECS and EC2 instance roles) unless Config carries static credentials.
 // Secrets never reach logs.
+//
+// # Conditional writes
+//
+// PutBytesIf writes only if the object does not exist yet (If-None-Match: *)
+// or still has a given ETag (If-Match), checked atomically by the server;
+// a lost race fails with ErrPreconditionFailed. Pointers that several
+// workflows move (a run's models/current.json) are written this way.
 //
 // # Transfers
 //
@@ -33,8 +43,8 @@
 // Config.MaxBackoff); cancelling the context stops a transfer, aborting any
 // multipart upload, and downloads only move a file into place after it is
 // complete and verified. Failures match ErrNotFound, ErrBucketNotFound,
-// ErrAccessDenied, ErrChecksumMismatch, ErrInvalidKey, ErrIncomplete or
-// ErrConflict with errors.Is.
+// ErrAccessDenied, ErrChecksumMismatch, ErrInvalidKey, ErrIncomplete,
+// ErrPreconditionFailed or ErrConflict with errors.Is.
 //
 // # Layout
 //

@@ -29,6 +29,9 @@ var (
 	ErrInvalidKey = errors.New("invalid key")
 	// ErrIncomplete means a checkpoint is missing files its manifest lists.
 	ErrIncomplete = errors.New("checkpoint incomplete")
+	// ErrPreconditionFailed means a conditional write (PutBytesIf) lost:
+	// the object exists although it should not, or its ETag changed.
+	ErrPreconditionFailed = errors.New("precondition failed: the object changed")
 )
 
 // Error describes a failed store operation.
@@ -81,6 +84,8 @@ func classify(err error) error {
 			return ErrNotFound
 		case "NoSuchBucket":
 			return ErrBucketNotFound
+		case "PreconditionFailed", "ConditionalRequestConflict":
+			return ErrPreconditionFailed
 		case "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch",
 			"AllAccessDisabled", "AccountProblem", "ExpiredToken", "InvalidToken":
 			return ErrAccessDenied
@@ -93,6 +98,8 @@ func classify(err error) error {
 			return ErrNotFound
 		case http.StatusForbidden:
 			return ErrAccessDenied
+		case http.StatusPreconditionFailed:
+			return ErrPreconditionFailed
 		}
 	}
 	return nil

@@ -89,8 +89,8 @@ func newEnv(t *testing.T, mw func(http.Handler) http.Handler, mod func(*store.Co
 		Region:          s3embed.Region,
 		Bucket:          srv.Bucket(),
 		PathStyle:       true,
-		AccessKeyID:     s3embed.AccessKeyID,
-		SecretAccessKey: s3embed.SecretAccessKey,
+		AccessKeyID:     srv.Credentials().AccessKeyID,
+		SecretAccessKey: srv.Credentials().SecretAccessKey,
 		MaxBackoff:      20 * time.Millisecond,
 		TempDir:         t.TempDir(),
 	}

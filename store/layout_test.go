@@ -109,6 +109,10 @@ func TestConfigFromEnv(t *testing.T) {
 			EnvRegion: "eu-west-1", EnvPathStyle: "true",
 		}, Config{Endpoint: "http://127.0.0.1:9000", Bucket: "b", Prefix: "p/q", Region: "eu-west-1", PathStyle: true}, false},
 		{"bad bool", map[string]string{EnvPathStyle: "yes please"}, Config{}, true},
+		{"static credentials", map[string]string{EnvBucket: "b", EnvAccessKeyID: "CLKEY", EnvSecretAccessKey: "s3cr3t"},
+			Config{Bucket: "b", AccessKeyID: "CLKEY", SecretAccessKey: "s3cr3t"}, false},
+		{"access key without secret", map[string]string{EnvAccessKeyID: "CLKEY"}, Config{}, true},
+		{"secret without access key", map[string]string{EnvSecretAccessKey: "s3cr3t"}, Config{}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -378,3 +378,40 @@ func TestListAndDeleteWithPrefix(t *testing.T) {
 		t.Fatalf("Head after delete = %v", err)
 	}
 }
+
+func TestPutBytesIf(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil, nil)
+	etag1, err := e.st.PutBytesIf(ctx, "runs/r/models/current.json", []byte(`{"v":1}`), store.Condition{IfNoneMatch: true})
+	if err != nil || etag1 == "" {
+		t.Fatalf("create: %q, %v", etag1, err)
+	}
+	etag2, err := e.st.PutBytesIf(ctx, "runs/r/models/current.json", []byte(`{"v":2}`), store.Condition{IfMatch: etag1})
+	if err != nil || etag2 == etag1 {
+		t.Fatalf("swap: %q, %v", etag2, err)
+	}
+	tests := []struct {
+		name string
+		key  string
+		cond store.Condition
+		want error
+	}{
+		{"create over an existing object", "runs/r/models/current.json", store.Condition{IfNoneMatch: true}, store.ErrPreconditionFailed},
+		{"stale ETag", "runs/r/models/current.json", store.Condition{IfMatch: etag1}, store.ErrPreconditionFailed},
+		{"ETag of a missing object", "runs/r/models/none.json", store.Condition{IfMatch: etag2}, store.ErrPreconditionFailed},
+		{"no condition", "runs/r/models/current.json", store.Condition{}, nil},
+		{"bad key", "../x", store.Condition{IfNoneMatch: true}, store.ErrInvalidKey},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.st.PutBytesIf(ctx, tc.key, []byte(`{"v":"lost"}`), tc.cond)
+			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	b, info, err := e.st.GetBytes(ctx, "runs/r/models/current.json")
+	if err != nil || string(b) != `{"v":2}` || info.ETag != etag2 {
+		t.Fatalf("after lost writes: %s etag %s (%v), want v2 etag %s", b, info.ETag, err, etag2)
+	}
+}
