@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"sort"
 	"strings"
 
 	"go.temporal.io/sdk/activity"
@@ -314,10 +315,29 @@ type CurrentModel struct {
 	Metrics  map[string]float64 `json:"metrics,omitempty"`
 }
 
+// CheckpointManifest is the file, at a checkpoint's root, whose presence
+// marks the checkpoint complete (store.ManifestFile).
+const CheckpointManifest = "MANIFEST.json"
+
+// errBadPointer marks a models/current.json that is not valid JSON: no
+// retry can fix it.
+var errBadPointer = errors.New("bad model pointer")
+
+// pointerAttempts bounds how often UploadCheckpoint re-reads a pointer that
+// changed between its read and its conditional write.
+const pointerAttempts = 5
+
 // UploadCheckpoint copies every object of the checkpoint to
-// <prefix>/models/<name>/ and, when promoted, points
-// <prefix>/models/current.json at it. Copies overwrite identical objects, so
-// a retry changes nothing.
+// <prefix>/models/<name>/, the manifest (CheckpointManifest) last so that a
+// half-copied checkpoint never looks complete, and, when promoted, points
+// <prefix>/models/current.json at it with a compare-and-swap (see
+// workflows.UploadCheckpointInput.CheckCurrent). Copies overwrite identical
+// objects, so a retry changes nothing.
+//
+// A pointer moved by another workflow is not an error: the output says
+// Promoted false, with Conflict and CurrentModelURI. A pointer that keeps
+// changing under the activity (pointerAttempts lost races in a row) is a
+// retryable error; an unreadable pointer is a non-retryable one.
 func (a *Activities) UploadCheckpoint(ctx context.Context, in workflows.UploadCheckpointInput) (workflows.UploadCheckpointOutput, error) {
 	var out workflows.UploadCheckpointOutput
 	src := strings.TrimSuffix(in.CheckpointURI, "/") + "/"
@@ -329,6 +349,8 @@ func (a *Activities) UploadCheckpoint(ctx context.Context, in workflows.UploadCh
 		return out, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("upload checkpoint: bad checkpoint: no files under %s", src), "BadCheckpoint", nil)
 	}
+	manifest := src + CheckpointManifest
+	sort.SliceStable(keys, func(i, j int) bool { return keys[i] != manifest && keys[j] == manifest })
 	dst := path.Join(in.OutputPrefix, "models", in.Name)
 	for i, k := range keys {
 		if err := a.Blobs.Copy(ctx, k, dst+"/"+strings.TrimPrefix(k, src)); err != nil {
@@ -338,13 +360,66 @@ func (a *Activities) UploadCheckpoint(ctx context.Context, in workflows.UploadCh
 	}
 	out.ModelURI = dst
 	if in.Promote {
-		if err := putJSON(ctx, a.Blobs, path.Join(in.OutputPrefix, "models", "current.json"),
-			CurrentModel{ModelURI: dst, Name: in.Name, Metrics: in.Metrics}); err != nil {
+		if err := a.promote(ctx, in, dst, &out); err != nil {
+			if errors.Is(err, errBadPointer) {
+				return out, temporal.NewNonRetryableApplicationError(
+					fmt.Sprintf("upload checkpoint: promote %s: %v", dst, err), "BadPointer", err)
+			}
 			return out, fmt.Errorf("upload checkpoint: promote %s: %w", dst, err)
 		}
-		out.Promoted = true
 	}
 	return out, nil
+}
+
+// promote moves <prefix>/models/current.json to dst by compare-and-swap.
+func (a *Activities) promote(ctx context.Context, in workflows.UploadCheckpointInput, dst string, out *workflows.UploadCheckpointOutput) error {
+	key := path.Join(in.OutputPrefix, "models", "current.json")
+	next, err := json.MarshalIndent(CurrentModel{ModelURI: dst, Name: in.Name, Metrics: in.Metrics}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	for attempt := 1; attempt <= pointerAttempts; attempt++ {
+		raw, ver, err := a.Blobs.GetVersioned(ctx, key)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			ver = "" // create it, unless someone else does first
+		case err != nil:
+			return fmt.Errorf("read %s: %w", key, err)
+		default:
+			var cur CurrentModel
+			if err := json.Unmarshal(raw, &cur); err != nil {
+				return fmt.Errorf("read %s: %w: %w", key, errBadPointer, err)
+			}
+			if cur.ModelURI == dst { // a retry after the write went through
+				out.Promoted = true
+				return nil
+			}
+			if in.CheckCurrent && cur.ModelURI != in.ExpectedCurrentURI {
+				out.Conflict = fmt.Sprintf("%s names %s, not %s: another workflow promoted it, so the pointer was left alone",
+					key, cur.ModelURI, orNone(in.ExpectedCurrentURI))
+				out.CurrentModelURI = cur.ModelURI
+				a.log().Warn("promotion lost to another workflow", "pointer", key, "current", cur.ModelURI, "expected", in.ExpectedCurrentURI, "candidate", dst)
+				return nil
+			}
+		}
+		err = a.Blobs.PutIf(ctx, key, next, ver)
+		if err == nil {
+			out.Promoted = true
+			return nil
+		}
+		if !errors.Is(err, ErrPreconditionFailed) {
+			return fmt.Errorf("write %s: %w", key, err)
+		}
+		// The pointer changed between the read and the write: decide again.
+	}
+	return fmt.Errorf("write %s: it changed under %d conditional writes in a row", key, pointerAttempts)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no model"
+	}
+	return s
 }
 
 // ResolveRun reads a run's current model and newest label set.

@@ -19,6 +19,10 @@ import (
 // ErrNotFound is wrapped by Blobs.Get when the key does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrPreconditionFailed is wrapped by Blobs.PutIf when the object changed
+// (or exists, or is gone) since the version the caller read.
+var ErrPreconditionFailed = errors.New("precondition failed")
+
 // ErrBadData is wrapped by engine implementations when the input data is
 // malformed; the activity fails without retrying.
 var ErrBadData = errors.New("bad data")
@@ -39,6 +43,14 @@ type Blobs interface {
 	List(ctx context.Context, prefix string) ([]string, error)
 	// Copy copies one object (overwriting dst).
 	Copy(ctx context.Context, srcKey, dstKey string) error
+	// GetVersioned returns the object's bytes and its version tag (the S3
+	// ETag), or an error wrapping ErrNotFound.
+	GetVersioned(ctx context.Context, key string) ([]byte, string, error)
+	// PutIf writes data only if the object still has version tag version
+	// or, with version "", only if no object exists; otherwise it returns
+	// an error wrapping ErrPreconditionFailed. Check and write are atomic
+	// (S3 conditional writes), so of two racing writers one loses.
+	PutIf(ctx context.Context, key string, data []byte, version string) error
 }
 
 // ScoreRequest asks a Scorer for one shard of the pool.

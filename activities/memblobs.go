@@ -2,6 +2,8 @@ package activities
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
@@ -13,6 +15,12 @@ import (
 type MemBlobs struct {
 	mu   sync.Mutex
 	objs map[string][]byte
+}
+
+// version is the version tag of an object's content (like an S3 ETag).
+func version(b []byte) string {
+	sum := sha256.Sum256(b)
+	return `"` + hex.EncodeToString(sum[:16]) + `"`
 }
 
 // Get returns a copy of the object or an error wrapping ErrNotFound.
@@ -66,4 +74,34 @@ func (m *MemBlobs) Copy(ctx context.Context, src, dst string) error {
 		return err
 	}
 	return m.Put(ctx, dst, b)
+}
+
+// GetVersioned returns a copy of the object and its version tag.
+func (m *MemBlobs) GetVersioned(ctx context.Context, key string) ([]byte, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objs[key]
+	if !ok {
+		return nil, "", fmt.Errorf("object %s: %w", key, ErrNotFound)
+	}
+	return append([]byte(nil), b...), version(b), nil
+}
+
+// PutIf stores a copy of data if the object still has version tag ver, or
+// with ver "", if it does not exist.
+func (m *MemBlobs) PutIf(ctx context.Context, key string, data []byte, ver string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.objs[key]
+	switch {
+	case ver == "" && ok:
+		return fmt.Errorf("create %s: object exists: %w", key, ErrPreconditionFailed)
+	case ver != "" && (!ok || version(cur) != ver):
+		return fmt.Errorf("replace %s: object changed: %w", key, ErrPreconditionFailed)
+	}
+	if m.objs == nil {
+		m.objs = map[string][]byte{}
+	}
+	m.objs[key] = append([]byte(nil), data...)
+	return nil
 }

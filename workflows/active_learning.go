@@ -407,15 +407,27 @@ func (w *activeLearning) runRound(ctx workflow.Context) (*Result, error) {
 	if err := workflow.ExecuteActivity(storeOptions(ctx), ActivityUploadCheckpoint, UploadCheckpointInput{
 		RunID: cfg.RunID, Round: number, CheckpointURI: trained.CheckpointURI, OutputPrefix: cfg.OutputPrefix,
 		Name: fmt.Sprintf("round-%04d", number), Promote: promote, Metrics: cand.Metrics,
+		CheckCurrent: true, ExpectedCurrentURI: w.carry.ModelURI,
 	}).Get(ctx, &up); err != nil {
 		return nil, fmt.Errorf("round %d: upload checkpoint: %w", number, err)
 	}
-	metrics.Promoted = promote
-	if promote {
+	// The activity's answer, not the decision, says whether the run's
+	// current model moved: another workflow (a Retrain) may have promoted
+	// a model meanwhile. Older activity results always equal the decision.
+	metrics.Promoted = up.Promoted
+	switch {
+	case up.Promoted:
 		w.carry.ModelURI = up.ModelURI
 		w.carry.CurrentMetrics, w.carry.CurrentForgetting = cand.Metrics, cand.Forgetting
 		w.carry.RoundsWithoutPromotion = 0
-	} else {
+	case up.Conflict != "" && up.CurrentModelURI != "":
+		// Continue from the model the other workflow promoted; the next
+		// round evaluates it as the new baseline.
+		metrics.PromotionNote += "; " + up.Conflict
+		w.carry.ModelURI = up.CurrentModelURI
+		w.carry.CurrentMetrics, w.carry.CurrentForgetting = nil, nil
+		w.carry.RoundsWithoutPromotion++
+	default:
 		w.carry.RoundsWithoutPromotion++
 	}
 	metrics.ModelURI = w.carry.ModelURI

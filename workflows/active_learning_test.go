@@ -352,3 +352,73 @@ func TestRetrain(t *testing.T) {
 		t.Errorf("model %q", res.ModelURI)
 	}
 }
+
+// A Retrain promotes a model while the loop trains round 2: the loop's
+// promotion loses the compare-and-swap, the pointer is not overwritten, and
+// round 3 continues from (and is compared with) the other model.
+func TestPromotionLostToAnotherWorkflow(t *testing.T) {
+	l := newLab(30)
+	l.promotedElsewhere = map[string]string{"round-0002": "mem://models/retrain-x"}
+	l.accuracy["mem://models/retrain-x"] = 0.75
+	cfg := baseConfig()
+	cfg.Budget.MaxRounds = 3
+	var outs []*outcome
+	res, _ := chain(t, cfg, l, func(env *testsuite.TestWorkflowEnvironment, run int) {
+		env.RegisterDelayedCallback(func() { answerAll(t, env, &outs, "ann-a", "ann-b") }, time.Hour)
+	})
+	mustAccept(t, outs)
+	if len(res.History) != 3 {
+		t.Fatalf("history %+v", res.History)
+	}
+	if h := res.History[1]; h.Promoted || !strings.Contains(h.PromotionNote, "another workflow") || h.ModelURI != "mem://models/retrain-x" {
+		t.Errorf("round 2 = %+v, want not promoted, the conflict noted, the other model current", h)
+	}
+	if !res.History[2].Promoted || res.ModelURI != "mem://models/round-0003" {
+		t.Errorf("round 3 = %+v, final model %s", res.History[2], res.ModelURI)
+	}
+	wantExpected := []string{"mem://base", "mem://models/round-0001", "mem://models/retrain-x"}
+	for i, up := range l.uploads {
+		if !up.CheckCurrent || up.ExpectedCurrentURI != wantExpected[i] {
+			t.Errorf("upload %d expects %q (check %t), want %q", i, up.ExpectedCurrentURI, up.CheckCurrent, wantExpected[i])
+		}
+	}
+	if l.trained[2].BaseModelURI != "mem://models/retrain-x" {
+		t.Errorf("round 3 fine-tuned from %s, want the other workflow's model", l.trained[2].BaseModelURI)
+	}
+	evaluatedOther := false
+	for _, e := range l.evaluated {
+		evaluatedOther = evaluatedOther || e.ModelURI == "mem://models/retrain-x"
+	}
+	if !evaluatedOther {
+		t.Error("the other workflow's model was never evaluated as the new baseline")
+	}
+}
+
+func TestRetrainLosesToActiveLearning(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	l := newLab(10)
+	l.persisted = []PersistLabelsInput{{Round: 1}, {Round: 2}}
+	l.accuracy["mem://models/round-0001"] = 0.6
+	l.accuracy["mem://train/0000"] = 0.7
+	env := s.NewTestWorkflowEnvironment()
+	l.register(env)
+	l.onUpload = func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.promotedElsewhere = map[string]string{}
+		for _, up := range l.uploads {
+			l.promotedElsewhere[up.Name] = "mem://models/round-0002"
+		}
+	}
+	env.ExecuteWorkflow(RetrainName, RetrainConfig{RunID: "run-1", EvalURI: "mem://eval"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res RetrainResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Promoted || !strings.Contains(res.PromotionNote, "not promoted") || l.uploads[0].ExpectedCurrentURI != "mem://models/round-0001" {
+		t.Errorf("result %+v, upload %+v", res, l.uploads[0])
+	}
+}

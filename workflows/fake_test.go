@@ -32,6 +32,9 @@ type lab struct {
 	// hooks run inside the named activity (used to deliver signals while the
 	// workflow is busy).
 	onFineTune, onUpload func()
+	// promotedElsewhere makes the promotion of the checkpoint named by the
+	// key lose to another workflow that promoted the model of the value.
+	promotedElsewhere map[string]string
 }
 
 func newLab(poolSize int) *lab {
@@ -143,6 +146,13 @@ func (l *lab) UploadCheckpoint(ctx context.Context, in UploadCheckpointInput) (U
 	l.mu.Unlock()
 	if hook != nil {
 		hook()
+	}
+	l.mu.Lock()
+	other := l.promotedElsewhere[in.Name]
+	l.mu.Unlock()
+	if in.Promote && in.CheckCurrent && other != "" {
+		return UploadCheckpointOutput{ModelURI: "mem://models/" + in.Name, Conflict: "current.json names " + other + ": another workflow promoted it",
+			CurrentModelURI: other}, nil
 	}
 	return UploadCheckpointOutput{ModelURI: "mem://models/" + in.Name, Promoted: in.Promote}, nil
 }

@@ -117,8 +117,15 @@ func Retrain(ctx workflow.Context, cfg RetrainConfig) (*RetrainResult, error) {
 	if err := workflow.ExecuteActivity(storeOptions(ctx), ActivityUploadCheckpoint, UploadCheckpointInput{
 		RunID: cfg.RunID, CheckpointURI: trained.CheckpointURI, OutputPrefix: cfg.OutputPrefix,
 		Name: name, Promote: res.Promoted, Metrics: cand.Metrics,
+		CheckCurrent: true, ExpectedCurrentURI: run.ModelURI,
 	}).Get(ctx, &up); err != nil {
 		return nil, fmt.Errorf("retrain %s: upload checkpoint: %w", name, err)
+	}
+	if res.Promoted && !up.Promoted {
+		// The run's current model moved since ResolveRun (the active
+		// learning loop promoted a round): it was not overwritten.
+		res.Promoted = false
+		res.PromotionNote += "; not promoted: " + up.Conflict
 	}
 	res.ModelURI = up.ModelURI
 	return res, nil

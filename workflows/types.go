@@ -499,12 +499,29 @@ type UploadCheckpointInput struct {
 	Name          string             `json:"name"`
 	Promote       bool               `json:"promote"`
 	Metrics       map[string]float64 `json:"metrics,omitempty"`
+	// CheckCurrent makes the promotion a compare-and-swap: the activity
+	// moves models/current.json only if it is missing, already names this
+	// checkpoint, or still names ExpectedCurrentURI (the model the workflow
+	// last knew as current); otherwise another workflow moved it, and the
+	// pointer is left alone (UploadCheckpointOutput.Conflict). The write
+	// itself is conditional on the ETag read (If-Match / If-None-Match), so
+	// two racing writers cannot both win. Without CheckCurrent (inputs
+	// scheduled by older workflow code) any current value is replaced, still
+	// with a conditional write.
+	CheckCurrent       bool   `json:"check_current,omitempty"`
+	ExpectedCurrentURI string `json:"expected_current_uri,omitempty"`
 }
 
 // UploadCheckpointOutput names the permanent checkpoint.
 type UploadCheckpointOutput struct {
 	ModelURI string `json:"model_uri"`
 	Promoted bool   `json:"promoted"`
+	// Conflict is set when a promotion was asked for but current.json
+	// names a model the workflow did not know (another workflow promoted
+	// it); CurrentModelURI is that model. The checkpoint is stored either
+	// way.
+	Conflict        string `json:"conflict,omitempty"`
+	CurrentModelURI string `json:"current_model_uri,omitempty"`
 }
 
 // ResolveRunInput asks where a run's current model and label set are.

@@ -71,3 +71,32 @@ func (b Blobs) Copy(ctx context.Context, src, dst string) error {
 	}
 	return nil
 }
+
+// GetVersioned reads an object and its ETag; a missing one wraps
+// activities.ErrNotFound.
+func (b Blobs) GetVersioned(ctx context.Context, key string) ([]byte, string, error) {
+	data, info, err := b.S.GetBytes(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", fmt.Errorf("%w: %w", activities.ErrNotFound, err)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	if info.ETag == "" {
+		return nil, "", fmt.Errorf("read %s: the store returned no ETag", key)
+	}
+	return data, info.ETag, nil
+}
+
+// PutIf writes an object with an S3 conditional write: If-Match on version,
+// or If-None-Match: * when version is "". A lost race wraps
+// activities.ErrPreconditionFailed.
+func (b Blobs) PutIf(ctx context.Context, key string, data []byte, version string) error {
+	cond := store.Condition{IfMatch: version, IfNoneMatch: version == ""}
+	_, err := b.S.PutBytesIf(ctx, key, data, cond)
+	// S3 answers If-Match on a deleted object with 404: the object changed.
+	if errors.Is(err, store.ErrPreconditionFailed) || (version != "" && errors.Is(err, store.ErrNotFound)) {
+		return fmt.Errorf("%w: %w", activities.ErrPreconditionFailed, err)
+	}
+	return err
+}

@@ -204,7 +204,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer srv.Close()
 	st, err := store.Open(ctx, store.Config{Endpoint: srv.Endpoint(), Bucket: srv.Bucket(), Region: s3embed.Region, PathStyle: true,
-		AccessKeyID: s3embed.AccessKeyID, SecretAccessKey: s3embed.SecretAccessKey}, quiet)
+		AccessKeyID: srv.Credentials().AccessKeyID, SecretAccessKey: srv.Credentials().SecretAccessKey}, quiet)
 	if err != nil {
 		return nil, fmt.Errorf("memory bench: open store: %w", err)
 	}

@@ -71,6 +71,11 @@ type devInfo struct {
 	Model        string `json:"model,omitempty"`
 	ModelSource  string `json:"model_source,omitempty"`
 	DataDir      string `json:"data_dir"`
+
+	// The embedded S3 server's keys (also in S3CredentialsFile).
+	S3AccessKeyID     string `json:"s3_access_key_id"`
+	S3SecretAccessKey string `json:"s3_secret_access_key"`
+	S3CredentialsFile string `json:"s3_credentials_file"`
 }
 
 // devResult is printed (with --json) when a --demo-annotate run finishes.
@@ -167,13 +172,20 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) (err error) {
 	}
 	cleanups = append(cleanups, ts.Stop)
 
-	s3srv, err := s3embed.Start(ctx, o.s3Addr, filepath.Join(dir, "s3"), s3embed.WithLogger(log))
+	// The embedded S3 server requires signed requests: its keys are made on
+	// the first start, kept in DATA/s3/credentials.json (mode 0600) and
+	// given to this process's clients.
+	s3Creds, _, err := s3embed.LoadOrCreateCredentials(filepath.Join(dir, "s3", s3embed.CredentialsFile))
+	if err != nil {
+		return fmt.Errorf("embedded S3 keys: %w", err)
+	}
+	s3srv, err := s3embed.Start(ctx, o.s3Addr, filepath.Join(dir, "s3"), s3embed.WithLogger(log), s3embed.WithCredentials(s3Creds))
 	if err != nil {
 		return fmt.Errorf("start embedded S3: %w", err)
 	}
 	cleanups = append(cleanups, s3srv.Close)
 	st, err := store.Open(ctx, store.Config{Endpoint: s3srv.Endpoint(), Bucket: s3srv.Bucket(), Region: s3embed.Region, PathStyle: true,
-		AccessKeyID: s3embed.AccessKeyID, SecretAccessKey: s3embed.SecretAccessKey}, log)
+		AccessKeyID: s3Creds.AccessKeyID, SecretAccessKey: s3Creds.SecretAccessKey}, log)
 	if err != nil {
 		return fmt.Errorf("open embedded S3 store: %w", err)
 	}
@@ -184,7 +196,8 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) (err error) {
 	}
 	cleanups = append(cleanups, func() error { c.Close(); return nil })
 
-	info := devInfo{TemporalAddr: ts.FrontendAddr(), Namespace: ts.Namespace(), S3Endpoint: s3srv.Endpoint(), S3Bucket: s3srv.Bucket(), DataDir: dir}
+	info := devInfo{TemporalAddr: ts.FrontendAddr(), Namespace: ts.Namespace(), S3Endpoint: s3srv.Endpoint(), S3Bucket: s3srv.Bucket(), DataDir: dir,
+		S3AccessKeyID: s3Creds.AccessKeyID, S3SecretAccessKey: s3Creds.SecretAccessKey, S3CredentialsFile: filepath.Join(dir, "s3", s3embed.CredentialsFile)}
 	if ts.UIAddr() != "" {
 		info.WebUI = "http://" + ts.UIAddr()
 	}
@@ -273,7 +286,8 @@ func printDevInfo(w io.Writer, info devInfo, asJSON bool) error {
 	if info.WebUI != "" {
 		fmt.Fprintf(w, "  Temporal Web UI: %s\n", info.WebUI)
 	}
-	fmt.Fprintf(w, "  S3 endpoint:     %s (bucket %s)\n", info.S3Endpoint, info.S3Bucket)
+	fmt.Fprintf(w, "  S3 endpoint:     %s (bucket %s; signed requests only, keys in %s)\n", info.S3Endpoint, info.S3Bucket, info.S3CredentialsFile)
+	printS3Env(w, info.S3Endpoint, info.S3Bucket, s3embed.Credentials{AccessKeyID: info.S3AccessKeyID, SecretAccessKey: info.S3SecretAccessKey})
 	fmt.Fprintf(w, "  annotation page: %s/\n", info.Hook)
 	if info.Workers {
 		fmt.Fprintln(w, "  workers:         clozeloop-default, clozeloop-gpu")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/dataset"
+	"github.com/clozeloop/clozeloop/store/s3embed"
 	"github.com/clozeloop/clozeloop/workflows"
 )
 
@@ -123,6 +124,12 @@ func TestDevDemoAnnotate(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+	// The embedded S3 server's keys were made, stored privately and printed.
+	creds, err := s3embed.ReadCredentials(filepath.Join(dir, "s3", s3embed.CredentialsFile))
+	if err != nil || info.S3CredentialsFile != filepath.Join(dir, "s3", s3embed.CredentialsFile) ||
+		creds.AccessKeyID != info.S3AccessKeyID || creds.SecretAccessKey != info.S3SecretAccessKey {
+		t.Errorf("S3 keys: printed %s in %s, stored %s (%v)", info.S3AccessKeyID, info.S3CredentialsFile, creds.AccessKeyID, err)
+	}
 }
 
 // TestDevNoEngine starts everything without workers (the model engine is
@@ -154,6 +161,10 @@ func TestDevNoEngine(t *testing.T) {
 	resp, err := httpGet(ctx, info.Hook+"/healthz")
 	if err != nil || resp != 200 {
 		t.Errorf("healthz: %d, %v", resp, err)
+	}
+	// The embedded S3 server refuses anonymous requests.
+	if resp, err := httpGet(ctx, info.S3Endpoint+"/"+info.S3Bucket+"?list-type=2"); err != nil || resp != 403 {
+		t.Errorf("anonymous S3 list: %d, %v", resp, err)
 	}
 	cancel()
 	select {

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/clozeloop/clozeloop/store"
 	"github.com/clozeloop/clozeloop/store/s3embed"
 )
 
@@ -24,7 +27,12 @@ func runS3(t *testing.T, ctx context.Context, args ...string) (string, error) {
 
 func TestS3CommandsAgainstEmbeddedServer(t *testing.T) {
 	ctx := context.Background()
-	srv, err := s3embed.Start(ctx, "127.0.0.1:0", t.TempDir())
+	srvDir := t.TempDir()
+	creds, _, err := s3embed.LoadOrCreateCredentials(filepath.Join(srvDir, s3embed.CredentialsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := s3embed.Start(ctx, "127.0.0.1:0", srvDir, s3embed.WithCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +43,20 @@ func TestS3CommandsAgainstEmbeddedServer(t *testing.T) {
 	t.Setenv("CLOZELOOP_S3_PATH_STYLE", "true")
 	t.Setenv("CLOZELOOP_S3_PREFIX", "")
 	t.Setenv("CLOZELOOP_S3_REGION", "")
+	t.Setenv("AWS_PROFILE", "")
+
+	// Without the server's keys, or with wrong ones, nothing is listed.
+	t.Setenv("CLOZELOOP_S3_ACCESS_KEY_ID", "")
+	t.Setenv("CLOZELOOP_S3_SECRET_ACCESS_KEY", "")
+	if _, err := runS3(t, ctx, "ls", "--json"); err == nil || !strings.Contains(err.Error(), "needs its keys") {
+		t.Fatalf("ls without keys = %v, want an error naming the missing keys", err)
+	}
+	t.Setenv("CLOZELOOP_S3_ACCESS_KEY_ID", srv.Credentials().AccessKeyID)
+	t.Setenv("CLOZELOOP_S3_SECRET_ACCESS_KEY", "wrong-secret-0123456789")
+	if _, err := runS3(t, ctx, "ls", "--json"); !errors.Is(err, store.ErrAccessDenied) {
+		t.Fatalf("ls with a wrong secret = %v, want access denied", err)
+	}
+	t.Setenv("CLOZELOOP_S3_SECRET_ACCESS_KEY", srv.Credentials().SecretAccessKey)
 
 	src := filepath.Join(t.TempDir(), "labels.jsonl")
 	if err := os.WriteFile(src, []byte(`{"id":"a","label":"cat"}`+"\n"), 0o644); err != nil {
@@ -83,6 +105,16 @@ func TestS3CommandsAgainstEmbeddedServer(t *testing.T) {
 		t.Fatalf("download-dir: %q, %v", out, err)
 	}
 
+	// The keys from the server's credentials file work as well.
+	t.Setenv("CLOZELOOP_S3_ACCESS_KEY_ID", "")
+	t.Setenv("CLOZELOOP_S3_SECRET_ACCESS_KEY", "")
+	out, err = runS3(t, ctx, "ls", "--json", "--credentials", filepath.Join(srvDir, s3embed.CredentialsFile), "runs/")
+	if err != nil || !strings.Contains(out, "labels.jsonl") {
+		t.Fatalf("ls --credentials: %q, %v", out, err)
+	}
+	t.Setenv("CLOZELOOP_S3_ACCESS_KEY_ID", creds.AccessKeyID)
+	t.Setenv("CLOZELOOP_S3_SECRET_ACCESS_KEY", creds.SecretAccessKey)
+
 	if _, err := runS3(t, ctx, "get", "missing/key", dst); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("get of a missing key = %v", err)
 	}
@@ -102,15 +134,48 @@ func TestS3ServeStopsOnCancel(t *testing.T) {
 		pw.Close()
 	}()
 	var info struct {
-		Endpoint string `json:"endpoint"`
+		Endpoint        string `json:"endpoint"`
+		AccessKeyID     string `json:"access_key_id"`
+		SecretAccessKey string `json:"secret_access_key"`
+		CredentialsFile string `json:"credentials_file"`
 	}
 	if err := json.NewDecoder(pr).Decode(&info); err != nil || !strings.HasPrefix(info.Endpoint, "http://127.0.0.1:") {
 		t.Fatalf("serve printed endpoint %q (%v)", info.Endpoint, err)
+	}
+	stored, err := s3embed.ReadCredentials(info.CredentialsFile)
+	if err != nil || stored.AccessKeyID != info.AccessKeyID || stored.SecretAccessKey != info.SecretAccessKey {
+		t.Fatalf("serve printed keys %s that are not the stored ones (%v)", info.AccessKeyID, err)
+	}
+	if fi, err := os.Stat(info.CredentialsFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file mode: %v, %v", fi.Mode().Perm(), err)
+	}
+	// Anonymous requests are refused, signed ones served.
+	resp, err := http.Get(info.Endpoint + "/" + s3embed.DefaultBucket + "?list-type=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("anonymous list: %d, want 403", resp.StatusCode)
+	}
+	t.Setenv("CLOZELOOP_S3_ENDPOINT", info.Endpoint)
+	t.Setenv("CLOZELOOP_S3_BUCKET", s3embed.DefaultBucket)
+	t.Setenv("CLOZELOOP_S3_PATH_STYLE", "true")
+	t.Setenv("CLOZELOOP_S3_ACCESS_KEY_ID", info.AccessKeyID)
+	t.Setenv("CLOZELOOP_S3_SECRET_ACCESS_KEY", info.SecretAccessKey)
+	if _, err := runS3(t, context.Background(), "ls", "--json"); err != nil {
+		t.Fatalf("ls with the printed keys: %v", err)
 	}
 	cancel()
 	go io.Copy(io.Discard, pr)
 	if err := <-done; err != nil {
 		t.Fatalf("serve: %v", err)
+	}
+	// Half a key pair is a usage error.
+	t.Setenv("CLOZELOOP_S3_ACCESS_KEY_ID", "")
+	t.Setenv("CLOZELOOP_S3_SECRET_ACCESS_KEY", "")
+	if _, err := runS3(t, context.Background(), "serve", "--addr", "127.0.0.1:0", "--dir", t.TempDir(), "--access-key", "CLONLY"); err == nil {
+		t.Fatal("serve accepted an access key without a secret")
 	}
 	if _, err := runS3(t, context.Background(), "serve", "--addr", "0.0.0.0:0", "--dir", t.TempDir()); err == nil {
 		t.Fatal("serve accepted a non-loopback address")

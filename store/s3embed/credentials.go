@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -85,25 +86,12 @@ const CredentialsFile = "credentials.json"
 // never replaced, so a server restart always keeps the keys its clients
 // were given.
 func LoadOrCreateCredentials(path string) (c Credentials, created bool, err error) {
-	b, err := os.ReadFile(path)
+	c, err = ReadCredentials(path)
 	switch {
 	case err == nil:
-		fi, err := os.Stat(path)
-		if err != nil {
-			return c, false, fmt.Errorf("s3embed: credentials file %s: %w", path, err)
-		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			return c, false, fmt.Errorf("s3embed: credentials file %s is readable by others (mode %04o): run chmod 600 on it", path, fi.Mode().Perm())
-		}
-		if err := json.Unmarshal(b, &c); err != nil {
-			return c, false, fmt.Errorf("s3embed: credentials file %s: %w", path, err)
-		}
-		if err := c.Validate(); err != nil {
-			return c, false, fmt.Errorf("s3embed: credentials file %s: %w", path, err)
-		}
 		return c, false, nil
 	case !errors.Is(err, fs.ErrNotExist):
-		return c, false, fmt.Errorf("s3embed: read credentials file: %w", err)
+		return c, false, err
 	}
 	if c, err = NewCredentials(); err != nil {
 		return c, false, err
@@ -112,6 +100,32 @@ func LoadOrCreateCredentials(path string) (c Credentials, created bool, err erro
 		return Credentials{}, false, err
 	}
 	return c, true, nil
+}
+
+// ReadCredentials reads a credentials file written by
+// LoadOrCreateCredentials. A missing file gives an error wrapping
+// fs.ErrNotExist; a file readable by group or others is refused.
+func ReadCredentials(path string) (Credentials, error) {
+	var c Credentials
+	f, err := os.Open(path)
+	if err != nil {
+		return c, fmt.Errorf("s3embed: credentials file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return c, fmt.Errorf("s3embed: credentials file %s: %w", path, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return c, fmt.Errorf("s3embed: credentials file %s is readable by others (mode %04o): run chmod 600 on it", path, fi.Mode().Perm())
+	}
+	if err := json.NewDecoder(io.LimitReader(f, 64<<10)).Decode(&c); err != nil {
+		return c, fmt.Errorf("s3embed: credentials file %s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("s3embed: credentials file %s: %w", path, err)
+	}
+	return c, nil
 }
 
 // writeCredentials stores c in path (mode 0600) through a temporary file,

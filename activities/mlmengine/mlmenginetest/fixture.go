@@ -82,7 +82,7 @@ func Start(t testing.TB, poolSize, evalSize int) *Fixture {
 	}
 	t.Cleanup(func() { _ = srv.Close() })
 	cfg := store.Config{Endpoint: srv.Endpoint(), Bucket: srv.Bucket(), Region: s3embed.Region, PathStyle: true,
-		AccessKeyID: s3embed.AccessKeyID, SecretAccessKey: s3embed.SecretAccessKey}
+		AccessKeyID: srv.Credentials().AccessKeyID, SecretAccessKey: srv.Credentials().SecretAccessKey}
 	st, err := store.Open(ctx, cfg, log)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
