@@ -81,7 +81,9 @@ func (a *authenticator) wrap(next http.Handler) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		next.ServeHTTP(&noCORSWriter{ResponseWriter: w}, r)
+		nw := &noCORSWriter{ResponseWriter: w}
+		next.ServeHTTP(nw, r)
+		nw.strip() // a handler that wrote nothing: headers go out after it returns
 	})
 }
 

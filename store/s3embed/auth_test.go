@@ -299,6 +299,16 @@ func TestNoCORS(t *testing.T) {
 			r.Header.Set("Origin", "https://evil.example")
 			return r
 		}(), 200},
+		{"signed PUT with an Origin (empty response body)", func() *http.Request {
+			r := signed(t, srv, creds, http.MethodPut, "/"+srv.Bucket()+"/k", []byte("x"), "", time.Now())
+			r.Header.Set("Origin", "https://evil.example")
+			return r
+		}(), 200},
+		{"signed HEAD with an Origin", func() *http.Request {
+			r := signed(t, srv, creds, http.MethodHead, "/"+srv.Bucket()+"/k", nil, "", time.Now())
+			r.Header.Set("Origin", "https://evil.example")
+			return r
+		}(), 200},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
