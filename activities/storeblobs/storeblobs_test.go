@@ -34,6 +34,12 @@ func newBlobs(t *testing.T) storeblobs.Blobs {
 	return storeblobs.Blobs{S: st}
 }
 
+func TestManifestNameMatchesStore(t *testing.T) {
+	if activities.CheckpointManifest != store.ManifestFile {
+		t.Fatalf("activities copies %q last, the store writes %q last", activities.CheckpointManifest, store.ManifestFile)
+	}
+}
+
 func TestConditionalWrites(t *testing.T) {
 	ctx := context.Background()
 	b := newBlobs(t)
