@@ -143,6 +143,10 @@ type SelectOptions struct {
 	// diversity strategies use them as initial centres. Their length must
 	// match the candidates' embeddings.
 	Labelled [][]float32
+	// Target holds embeddings of a target sample (items like those the
+	// model should learn) for the target-aware density strategy
+	// ([Density] with Target).
+	Target [][]float32
 }
 
 // requirements says which candidate fields a strategy reads.

@@ -3,6 +3,7 @@ package acquire
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -21,7 +22,7 @@ type Strategy interface {
 }
 
 // strategyNames lists the strategy names that Parse accepts.
-var strategyNames = []string{"random", "least-confidence", "margin", "entropy", "bald", "kcenter", "hybrid", "surprisal"}
+var strategyNames = []string{"random", "least-confidence", "margin", "entropy", "bald", "kcenter", "hybrid", "surprisal", "density", "target"}
 
 // StrategyNames returns the names [Parse] accepts (a mix combines them).
 func StrategyNames() []string {
@@ -33,6 +34,8 @@ func StrategyNames() []string {
 //	random | least-confidence (lc) | margin | entropy | bald | surprisal
 //	kcenter[(metric=cosine|l2, cap=N)]
 //	hybrid[(by=MEASURE, factor=N, metric=cosine|l2)]
+//	density[(by=MEASURE, beta=X)]   uncertainty × similarity to the pool (information density)
+//	target[(by=MEASURE, beta=X)]    uncertainty × similarity to a target sample
 //	NAME:WEIGHT,NAME:WEIGHT,...   a mix, e.g. "entropy:0.8,random:0.2"
 //
 // Errors list the valid names.
@@ -185,6 +188,26 @@ func parseOne(term string) (Strategy, error) {
 			}
 		}
 		return h, nil
+	case "density", "target":
+		d := Density{By: Entropy, Beta: 1, Target: name == "target"}
+		for k, v := range params {
+			var err error
+			switch k {
+			case "by":
+				d.By, err = ParseMeasure(v)
+			case "beta":
+				d.Beta, err = strconv.ParseFloat(v, 64)
+				if err != nil || !(d.Beta > 0) || math.IsInf(d.Beta, 0) {
+					err = fmt.Errorf("parameter beta=%q: want a positive number", v)
+				}
+			default:
+				err = fmt.Errorf("unknown parameter %q (valid: by, beta)", k)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("strategy %q: %w", term, err)
+			}
+		}
+		return d, nil
 	}
 	return nil, fmt.Errorf("unknown strategy %q (valid: %s, or a mix like entropy:0.8,random:0.2)", name, strings.Join(strategyNames, ", "))
 }

@@ -301,6 +301,7 @@ func TestParse(t *testing.T) {
 		"random", "least-confidence", "margin", "entropy", "bald", "surprisal", "kcenter", "hybrid",
 		"kcenter(metric=l2,cap=500)", "hybrid(by=margin,factor=4,metric=l2)",
 		"entropy:0.8,random:0.2", "hybrid(by=bald,factor=3,metric=cosine):3,random:1",
+		"density", "target", "density(by=margin,beta=2)", "target(by=lc,beta=0.5)", "density:0.5,random:0.5",
 	} {
 		s := mustParse(t, spec)
 		again := mustParse(t, s.Name())
@@ -311,9 +312,16 @@ func TestParse(t *testing.T) {
 	if n := mustParse(t, "hybrid(factor=10)").Name(); n != "hybrid" {
 		t.Errorf("default hybrid name = %q", n)
 	}
+	if n := mustParse(t, "target(by=entropy,beta=1)").Name(); n != "target" {
+		t.Errorf("default target name = %q", n)
+	}
 	bad := map[string]string{
 		"":                        "valid: random, least-confidence",
-		"uncertainty":             "valid: random, least-confidence, margin, entropy, bald, kcenter, hybrid, surprisal",
+		"uncertainty":             "valid: random, least-confidence, margin, entropy, bald, kcenter, hybrid, surprisal, density, target",
+		"density(beta=0)":         "positive number",
+		"density(beta=x)":         "positive number",
+		"target(by=foo)":          "unknown measure",
+		"density(cap=3)":          "unknown parameter",
 		"entropy(x=1)":            "takes no parameters",
 		"kcenter(metric=manhat)":  "valid: cosine, l2",
 		"kcenter(cap=0)":          "positive integer",
@@ -440,7 +448,8 @@ func TestSelectProperties(t *testing.T) {
 				avail++
 			}
 		}
-		opts := SelectOptions{Seed: int64(trial), Exclude: exclude, Labelled: labelled}
+		target := [][]float32{{r.Float32(), r.Float32(), 1, r.Float32()}, {1, 0, 0, r.Float32()}}
+		opts := SelectOptions{Seed: int64(trial), Exclude: exclude, Labelled: labelled, Target: target}
 		for _, spec := range specs {
 			s := mustParse(t, spec)
 			sel, err := s.Select(ctx, pool, k, opts)

@@ -85,6 +85,7 @@ func (a *Activities) ScoreShard(ctx context.Context, in workflows.ScoreShardInpu
 	req := ScoreRequest{
 		ModelURI: in.ModelURI, PoolURI: in.PoolURI, Shard: in.Shard, NumShards: in.NumShards,
 		Strategies: in.Strategies, Seed: in.Seed, Skip: func(id string) bool { return skip[id] },
+		TargetURI: in.TargetURI,
 	}
 	progress := func(done, total int) {
 		activity.RecordHeartbeat(ctx, map[string]int{"items_done": done, "items_total": total})

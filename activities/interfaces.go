@@ -66,6 +66,9 @@ type ScoreRequest struct {
 	Seed       int64
 	// Skip reports items to leave out (labelled or in flight).
 	Skip func(itemID string) bool
+	// TargetURI is the target sample of the "target" strategy (JSONL
+	// records with a "text"); empty without one.
+	TargetURI string
 }
 
 // ScoredItem is one pool item's scores.

@@ -34,6 +34,27 @@ type Example struct {
 	Answers []string `json:"answers"`
 }
 
+// Filled returns the example's text with its answers in place of its mask
+// tokens, in order.
+func (e Example) Filled() string {
+	s := e.Text
+	for _, a := range e.Answers {
+		s = strings.Replace(s, "[MASK]", a, 1)
+	}
+	return s
+}
+
+// ReplayTexts returns the texts of examples with their answers filled in
+// (Filled): the masked-LM replay texts of the ActiveLearning workflow's
+// fine-tune, and of the simulation's.
+func ReplayTexts(examples []Example) []string {
+	out := make([]string, len(examples))
+	for i, e := range examples {
+		out[i] = e.Filled()
+	}
+	return out
+}
+
 // Skipped reports an example that FineTune did not train on.
 type Skipped struct {
 	// Index is the example's index in the input.

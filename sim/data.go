@@ -1,12 +1,16 @@
 package sim
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/clozeloop/clozeloop/dataset"
 )
@@ -24,15 +28,39 @@ type Data struct {
 	Pool []Item
 	// Gold maps every pool item's ID to its gold answers.
 	Gold map[string][]string
-	// Eval is the evaluation set.
+	// Eval is the evaluation set the runs are measured on: the whole eval
+	// file, or the seeded subset of LoadOptions.EvalLimit items.
 	Eval []EvalItem
+	// EvalRest holds the eval file's other items (those not in Eval), in
+	// file order; the target-aware strategies draw their target sample
+	// from them when there are any.
+	EvalRest []EvalItem
+	// EvalTotal is the number of items in the eval file; EvalSeed the seed
+	// of the subset (meaningful when len(Eval) < EvalTotal).
+	EvalTotal int
+	EvalSeed  int64
+	// Replay holds general replay texts (LoadReplay), used besides the
+	// labelled items when fine-tuning with replay.
+	Replay []string
+}
+
+// LoadOptions configure LoadData.
+type LoadOptions struct {
+	// EvalLimit, when positive and smaller than the eval file, keeps a
+	// seeded random subset of that many eval items (see EvalSubset).
+	EvalLimit int
+	// EvalSeed seeds the subset.
+	EvalSeed int64
 }
 
 // LoadData reads pool.jsonl, oracle.jsonl and eval.jsonl from dir. Every
-// pool item needs a gold answer with as many words as it has masks.
-// evalLimit > 0 keeps the first evalLimit eval items.
-func LoadData(ctx context.Context, dir string, evalLimit int) (*Data, error) {
-	d := &Data{Gold: map[string][]string{}}
+// pool item needs a gold answer with as many words as it has masks. A pool
+// record's meta.source, when it has one, becomes the item's Source.
+func LoadData(ctx context.Context, dir string, opts LoadOptions) (*Data, error) {
+	if opts.EvalLimit < 0 {
+		return nil, fmt.Errorf("load data %s: negative eval limit %d", dir, opts.EvalLimit)
+	}
+	d := &Data{Gold: map[string][]string{}, EvalSeed: opts.EvalSeed}
 	err := readFile(filepath.Join(dir, OracleFile), func(f *os.File) error {
 		r := dataset.NewEvalReader(f, OracleFile, dataset.Options{})
 		for r.Next() {
@@ -58,24 +86,27 @@ func LoadData(ctx context.Context, dir string, evalLimit int) (*Data, error) {
 			if n := dataset.CountMasks(rec.Text); n != len(g) {
 				return fmt.Errorf("%s:%d: item %q has %d masks but %d gold answers in %s", PoolFile, r.Line(), rec.ID, n, len(g), OracleFile)
 			}
-			d.Pool = append(d.Pool, Item{ID: rec.ID, Text: rec.Text})
+			d.Pool = append(d.Pool, Item{ID: rec.ID, Text: rec.Text, Source: metaSource(rec.Meta)})
 		}
 		return r.Err()
 	})
 	if err != nil {
 		return nil, err
 	}
+	var all []EvalItem
 	err = readFile(filepath.Join(dir, EvalFile), func(f *os.File) error {
 		r := dataset.NewEvalReader(f, EvalFile, dataset.Options{})
-		for (evalLimit <= 0 || len(d.Eval) < evalLimit) && r.Next() {
+		for r.Next() {
 			rec := r.Record()
-			d.Eval = append(d.Eval, EvalItem{ID: rec.ID, Text: rec.Text, Gold: rec.Gold})
+			all = append(all, EvalItem{ID: rec.ID, Text: rec.Text, Gold: rec.Gold})
 		}
 		return r.Err()
 	})
 	if err != nil {
 		return nil, err
 	}
+	d.EvalTotal = len(all)
+	d.Eval, d.EvalRest = EvalSubset(all, opts.EvalLimit, opts.EvalSeed)
 	if len(d.Pool) == 0 {
 		return nil, fmt.Errorf("load data %s: %s has no items", dir, PoolFile)
 	}
@@ -83,6 +114,111 @@ func LoadData(ctx context.Context, dir string, evalLimit int) (*Data, error) {
 		return nil, fmt.Errorf("load data %s: %s has no items", dir, EvalFile)
 	}
 	return d, nil
+}
+
+// EvalSubset splits items into a seeded uniform random subset of n of them
+// and the rest, both in the input order. The subset is the n items with the
+// smallest hash of (seed, ID): it does not depend on the file's order (an
+// eval file written part of speech by part of speech gives a subset of
+// every part in proportion), and the same seed and items give the same
+// subset. n ≤ 0 or n ≥ len(items) keeps every item.
+func EvalSubset(items []EvalItem, n int, seed int64) (subset, rest []EvalItem) {
+	if n <= 0 || n >= len(items) {
+		return items, nil
+	}
+	type keyed struct {
+		h float64
+		i int
+	}
+	k := make([]keyed, len(items))
+	for i, it := range items {
+		k[i] = keyed{hashUniform(seed, "eval", it.ID, 0), i}
+	}
+	sort.Slice(k, func(a, b int) bool {
+		if k[a].h != k[b].h {
+			return k[a].h < k[b].h
+		}
+		return k[a].i < k[b].i
+	})
+	in := make([]bool, len(items))
+	for _, x := range k[:n] {
+		in[x.i] = true
+	}
+	for i, it := range items {
+		if in[i] {
+			subset = append(subset, it)
+		} else {
+			rest = append(rest, it)
+		}
+	}
+	return subset, rest
+}
+
+// metaSource returns the string meta.source of a record's meta object, or
+// "".
+func metaSource(meta json.RawMessage) string {
+	if len(meta) == 0 {
+		return ""
+	}
+	var m struct {
+		Source any `json:"source"`
+	}
+	if json.Unmarshal(meta, &m) != nil {
+		return ""
+	}
+	s, _ := m.Source.(string)
+	return s
+}
+
+// LoadReplay reads replay texts from path, one per non-empty line (a raw
+// text file such as the raw.txt of "clozeloop data build"). When the file
+// has more than max lines (max > 0), a seeded uniform sample of max of
+// them is kept, in file order.
+func LoadReplay(ctx context.Context, path string, max int, seed int64) ([]string, error) {
+	var lines []string
+	err := readFile(path, func(f *os.File) error {
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
+		for sc.Scan() {
+			if len(lines)%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if t := strings.TrimSpace(sc.Text()); t != "" {
+				lines = append(lines, t)
+			}
+		}
+		return sc.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(lines) == 0 {
+		return nil, fmt.Errorf("read replay texts %s: no text", path)
+	}
+	if max > 0 && len(lines) > max {
+		type keyed struct {
+			h float64
+			i int
+		}
+		k := make([]keyed, len(lines))
+		for i := range lines {
+			k[i] = keyed{hashUniform(seed, "replay", "", i), i}
+		}
+		sort.Slice(k, func(a, b int) bool { return k[a].h < k[b].h })
+		keep := make([]int, max)
+		for j := range keep {
+			keep[j] = k[j].i
+		}
+		sort.Ints(keep)
+		out := make([]string, max)
+		for j, i := range keep {
+			out[j] = lines[i]
+		}
+		lines = out
+	}
+	return lines, nil
 }
 
 func readFile(path string, fn func(*os.File) error) error {

@@ -10,6 +10,9 @@ import (
 type Item struct {
 	ID   string
 	Text string
+	// Source is the item's origin as the pool record's meta.source names
+	// it ("wordnet", a corpus name; "" when the record has none).
+	Source string
 }
 
 // Example is one answered item for fine-tuning: one answer per mask.
@@ -36,7 +39,9 @@ type ScoreOptions struct {
 	Seed int64
 }
 
-// FineTuneOptions are the fine-tune settings of every round.
+// FineTuneOptions are the fine-tune settings of every round: the fields of
+// the run config's fine_tune (workflows.FineTuneSettings), passed to
+// mlm.FineTune the way the workflow's FineTune activity passes them.
 type FineTuneOptions struct {
 	// Steps, when positive, is the number of optimizer steps; otherwise
 	// Epochs passes are made over the examples.
@@ -45,6 +50,13 @@ type FineTuneOptions struct {
 	LR     float64 `json:"lr"`
 	// BatchSize is the number of examples per step.
 	BatchSize int `json:"batch_size"`
+	// WarmupRatio is the share of the steps spent warming up the learning
+	// rate linearly (0: none).
+	WarmupRatio float64 `json:"warmup_ratio"`
+	// ReplayWeight, in [0, 1], enables masked-LM replay against forgetting
+	// when positive: the replay texts' MLM loss, weighted by it, joins
+	// every step (see mlm.FineTuneOptions.ReplayWeight).
+	ReplayWeight float64 `json:"replay_weight"`
 	// Seed fixes data order and dropout.
 	Seed int64 `json:"seed"`
 }
@@ -57,13 +69,22 @@ type FineTuneStats struct {
 	FinalLoss float64 `json:"final_loss"`
 }
 
-// Accuracy is the result of an evaluation: the share of eval masks whose gold
-// answer is the model's top prediction (Top1) or among its five best (Top5).
+// Accuracy is the result of an evaluation, the metrics of mlm.EvalMetrics
+// (those of the workflow's Evaluate activity): per gold answer, whether it
+// is the model's top prediction (Top1) or among its five best (Top5), the
+// mean reciprocal rank of its first piece (MRR) and its mean negative
+// log-likelihood in nats (NLL). A gold answer of several word pieces is
+// scored over as many masks.
 type Accuracy struct {
 	Top1 float64 `json:"top1"`
 	Top5 float64 `json:"top5"`
-	// Masks is the number of masks evaluated.
+	MRR  float64 `json:"mrr"`
+	NLL  float64 `json:"nll"`
+	// Masks is the number of gold answers (original masks) evaluated.
 	Masks int `json:"masks"`
+	// Skipped is the number of eval items the model could not evaluate
+	// (see mlm.EvalMetrics.Skipped); they are not in the metrics.
+	Skipped int `json:"skipped"`
 }
 
 // Engine makes models from the simulation's starting checkpoint.
@@ -83,10 +104,15 @@ type Model interface {
 	// Surprisal returns the model's MLM surprisal of each item (higher is
 	// more surprising), for ALPS-style cold-start seeding.
 	Surprisal(ctx context.Context, items []Item) ([]float64, error)
-	// FineTune trains the model in place on examples.
-	FineTune(ctx context.Context, examples []Example, opts FineTuneOptions) (FineTuneStats, error)
-	// Evaluate returns top-1 and top-5 accuracy on the eval items.
+	// FineTune trains the model in place on examples; when
+	// opts.ReplayWeight > 0, replay holds the unlabelled texts of masked-LM
+	// replay.
+	FineTune(ctx context.Context, examples []Example, replay []string, opts FineTuneOptions) (FineTuneStats, error)
+	// Evaluate returns the metrics on the eval items.
 	Evaluate(ctx context.Context, items []EvalItem) (Accuracy, error)
+	// AnswerPieces returns the number of word pieces the model's
+	// tokenizer splits answer into (0 when it cannot encode it).
+	AnswerPieces(answer string) int
 	// Close frees the model.
 	Close() error
 }

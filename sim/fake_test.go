@@ -12,14 +12,17 @@ import (
 
 // fakeEngine is a deterministic stand-in for the model: its accuracy grows
 // with the number of distinct correctly answered items trained on, weighted
-// by a per-item "value" that the fake's uncertainty predicts, so that
-// uncertainty sampling beats random on it.
+// by a per-item "value" that the fake's uncertainty reports. Uncertainty
+// sampling beats random on it by construction: the fake checks plumbing
+// (scores reach the strategy, results reach the summary), not whether a
+// strategy is any good.
 type fakeEngine struct {
 	gold map[string][]string
 
-	mu     sync.Mutex
-	scored [][]string // item IDs of every Score call, for the tests
-	starts int
+	mu      sync.Mutex
+	scored  [][]string // item IDs of every Score call, for the tests
+	replays []int      // replay texts of every FineTune call
+	starts  int
 }
 
 func (e *fakeEngine) Start(ctx context.Context) (Model, error) {
@@ -70,7 +73,10 @@ func (m *fakeModel) Surprisal(ctx context.Context, items []Item) ([]float64, err
 	return out, nil
 }
 
-func (m *fakeModel) FineTune(ctx context.Context, examples []Example, opts FineTuneOptions) (FineTuneStats, error) {
+func (m *fakeModel) FineTune(ctx context.Context, examples []Example, replay []string, opts FineTuneOptions) (FineTuneStats, error) {
+	m.e.mu.Lock()
+	m.e.replays = append(m.e.replays, len(replay))
+	m.e.mu.Unlock()
 	for _, ex := range examples {
 		g := m.e.gold[ex.ID]
 		ok := len(g) == len(ex.Answers)
@@ -95,8 +101,11 @@ func (m *fakeModel) Evaluate(ctx context.Context, items []EvalItem) (Accuracy, e
 		s += value(id)
 	}
 	top1 := math.Min(1, 0.1+0.01*s)
-	return Accuracy{Top1: top1, Top5: math.Min(1, top1+0.2), Masks: len(items)}, nil
+	return Accuracy{Top1: top1, Top5: math.Min(1, top1+0.2), MRR: math.Min(1, top1+0.1), NLL: 5 - top1, Masks: len(items)}, nil
 }
+
+// AnswerPieces counts one piece per three letters, rounded up.
+func (m *fakeModel) AnswerPieces(answer string) int { return (len(answer) + 2) / 3 }
 
 func (m *fakeModel) Close() error {
 	m.closed = true

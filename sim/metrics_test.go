@@ -111,7 +111,7 @@ func TestSummarize(t *testing.T) {
 		mkRun("entropy", 2, labels, []float64{0.1, 0.6, 0.7}), // mean curve 0.1, 0.5, 0.6: reaches 0.4 at 20+20·0.3/0.4 = 35
 		mkRun("margin", 1, labels, []float64{0.1, 0.1, 0.2}),
 	}
-	sums := Summarize(runs, []string{"random", "entropy", "margin", "absent"})
+	sums := Summarize(runs, []string{"random", "entropy", "margin", "absent"}, Accuracy{Top1: 0.05}, BootstrapOptions{Resamples: 200, Seed: 1})
 	if len(sums) != 3 {
 		t.Fatalf("got %d summaries, want 3", len(sums))
 	}
@@ -143,7 +143,7 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("entropy curve = %+v", ent.Curve)
 	}
 	// Without a random run there is no target.
-	for _, s := range Summarize(runs[2:], []string{"entropy"}) {
+	for _, s := range Summarize(runs[2:], []string{"entropy"}, Accuracy{}, BootstrapOptions{}) {
 		if s.TargetTop1 != nil || s.Reached {
 			t.Errorf("no random run, but target %v reached %v", s.TargetTop1, s.Reached)
 		}
@@ -170,7 +170,7 @@ func TestSummarizeFallingCurves(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			runs := []RunResult{mkRun("random", 1, labels, []float64{0.3, 0.25, 0.2}), mkRun("other", 1, labels, tc.top1)}
-			sums := Summarize(runs, []string{"random", "other"})
+			sums := Summarize(runs, []string{"random", "other"}, Accuracy{Top1: 0.1}, BootstrapOptions{Resamples: 200, Seed: 1})
 			s := sums[1]
 			if tc.name == "random itself" {
 				s = sums[0]

@@ -24,9 +24,6 @@ type MLMEngine struct {
 	BatchSize int
 	// Aggregate combines the scores of an item's masks (default mean).
 	Aggregate mlm.Aggregation
-	// WarmupRatio is the share of fine-tune steps spent warming up the
-	// learning rate (default 0.1; negative for none).
-	WarmupRatio float64
 }
 
 // Start implements Engine.
@@ -77,22 +74,27 @@ func (x *mlmModel) Score(ctx context.Context, items []Item, opts ScoreOptions) (
 	return out, nil
 }
 
-// FineTune implements Model. When no example can be trained on (every
-// answer maps to the unknown token, say) the model is left unchanged and
-// the examples are reported as skipped.
-func (x *mlmModel) FineTune(ctx context.Context, examples []Example, opts FineTuneOptions) (FineTuneStats, error) {
+// FineTune implements Model with the options the workflow's FineTune
+// activity gives mlm.FineTune (activities/mlmengine): epochs or steps,
+// batch size, learning rate, warm-up, replay weight and replay texts. When
+// no example can be trained on (every answer maps to the unknown token,
+// say) the model is left unchanged and the examples are reported as
+// skipped.
+func (x *mlmModel) FineTune(ctx context.Context, examples []Example, replay []string, opts FineTuneOptions) (FineTuneStats, error) {
 	ex := make([]mlm.Example, len(examples))
 	for i, e := range examples {
 		ex[i] = mlm.Example{Text: e.Text, Answers: e.Answers}
 	}
-	warm := x.e.WarmupRatio
-	if warm == 0 {
-		warm = 0.1
-	}
-	res, err := x.m.FineTune(ctx, ex, nil, mlm.FineTuneOptions{
+	o := mlm.FineTuneOptions{
 		Epochs: opts.Epochs, MaxSteps: opts.Steps, BatchSize: opts.BatchSize, LR: opts.LR,
-		WarmupRatio: max(warm, 0), Seed: uint64(opts.Seed),
-	}, nil)
+		WarmupRatio: opts.WarmupRatio, Seed: uint64(opts.Seed),
+	}
+	if opts.ReplayWeight > 0 {
+		o.ReplayWeight = opts.ReplayWeight
+	} else {
+		replay = nil
+	}
+	res, err := x.m.FineTune(ctx, ex, replay, o, nil)
 	st := FineTuneStats{Steps: res.Steps, Trained: res.Trained, Skipped: len(res.Skipped), FinalLoss: res.FinalLoss}
 	if errors.Is(err, mlm.ErrNoExamples) {
 		return st, nil
@@ -100,54 +102,33 @@ func (x *mlmModel) FineTune(ctx context.Context, examples []Example, opts FineTu
 	return st, err
 }
 
-// Evaluate implements Model: a mask counts as correct at top-k when its
-// gold word is a single vocabulary token (after the tokenizer's
-// normalisation) among the model's k best predictions. Gold words that
-// split into several word pieces, or map to the unknown token, can never
-// be predicted in one token and count as wrong; so do the masks of items
-// the model cannot read.
+// Evaluate implements Model with mlm's Evaluate, the code of the workflow's
+// Evaluate activity: a gold answer of several word pieces is expanded into
+// one mask per piece and counts as correct when every piece is predicted;
+// items the model cannot evaluate (an answer mapping to the unknown token,
+// say) are skipped and counted in Accuracy.Skipped. (The activity
+// evaluates in chunks and averages them weighted by answers, which gives
+// the same numbers up to float rounding.)
 func (x *mlmModel) Evaluate(ctx context.Context, items []EvalItem) (Accuracy, error) {
-	si := make([]mlm.ScoreItem, len(items))
+	ev := make([]mlm.EvalItem, len(items))
 	for i, it := range items {
-		si[i] = mlm.ScoreItem{ID: it.ID, Text: it.Text}
+		ev[i] = mlm.EvalItem{ID: it.ID, Text: it.Text, Gold: it.Gold}
 	}
-	res, err := x.m.Score(ctx, si, mlm.ScoreOptions{TopK: 5, BatchSize: x.e.BatchSize}, nil)
+	met, err := x.m.Evaluate(ctx, ev, mlm.EvalOptions{BatchSize: x.e.BatchSize})
 	if err != nil {
 		return Accuracy{}, err
 	}
-	tok := x.m.Tokenizer()
-	var acc Accuracy
-	var top1, top5 int
-	for i, it := range items {
-		acc.Masks += len(it.Gold)
-		r := res[i]
-		if r.Err != "" {
-			continue
-		}
-		for j, g := range it.Gold {
-			if j >= len(r.Suggestions) {
-				break
-			}
-			p, err := tok.WordPieces(g)
-			if err != nil || p.Unknown || len(p.IDs) != 1 {
-				continue
-			}
-			for k, s := range r.Suggestions[j] {
-				if s.ID == p.IDs[0] {
-					if k == 0 {
-						top1++
-					}
-					top5++
-					break
-				}
-			}
-		}
+	return Accuracy{Top1: met.Top1, Top5: met.Top5, MRR: met.MRR, NLL: met.GoldNLL, Masks: met.N, Skipped: met.Skipped}, nil
+}
+
+// AnswerPieces implements Model: the word pieces of answer in the model's
+// tokenizer (0 when it maps to the unknown token or cannot be encoded).
+func (x *mlmModel) AnswerPieces(answer string) int {
+	p, err := x.m.Tokenizer().WordPieces(answer)
+	if err != nil || p.Unknown {
+		return 0
 	}
-	if acc.Masks > 0 {
-		acc.Top1 = float64(top1) / float64(acc.Masks)
-		acc.Top5 = float64(top5) / float64(acc.Masks)
-	}
-	return acc, nil
+	return len(p.IDs)
 }
 
 // surprisalWords is the number of words per item whose surprisal is

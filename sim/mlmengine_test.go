@@ -77,7 +77,7 @@ func TestMLMEngineEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Close()
-	data, err := LoadData(ctx, dataDir, 0)
+	data, err := LoadData(ctx, dataDir, LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestMLMEngineEndToEnd(t *testing.T) {
 	res, err := Run(ctx, eng, data, Config{
 		Strategies: []string{"random", "hybrid"}, Seeds: []int64{1}, Initial: 16, Seeding: SeedSurprisal,
 		Rounds: 2, Batch: 16, PoolSample: 120,
-		FineTune: FineTuneOptions{Steps: 30, LR: 3e-3, BatchSize: 16},
+		FineTune: FineTuneOptions{Steps: 30, LR: 3e-3, BatchSize: 16, WarmupRatio: 0.1, ReplayWeight: 0.2},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -134,4 +134,72 @@ func TestMLMEngineEndToEnd(t *testing.T) {
 	}
 	t.Logf("base top-1 %.3f top-5 %.3f; random %.3f/%.3f, hybrid %.3f/%.3f", res.Base.Top1, res.Base.Top5,
 		res.Runs[0].Rounds[2].Top1, res.Runs[0].Rounds[2].Top5, res.Runs[1].Rounds[2].Top1, res.Runs[1].Rounds[2].Top5)
+}
+
+// TestMLMEngineEvaluatesMultiPieceAnswers checks that the simulation
+// measures like the workflow's Evaluate activity (mlm.Evaluate): a gold
+// answer of several word pieces counts when the model predicts every piece
+// (the simulation used to count it as wrong whatever the model did).
+func TestMLMEngineEvaluatesMultiPieceAnswers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real model")
+	}
+	ctx := context.Background()
+	_, sentences := syntheticCloze(t)
+	tok, err := tokenize.TrainWordPiece(ctx, mlm.Texts(sentences), tokenize.TrainOptions{VocabSize: 200, Lowercase: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := mlm.TinyConfig(tok.VocabSize())
+	cfg.HiddenSize, cfg.IntermediateSize, cfg.MaxPositionEmbeddings = 64, 128, 32
+	m, err := mlm.New(cfg, tok, mlm.Options{Device: "cpu", Threads: 1, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	modelDir := filepath.Join(t.TempDir(), "model")
+	if err := m.Save(ctx, modelDir); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	eng := &MLMEngine{Dir: modelDir, Options: mlm.Options{Device: "cpu", Threads: 1, Seed: 5}}
+	model, err := eng.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer model.Close()
+	// "gardenhouse" is no word of the corpus: the 200-piece vocabulary
+	// splits it ("garden", "##house" or smaller pieces).
+	const answer = "gardenhouse"
+	if n := model.AnswerPieces(answer); n < 2 {
+		t.Fatalf("%q is %d word piece(s); the test needs a multi-piece answer", answer, n)
+	}
+	item := EvalItem{ID: "mp", Text: "the dog saw the [MASK] in the morning", Gold: []string{answer}}
+	before, err := model.Evaluate(ctx, []EvalItem{item})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Masks != 1 || before.Skipped != 0 || before.Top1 != 0 || !(before.NLL > 0) {
+		t.Fatalf("untrained model on a multi-piece answer: %+v", before)
+	}
+	// Teach the model the answer, then it must count as correct.
+	if _, err := model.FineTune(ctx, []Example{{ID: "mp", Text: item.Text, Answers: item.Gold}}, nil,
+		FineTuneOptions{Steps: 80, LR: 3e-3, BatchSize: 1, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := model.Evaluate(ctx, []EvalItem{item})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Masks != 1 || after.Top1 != 1 || after.Top5 != 1 || after.MRR != 1 || !(after.NLL < before.NLL) {
+		t.Errorf("after learning the answer: %+v (before %+v); want top-1 = top-5 = MRR = 1", after, before)
+	}
+	// The same numbers as mlm.Evaluate, the workflow's Evaluate activity's code.
+	x := model.(*mlmModel)
+	met, err := x.m.Evaluate(ctx, []mlm.EvalItem{{ID: item.ID, Text: item.Text, Gold: item.Gold}}, mlm.EvalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if met.Top1 != after.Top1 || met.Top5 != after.Top5 || met.MRR != after.MRR || met.GoldNLL != after.NLL || met.N != after.Masks {
+		t.Errorf("mlm.Evaluate %+v differs from the simulation's %+v", met, after)
+	}
 }

@@ -11,27 +11,64 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// PlotCurves draws the strategies' mean learning curves (top-1, or top-5
-// when top5 is set) against labels used, each with a band of ± one standard
-// deviation over seeds, and returns the PNG.
-func PlotCurves(sums []Summary, top5 bool) ([]byte, error) {
-	p := plot.New()
-	metric := "top-1"
-	if top5 {
-		metric = "top-5"
+// Metric names one evaluation metric of the learning curves.
+type Metric string
+
+// The metrics of the learning curves.
+const (
+	MetricTop1 Metric = "top1"
+	MetricTop5 Metric = "top5"
+	MetricMRR  Metric = "mrr"
+	MetricNLL  Metric = "nll"
+)
+
+// Metrics lists the metrics in report order.
+var Metrics = []Metric{MetricTop1, MetricTop5, MetricMRR, MetricNLL}
+
+// label returns the metric's axis label.
+func (m Metric) label() string {
+	switch m {
+	case MetricTop1:
+		return "top-1 accuracy"
+	case MetricTop5:
+		return "top-5 accuracy"
+	case MetricMRR:
+		return "mean reciprocal rank"
+	case MetricNLL:
+		return "gold NLL (nats, lower is better)"
 	}
-	p.Title.Text = "Learning curves: " + metric + " accuracy (mean ± sd over seeds)"
+	return string(m)
+}
+
+// of returns the curve's statistics of the metric.
+func (m Metric) of(c Curve) []Stat {
+	switch m {
+	case MetricTop1:
+		return c.Top1
+	case MetricTop5:
+		return c.Top5
+	case MetricMRR:
+		return c.MRR
+	case MetricNLL:
+		return c.NLL
+	}
+	return nil
+}
+
+// PlotCurves draws the strategies' mean learning curves of metric against
+// labels used, each with a band of ± one standard deviation over seeds, and
+// returns the PNG.
+func PlotCurves(sums []Summary, metric Metric) ([]byte, error) {
+	p := plot.New()
+	p.Title.Text = "Learning curves: " + metric.label() + " (mean ± sd over seeds)"
 	p.X.Label.Text = "labels used"
-	p.Y.Label.Text = metric + " accuracy"
+	p.Y.Label.Text = metric.label()
 	p.Legend.Top = false
 	p.Legend.Left = false
 	p.Add(plotter.NewGrid())
 	for i, s := range sums {
-		stats := s.Curve.Top1
-		if top5 {
-			stats = s.Curve.Top5
-		}
-		n := len(s.Curve.Labels)
+		stats := metric.of(s.Curve)
+		n := min(len(s.Curve.Labels), len(stats))
 		if n == 0 {
 			continue
 		}

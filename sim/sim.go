@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/clozeloop/clozeloop/acquire"
+	"github.com/clozeloop/clozeloop/mlm"
 )
 
 // Seeding is how the initial labelled set is chosen.
@@ -41,6 +42,10 @@ const (
 // DefaultMCDropout is the number of dropout samples used for BALD.
 const DefaultMCDropout = 5
 
+// DefaultTargetSample is the number of eval items whose mask embeddings
+// form the target sample of the target-aware strategies.
+const DefaultTargetSample = 200
+
 // Config configures a simulation.
 type Config struct {
 	// Strategies are acquire strategy specs (see acquire.Parse).
@@ -61,11 +66,26 @@ type Config struct {
 	// MCDropout is the number of dropout samples for BALD (default
 	// DefaultMCDropout); only strategies using BALD pay for it.
 	MCDropout int `json:"mc_dropout"`
+	// TargetSample is the number of eval items embedded as the target
+	// sample of the target-aware strategies (default DefaultTargetSample),
+	// a seeded sample of the eval items not measured on (Data.EvalRest),
+	// or of the measured ones when every eval item is measured.
+	TargetSample int `json:"target_sample"`
 	// FineTune are the per-round fine-tune settings; FineTune.Seed is
 	// replaced per run and round.
 	FineTune FineTuneOptions `json:"finetune"`
 	// Mode is the fine-tune mode (default FineTuneFromStart).
 	Mode FineTuneMode `json:"finetune_mode"`
+	// ReplayFile names the file of the general replay texts in
+	// Data.Replay, for the record ("" for none): with a replay weight, the
+	// replay texts are the labelled items with their answers filled in (as
+	// in the workflow) plus these.
+	ReplayFile string `json:"replay_file,omitempty"`
+	// BootstrapResamples is the number of bootstrap resamples of the
+	// paired confidence intervals (default DefaultBootstrapResamples);
+	// BootstrapSeed seeds them.
+	BootstrapResamples int    `json:"bootstrap_resamples"`
+	BootstrapSeed      uint64 `json:"bootstrap_seed"`
 	// Noise makes the oracle imperfect.
 	Noise NoiseOptions `json:"noise"`
 }
@@ -95,6 +115,12 @@ func (c *Config) normalize() error {
 	if c.MCDropout == 0 {
 		c.MCDropout = DefaultMCDropout
 	}
+	if c.TargetSample == 0 {
+		c.TargetSample = DefaultTargetSample
+	}
+	if c.BootstrapResamples == 0 {
+		c.BootstrapResamples = DefaultBootstrapResamples
+	}
 	var errs []error
 	if len(c.Strategies) == 0 {
 		errs = append(errs, errors.New("no strategies"))
@@ -102,8 +128,15 @@ func (c *Config) normalize() error {
 	if len(c.Seeds) == 0 {
 		errs = append(errs, errors.New("no seeds"))
 	}
-	if c.Initial < 0 || c.Rounds < 0 || c.PoolSample < 0 || c.MCDropout < 0 {
-		errs = append(errs, fmt.Errorf("initial (%d), rounds (%d), pool sample (%d) and MC-dropout samples (%d) must not be negative", c.Initial, c.Rounds, c.PoolSample, c.MCDropout))
+	if c.Initial < 0 || c.Rounds < 0 || c.PoolSample < 0 || c.MCDropout < 0 || c.BootstrapResamples < 0 || c.TargetSample < 0 {
+		errs = append(errs, fmt.Errorf("initial (%d), rounds (%d), pool sample (%d), MC-dropout samples (%d), bootstrap resamples (%d) and target sample (%d) must not be negative",
+			c.Initial, c.Rounds, c.PoolSample, c.MCDropout, c.BootstrapResamples, c.TargetSample))
+	}
+	if f := c.FineTune; !(f.ReplayWeight >= 0 && f.ReplayWeight <= 1) || !(f.WarmupRatio >= 0 && f.WarmupRatio < 1) {
+		errs = append(errs, fmt.Errorf("replay weight %g must be in [0, 1] and warm-up ratio %g in [0, 1)", f.ReplayWeight, f.WarmupRatio))
+	}
+	if f := c.FineTune; f.Steps < 0 || f.Epochs < 0 || f.BatchSize < 0 || !(f.LR >= 0) {
+		errs = append(errs, fmt.Errorf("fine-tune steps %d, epochs %d, batch size %d and learning rate %g must not be negative", f.Steps, f.Epochs, f.BatchSize, f.LR))
 	}
 	if c.Rounds > 0 && c.Batch <= 0 {
 		errs = append(errs, fmt.Errorf("batch size %d: must be positive", c.Batch))
@@ -147,9 +180,13 @@ type RoundResult struct {
 	Answered int `json:"answered"`
 	Wrong    int `json:"wrong"`
 	// Acquired lists the items chosen this round, in selection order.
-	Acquired []string      `json:"acquired"`
+	Acquired []string `json:"acquired"`
+	// Top1, Top5, MRR and NLL are the evaluation after the round (see
+	// Accuracy).
 	Top1     float64       `json:"top1"`
 	Top5     float64       `json:"top5"`
+	MRR      float64       `json:"mrr"`
+	NLL      float64       `json:"nll"`
 	FineTune FineTuneStats `json:"finetune"`
 	Timing   Timing        `json:"timing"`
 }
@@ -159,19 +196,34 @@ type RunResult struct {
 	Strategy string        `json:"strategy"`
 	Seed     int64         `json:"seed"`
 	Rounds   []RoundResult `json:"rounds"`
-	// AULCTop1 and AULCTop5 are the normalised areas under the run's
-	// learning curves (see AULC).
+	// AULCTop1, AULCTop5 and AULCMRR are the normalised areas under the
+	// run's learning curves over its labelled rounds (1..Rounds; see
+	// RunAULC).
 	AULCTop1 float64 `json:"aulc_top1"`
 	AULCTop5 float64 `json:"aulc_top5"`
+	AULCMRR  float64 `json:"aulc_mrr"`
+	// Bought describes the items the strategy chose (rounds 1..Rounds).
+	Bought Bought `json:"bought"`
 }
 
 // Results is the outcome of a simulation.
 type Results struct {
 	Config Config `json:"config"`
-	// PoolSize and EvalItems describe the data.
-	PoolSize  int `json:"pool_size"`
-	EvalItems int `json:"eval_items"`
-	// Base is the starting model's accuracy, before any fine-tuning.
+	// PoolSize and EvalItems describe the data: EvalItems of the EvalTotal
+	// items of the eval file, a random subset drawn with EvalSeed when
+	// fewer (see EvalSubset). ReplayTexts counts the general replay texts.
+	PoolSize    int   `json:"pool_size"`
+	EvalItems   int   `json:"eval_items"`
+	EvalTotal   int   `json:"eval_total"`
+	EvalSeed    int64 `json:"eval_seed"`
+	ReplayTexts int   `json:"replay_texts"`
+	// TargetItems is the size of the target sample of the target-aware
+	// strategies (0 when none ran); TargetFrom says where it was drawn:
+	// "eval-rest" (eval items not measured on) or "eval" (the measured
+	// items themselves, when the whole eval file is measured).
+	TargetItems int    `json:"target_items,omitempty"`
+	TargetFrom  string `json:"target_from,omitempty"`
+	// Base is the starting model's metrics, before any fine-tuning.
 	Base     Accuracy    `json:"base"`
 	Runs     []RunResult `json:"runs"`
 	Summary  []Summary   `json:"summary"`
@@ -181,14 +233,19 @@ type Results struct {
 
 // needs says what a strategy reads from the candidates.
 type needs struct {
-	scores, embeddings, surprisal bool
-	mcDropout                     int
+	scores, embeddings, surprisal, target bool
+	// labelled: the strategy starts from the labelled items' embeddings
+	// (kcenter, hybrid).
+	labelled  bool
+	mcDropout int
 }
 
 func needsOf(s acquire.Strategy, mc int) needs {
 	name := s.Name()
 	n := needs{scores: name != "random"}
-	n.embeddings = strings.Contains(name, "kcenter") || strings.Contains(name, "hybrid")
+	n.target = strings.Contains(name, "target")
+	n.labelled = strings.Contains(name, "kcenter") || strings.Contains(name, "hybrid")
+	n.embeddings = n.target || n.labelled || strings.Contains(name, "density")
 	n.surprisal = strings.Contains(name, "surprisal")
 	if strings.Contains(name, "bald") {
 		n.mcDropout = mc
@@ -221,7 +278,21 @@ func Run(ctx context.Context, eng Engine, data *Data, cfg Config, log *slog.Logg
 			return nil, fmt.Errorf("simulate: pool item %q has no gold answer", it.ID)
 		}
 	}
-	res := &Results{Config: cfg, PoolSize: len(data.Pool), EvalItems: len(data.Eval), Started: time.Now()}
+	res := &Results{Config: cfg, PoolSize: len(data.Pool), EvalItems: len(data.Eval), EvalTotal: data.EvalTotal,
+		EvalSeed: data.EvalSeed, ReplayTexts: len(data.Replay), Started: time.Now()}
+	if res.EvalTotal < res.EvalItems {
+		res.EvalTotal = res.EvalItems
+	}
+	ranks := FreqRanks(data.Gold)
+	var target []Item
+	for _, st := range strategies {
+		if needsOf(st, 0).target {
+			target, res.TargetFrom = targetSample(data, cfg.TargetSample, data.EvalSeed)
+			res.TargetItems = len(target)
+			log.Info("target sample for the target-aware strategies", "items", len(target), "from", res.TargetFrom)
+			break
+		}
+	}
 	m, err := eng.Start(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: load starting model: %w", err)
@@ -231,17 +302,18 @@ func Run(ctx context.Context, eng Engine, data *Data, cfg Config, log *slog.Logg
 	if err != nil {
 		return nil, fmt.Errorf("simulate: evaluate starting model: %w", err)
 	}
-	log.Info("starting model", "top1", res.Base.Top1, "top5", res.Base.Top5, "eval_masks", res.Base.Masks)
+	log.Info("starting model", "top1", res.Base.Top1, "top5", res.Base.Top5, "mrr", res.Base.MRR, "nll", res.Base.NLL,
+		"eval_masks", res.Base.Masks, "eval_skipped", res.Base.Skipped)
 	for i, s := range strategies {
 		for _, seed := range cfg.Seeds {
-			run, err := runOne(ctx, eng, data, cfg, cfg.Strategies[i], s, seed, log)
+			run, err := runOne(ctx, eng, data, cfg, cfg.Strategies[i], s, seed, ranks, target, log)
 			if err != nil {
 				return nil, fmt.Errorf("simulate %s seed %d: %w", cfg.Strategies[i], seed, err)
 			}
 			res.Runs = append(res.Runs, run)
 		}
 	}
-	res.Summary = Summarize(res.Runs, cfg.Strategies)
+	res.Summary = Summarize(res.Runs, cfg.Strategies, res.Base, BootstrapOptions{Resamples: cfg.BootstrapResamples, Seed: cfg.BootstrapSeed})
 	res.Finished = time.Now()
 	return res, nil
 }
@@ -255,15 +327,20 @@ type runState struct {
 	wrong    int
 }
 
-func runOne(ctx context.Context, eng Engine, data *Data, cfg Config, spec string, strat acquire.Strategy, seed int64, log *slog.Logger) (RunResult, error) {
+func runOne(ctx context.Context, eng Engine, data *Data, cfg Config, spec string, strat acquire.Strategy, seed int64,
+	ranks map[string]int, target []Item, log *slog.Logger) (RunResult, error) {
 	run := RunResult{Strategy: spec, Seed: seed}
 	oracle, err := NewOracle(data.Gold, cfg.Noise, seed)
 	if err != nil {
 		return run, err
 	}
 	texts := make(map[string]string, len(data.Pool))
+	sources := make(map[string]string, len(data.Pool))
 	for _, it := range data.Pool {
 		texts[it.ID] = it.Text
+		if it.Source != "" {
+			sources[it.ID] = it.Source
+		}
 	}
 	st := &runState{labelled: acquire.IDSet{}}
 	t := time.Now()
@@ -288,7 +365,7 @@ func runOne(ctx context.Context, eng Engine, data *Data, cfg Config, spec string
 		if round == 0 {
 			picked, err = initialSet(ctx, model, data, cfg, seed, &rr.Timing)
 		} else {
-			picked, err = acquireBatch(ctx, model, data, cfg, strat, need, seed, round, st, texts, &rr.Timing)
+			picked, err = acquireBatch(ctx, model, data, cfg, strat, need, seed, round, st, texts, target, &rr.Timing)
 		}
 		if err != nil {
 			return run, fmt.Errorf("round %d: %w", round, err)
@@ -335,7 +412,7 @@ func runOne(ctx context.Context, eng Engine, data *Data, cfg Config, spec string
 			// Both modes train on every answer so far; they differ in the
 			// model they start from (reloaded above or kept).
 			examples := st.examples
-			rr.FineTune, err = model.FineTune(ctx, examples, ft)
+			rr.FineTune, err = model.FineTune(ctx, examples, replayTexts(examples, data.Replay, ft.ReplayWeight), ft)
 			if err != nil {
 				return run, fmt.Errorf("round %d: fine-tune on %d examples: %w", round, len(examples), err)
 			}
@@ -348,28 +425,65 @@ func runOne(ctx context.Context, eng Engine, data *Data, cfg Config, spec string
 			return run, fmt.Errorf("round %d: evaluate: %w", round, err)
 		}
 		rr.Timing.Eval = time.Since(t).Seconds()
-		rr.Top1, rr.Top5 = acc.Top1, acc.Top5
+		rr.Top1, rr.Top5, rr.MRR, rr.NLL = acc.Top1, acc.Top5, acc.MRR, acc.NLL
 		run.Rounds = append(run.Rounds, rr)
 		log.Info("round done", "strategy", spec, "seed", seed, "round", round, "labels", rr.Labels,
 			"top1", fmt.Sprintf("%.4f", rr.Top1), "top5", fmt.Sprintf("%.4f", rr.Top5),
+			"mrr", fmt.Sprintf("%.4f", rr.MRR), "nll", fmt.Sprintf("%.3f", rr.NLL),
 			"score_s", fmt.Sprintf("%.2f", rr.Timing.Score), "finetune_s", fmt.Sprintf("%.2f", rr.Timing.FineTune),
 			"eval_s", fmt.Sprintf("%.2f", rr.Timing.Eval))
 		t = time.Now()
 	}
-	xs, top1, top5 := curve(run.Rounds)
-	run.AULCTop1, _ = AULC(xs, top1)
-	run.AULCTop5, _ = AULC(xs, top5)
+	run.AULCTop1, run.AULCTop5, run.AULCMRR = RunAULC(run.Rounds)
+	var bought []Item
+	for _, r := range run.Rounds {
+		if r.Round == 0 {
+			continue
+		}
+		for _, id := range r.Acquired {
+			bought = append(bought, Item{ID: id, Text: texts[id], Source: sources[id]})
+		}
+	}
+	run.Bought = describeBought(bought, data.Gold, ranks, model.AnswerPieces)
 	return run, nil
 }
 
-// curve returns the labels and accuracies of rounds.
-func curve(rounds []RoundResult) (labels, top1, top5 []float64) {
-	for _, r := range rounds {
-		labels = append(labels, float64(r.Labels))
-		top1 = append(top1, r.Top1)
-		top5 = append(top5, r.Top5)
+// replayTexts returns the replay texts of a fine-tune on examples: none
+// without a replay weight; otherwise, as in the workflow's fine-tune, the
+// examples with their answers filled in, followed by the general texts.
+func replayTexts(examples []Example, general []string, weight float64) []string {
+	if !(weight > 0) {
+		return nil
 	}
-	return labels, top1, top5
+	ex := make([]mlm.Example, len(examples))
+	for i, e := range examples {
+		ex[i] = mlm.Example{Text: e.Text, Answers: e.Answers}
+	}
+	return append(mlm.ReplayTexts(ex), general...)
+}
+
+// RunAULC returns the normalised AULCs (top-1, top-5, MRR) of a run over
+// its labelled rounds: round 0, which every strategy of a seed shares (the
+// same initial set), is left out, so the areas compare only what the
+// strategies chose. A run without labelled rounds gets round 0's values.
+func RunAULC(rounds []RoundResult) (top1, top5, mrr float64) {
+	if len(rounds) == 0 {
+		return 0, 0, 0
+	}
+	if len(rounds) > 1 && rounds[0].Round == 0 {
+		rounds = rounds[1:]
+	}
+	var xs, a1, a5, rr []float64
+	for _, r := range rounds {
+		xs = append(xs, float64(r.Labels))
+		a1 = append(a1, r.Top1)
+		a5 = append(a5, r.Top5)
+		rr = append(rr, r.MRR)
+	}
+	top1, _ = AULC(xs, a1)
+	top5, _ = AULC(xs, a5)
+	mrr, _ = AULC(xs, rr)
+	return top1, top5, mrr
 }
 
 // initialSet picks the round-0 items.
@@ -416,7 +530,7 @@ func initialSet(ctx context.Context, model Model, data *Data, cfg Config, seed i
 
 // acquireBatch scores the (sampled) unlabelled pool and selects a batch.
 func acquireBatch(ctx context.Context, model Model, data *Data, cfg Config, strat acquire.Strategy, need needs,
-	seed int64, round int, st *runState, texts map[string]string, tm *Timing) ([]string, error) {
+	seed int64, round int, st *runState, texts map[string]string, target []Item, tm *Timing) ([]string, error) {
 	sample := poolSample(data.Pool, st.labelled, cfg.PoolSample, seed, round)
 	if len(sample) == 0 {
 		return nil, nil
@@ -457,7 +571,7 @@ func acquireBatch(ctx context.Context, model Model, data *Data, cfg Config, stra
 			cands[i].Surprisal = byID[cands[i].ID]
 		}
 	}
-	if need.embeddings && len(st.order) > 0 {
+	if need.labelled && len(st.order) > 0 {
 		lab := make([]Item, len(st.order))
 		for i, id := range st.order {
 			lab[i] = Item{ID: id, Text: texts[id]}
@@ -472,6 +586,18 @@ func acquireBatch(ctx context.Context, model Model, data *Data, cfg Config, stra
 			}
 		}
 	}
+	if need.target {
+		// The target sample is embedded by the current model, as the pool.
+		tc, err := model.Score(ctx, target, ScoreOptions{Embeddings: true, Seed: seed})
+		if err != nil {
+			return nil, fmt.Errorf("embed %d target items: %w", len(target), err)
+		}
+		for _, c := range tc {
+			if len(c.Embedding) > 0 {
+				opts.Target = append(opts.Target, c.Embedding)
+			}
+		}
+	}
 	tm.Score = time.Since(t).Seconds()
 	t = time.Now()
 	sel, err := strat.Select(ctx, cands, cfg.Batch, opts)
@@ -480,6 +606,23 @@ func acquireBatch(ctx context.Context, model Model, data *Data, cfg Config, stra
 	}
 	tm.Select = time.Since(t).Seconds()
 	return selectedIDs(sel), nil
+}
+
+// targetSample returns the target sample of the target-aware strategies:
+// up to n eval items, preferably not among those measured on (so that the
+// strategy is not steered by the very items it is scored on), drawn as a
+// seeded uniform sample; and where they came from.
+func targetSample(data *Data, n int, seed int64) ([]Item, string) {
+	from, src := data.EvalRest, "eval-rest"
+	if len(from) == 0 {
+		from, src = data.Eval, "eval"
+	}
+	sub, _ := EvalSubset(from, n, seed+1)
+	out := make([]Item, len(sub))
+	for i, it := range sub {
+		out[i] = Item{ID: it.ID, Text: it.Text}
+	}
+	return out, src
 }
 
 func selectedIDs(sel []acquire.Selection) []string {

@@ -466,6 +466,7 @@ func (w *activeLearning) scorePool(ctx workflow.Context, number, k int) ([]Score
 			Shard: i, NumShards: cfg.PoolShards, Strategies: names, TopM: k + len(w.carry.LastBatch),
 			Seed: cfg.FineTune.Seed + int64(number), LabelSetURI: w.carry.LabelSetURI, Exclude: w.carry.LastBatch,
 			ScoresKey: fmt.Sprintf("%s/rounds/%04d/scores/shard-%04d-of-%04d.jsonl", cfg.OutputPrefix, number, i, cfg.PoolShards),
+			TargetURI: cfg.TargetURI,
 		})
 	}
 	outs := make([]ScoreShardOutput, len(futures))

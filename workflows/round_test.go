@@ -71,6 +71,7 @@ func TestParseStrategyAndSplit(t *testing.T) {
 		{"entropy", 5, []int{5}, ""},
 		{"entropy=0.7,random=0.3", 10, []int{7, 3}, ""},
 		{"margin=1,kcenter=1,random=1", 4, []int{2, 1, 1}, ""},
+		{"density=1,target=1", 4, []int{2, 2}, ""},
 		{"entropy,entropy", 1, nil, "twice"},
 		{"bald", 1, nil, "unknown strategy"},
 		{"random=-1", 1, nil, "positive"},

@@ -61,8 +61,11 @@ const (
 	ActivityResolveRun       = "ResolveRun"
 )
 
-// Strategies understood by the scorer.
-var Strategies = []string{"entropy", "margin", "least-confidence", "random", "kcenter", "hybrid"}
+// Strategies understood by the scorer. "density" is information density
+// (entropy × mean cosine similarity of the item's mask embedding to the
+// pool shard's items), "target" entropy × similarity to the items at
+// RunConfig.TargetURI (see package acquire's Density).
+var Strategies = []string{"entropy", "margin", "least-confidence", "random", "kcenter", "hybrid", "density", "target"}
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration
 // string ("72h", "30m"); a bare number is read as seconds.
@@ -127,8 +130,11 @@ type FineTuneSettings struct {
 	MaxSteps     int     `json:"max_steps,omitempty"`
 	LearningRate float64 `json:"learning_rate,omitempty"`
 	BatchSize    int     `json:"batch_size,omitempty"`
-	// ReplayWeight mixes earlier rounds' labels (and general text) into each
-	// fine-tune to limit forgetting, 0..1.
+	// WarmupRatio is the share of the steps spent warming up the learning
+	// rate linearly, in [0, 1) (0: none, as before the field existed).
+	WarmupRatio float64 `json:"warmup_ratio,omitempty"`
+	// ReplayWeight mixes the labelled items, answers filled in, into each
+	// fine-tune as masked-LM replay to limit forgetting, 0..1.
 	ReplayWeight float64 `json:"replay_weight,omitempty"`
 	Seed         int64   `json:"seed,omitempty"`
 	// CheckpointEvery is how many steps between resumable checkpoints.
@@ -165,6 +171,11 @@ type RunConfig struct {
 	// ForgettingEvalURI is an optional general-domain evaluation set that
 	// guards against catastrophic forgetting.
 	ForgettingEvalURI string `json:"forgetting_eval_uri,omitempty"`
+	// TargetURI is an optional sample of the items the model should learn
+	// (JSONL records with a "text" holding [MASK], e.g. pool or eval
+	// items): the "target" strategy weighs uncertainty by similarity to
+	// them. Required by that strategy, unused otherwise.
+	TargetURI string `json:"target_uri,omitempty"`
 	// ModelURI is the starting model checkpoint.
 	ModelURI string `json:"model_uri"`
 	// OutputPrefix is where the run writes (default "runs/<run_id>").
@@ -295,9 +306,17 @@ func (c *RunConfig) Validate() error {
 		return fmt.Errorf("extension values must not be negative")
 	case c.FineTune.ReplayWeight < 0 || c.FineTune.ReplayWeight > 1:
 		return fmt.Errorf("fine_tune.replay_weight must be within [0, 1], got %g", c.FineTune.ReplayWeight)
+	case c.FineTune.WarmupRatio < 0 || c.FineTune.WarmupRatio >= 1:
+		return fmt.Errorf("fine_tune.warmup_ratio must be within [0, 1), got %g", c.FineTune.WarmupRatio)
 	}
-	if _, err := ParseStrategy(c.Strategy); err != nil {
+	shares, err := ParseStrategy(c.Strategy)
+	if err != nil {
 		return err
+	}
+	for _, sh := range shares {
+		if sh.Name == "target" && c.TargetURI == "" {
+			return fmt.Errorf("strategy \"target\" needs target_uri (a JSONL sample of the items the model should learn)")
+		}
 	}
 	return nil
 }
@@ -358,6 +377,8 @@ type ScoreShardInput struct {
 	Exclude []string `json:"exclude,omitempty"`
 	// ScoresKey is where the shard's full scores are written.
 	ScoresKey string `json:"scores_key"`
+	// TargetURI is RunConfig.TargetURI, for the "target" strategy.
+	TargetURI string `json:"target_uri,omitempty"`
 }
 
 // ScoreShardOutput is one shard's result: where its scores are, and its best

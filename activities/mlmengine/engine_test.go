@@ -114,6 +114,17 @@ func TestScoreShardErrors(t *testing.T) {
 	if _, err := f.Store.PutBytes(ctx, "bad/model/config.json", []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
+	for key, data := range map[string]string{
+		"bad/target-json.jsonl":   "{\"text\":\"a [MASK] b\"}\n{not json\n",
+		"bad/target-nomask.jsonl": "{\"text\":\"no blank\"}\n\n{\"id\":\"y\"}\n",
+	} {
+		if _, err := f.Store.PutBytes(ctx, key, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target := func(uri string) activities.ScoreRequest {
+		return activities.ScoreRequest{ModelURI: mlmenginetest.ModelURI, PoolURI: mlmenginetest.PoolURI, NumShards: 1, Strategies: []string{"target"}, TargetURI: uri}
+	}
 	tests := []struct {
 		name string
 		req  activities.ScoreRequest
@@ -125,6 +136,10 @@ func TestScoreShardErrors(t *testing.T) {
 		{"malformed pool", activities.ScoreRequest{ModelURI: mlmenginetest.ModelURI, PoolURI: "bad/pool.jsonl", NumShards: 1, Strategies: []string{"entropy"}}, activities.ErrBadData},
 		{"missing model", activities.ScoreRequest{ModelURI: "models/none", PoolURI: mlmenginetest.PoolURI, NumShards: 1, Strategies: []string{"entropy"}}, activities.ErrBadCheckpoint},
 		{"model without manifest", activities.ScoreRequest{ModelURI: "bad/model", PoolURI: mlmenginetest.PoolURI, NumShards: 1, Strategies: []string{"entropy"}}, activities.ErrBadCheckpoint},
+		{"target without a sample", target(""), activities.ErrBadData},
+		{"missing target sample", target("nope/target.jsonl"), activities.ErrBadData},
+		{"malformed target sample", target("bad/target-json.jsonl"), activities.ErrBadData},
+		{"target sample without blanks", target("bad/target-nomask.jsonl"), activities.ErrBadData},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

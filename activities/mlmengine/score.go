@@ -43,9 +43,13 @@ func defaultDiversityLimits() diversityLimits {
 	return diversityLimits{items: maxDiversityItems, kcenterCap: acquire.DefaultKCenterCap, hybridFactor: acquire.DefaultHybridFactor}
 }
 
+// maxTargetItems bounds the target sample of the "target" strategy: a
+// seeded uniform sample of that many items of the target file is embedded.
+const maxTargetItems = 1024
+
 // strategyNeeds says what a set of strategies needs from the model.
 type strategyNeeds struct {
-	bald, embeddings bool
+	bald, embeddings, target bool
 }
 
 func needsOf(strategies []string) (strategyNeeds, error) {
@@ -58,10 +62,12 @@ func needsOf(strategies []string) (strategyNeeds, error) {
 		case "entropy", "margin", "least-confidence", "random":
 		case "bald":
 			n.bald = true
-		case "kcenter", "hybrid":
+		case "kcenter", "hybrid", "density":
 			n.embeddings = true
+		case "target":
+			n.embeddings, n.target = true, true
 		default:
-			return n, fmt.Errorf("%w: unknown acquisition strategy %q (want entropy, margin, least-confidence, bald, random, kcenter or hybrid)", activities.ErrBadData, s)
+			return n, fmt.Errorf("%w: unknown acquisition strategy %q (want entropy, margin, least-confidence, bald, random, kcenter, hybrid, density or target)", activities.ErrBadData, s)
 		}
 	}
 	return n, nil
@@ -77,7 +83,15 @@ func needsOf(strategies []string) (strategyNeeds, error) {
 // acquire.Random). kcenter and hybrid are set selections; within the shard
 // they rank up to 1024 items by acquire.KCenter / acquire.Hybrid over the
 // mask embeddings and score them (n − rank + 1) / n, so that merging
-// shards interleaves their diverse picks. Items the model cannot score
+// shards interleaves their diverse picks. density is information density
+// (acquire.Density): entropy × the mean cosine similarity of the item's
+// mask embedding to every scored item of the shard (shards take every
+// NumShards-th pool item, so each shard's items are a sample of the whole
+// pool), computed exactly from the running mean of the unit embeddings,
+// for the 10·1024 most uncertain items by entropy (the others get no
+// density score; their entropy bounds it from above). target is entropy ×
+// the mean cosine similarity to a seeded sample of up to 1024 items of
+// req.TargetURI, embedded by the same model. Items the model cannot score
 // (e.g. masks beyond its length) are left out and logged. Suggestions are
 // the model's top 5 for the item's first mask.
 //
@@ -121,7 +135,7 @@ func (e *Engine) ScoreShardTo(ctx context.Context, req activities.ScoreRequest, 
 	}()
 	var plain, diverse []string
 	for _, s := range req.Strategies {
-		if s == "kcenter" || s == "hybrid" {
+		if s == "kcenter" || s == "hybrid" || s == "density" {
 			diverse = append(diverse, s)
 		} else {
 			plain = append(plain, s)
@@ -264,6 +278,11 @@ func (e *Engine) scanShard(ctx context.Context, req activities.ScoreRequest, pro
 	if err != nil {
 		return nil, err
 	}
+	if needs.target {
+		if sc.target, err = e.targetCentroid(ctx, m, req); err != nil {
+			return nil, err
+		}
+	}
 	var (
 		chunk     []mlm.ScoreItem
 		pos, done int
@@ -358,8 +377,14 @@ type shardScores struct {
 	random     bool // some strategy needs the item's hash (random, kcenter)
 	kcenter    *topn.Keeper[kept]
 	hybrid     *topn.Keeper[kept]
-	n          int // items added so far
-	dim        int // embedding length (-1: none seen yet)
+	// density keeps the shortlist of the density strategy (by entropy);
+	// unitSum sums the unit embeddings of every item added.
+	density *topn.Keeper[kept]
+	unitSum []float64
+	// target is the unit centroid of the target sample ("target").
+	target []float64
+	n      int // items added so far
+	dim    int // embedding length (-1: none seen yet)
 }
 
 func newShardScores(strategies []string, seed int64, lim diversityLimits) (*shardScores, error) {
@@ -373,7 +398,9 @@ func newShardScores(strategies []string, seed int64, lim diversityLimits) (*shar
 			sc.kcenter = topn.New(max(lim.kcenterCap, lim.items), kept.better)
 		case "hybrid":
 			sc.hybrid = topn.New(lim.hybridFactor*lim.items, kept.better)
-		case "entropy", "margin", "least-confidence", "bald":
+		case "density":
+			sc.density = topn.New(lim.hybridFactor*lim.items, kept.better)
+		case "entropy", "margin", "least-confidence", "bald", "target":
 		default:
 			return nil, fmt.Errorf("%w: unknown acquisition strategy %q", activities.ErrBadData, s)
 		}
@@ -420,11 +447,28 @@ func (sc *shardScores) add(ctx context.Context, items []activities.ScoredItem, c
 		}
 		seq := sc.n
 		sc.n++
-		if sc.kcenter == nil && sc.hybrid == nil {
+		if sc.kcenter == nil && sc.hybrid == nil && sc.density == nil && sc.target == nil {
 			continue
 		}
 		if err := sc.checkEmbedding(c); err != nil {
 			return err
+		}
+		if sc.target != nil {
+			if len(c.Embedding) != len(sc.target) {
+				return fmt.Errorf("target: candidate %q: embedding has %d dimensions, the target sample %d", c.ID, len(c.Embedding), len(sc.target))
+			}
+			items[i].Scores["target"] = acquire.DensityScore(c.Uncertainty(acquire.Entropy), acquire.CentroidSimilarity(c.Embedding, sc.target), 1)
+		}
+		if sc.density != nil {
+			if sc.unitSum == nil {
+				sc.unitSum = make([]float64, len(c.Embedding))
+			}
+			acquire.AddUnit(sc.unitSum, c.Embedding)
+			u := c.Uncertainty(acquire.Entropy)
+			if math.IsNaN(u) || math.IsInf(u, 0) {
+				return fmt.Errorf("density: candidate %q: %s is %v", c.ID, acquire.Entropy, c.Entropy)
+			}
+			sc.density.Push(kept{key: u, seq: seq, cand: *c})
 		}
 		if sc.kcenter != nil {
 			sc.kcenter.Push(kept{key: hash[c.ID], seq: seq, cand: *c})
@@ -465,6 +509,18 @@ func (sc *shardScores) finish(ctx context.Context) (map[int]map[string]float64, 
 	div := map[int]map[string]float64{}
 	if sc.n == 0 {
 		return div, nil
+	}
+	if sc.density != nil && sc.unitSum != nil {
+		centroid := make([]float64, len(sc.unitSum))
+		for i, v := range sc.unitSum {
+			centroid[i] = v / float64(sc.n)
+		}
+		for _, e := range sc.density.Items() {
+			if div[e.seq] == nil {
+				div[e.seq] = map[string]float64{}
+			}
+			div[e.seq]["density"] = acquire.DensityScore(e.key, acquire.CentroidSimilarity(e.cand.Embedding, centroid), 1)
+		}
 	}
 	k := min(sc.n, sc.lim.items)
 	for _, s := range sc.strategies {
@@ -531,4 +587,76 @@ func keptCandidates(k *topn.Keeper[kept], byRank bool) ([]acquire.Candidate, []i
 		cands[i], seqs[i] = e.cand, e.seq
 	}
 	return cands, seqs
+}
+
+// targetCentroid reads the target sample of req (JSONL records with a
+// "text" holding [MASK]; blank lines and records without a mask are
+// skipped), keeps a seeded uniform sample of up to maxTargetItems of them
+// (those acquire.Random ranks first: the highest hash of seed and text, so
+// independent of order), embeds them
+// with m and returns the unit centroid of their mask embeddings.
+func (e *Engine) targetCentroid(ctx context.Context, m *mlm.Model, req activities.ScoreRequest) ([]float64, error) {
+	if req.TargetURI == "" {
+		return nil, fmt.Errorf("%w: the target strategy needs a target sample (run config target_uri)", activities.ErrBadData)
+	}
+	rc, _, err := e.o.Store.Get(ctx, req.TargetURI)
+	if err != nil {
+		return nil, storeErr(fmt.Sprintf("read target sample %s", req.TargetURI), activities.ErrBadData, err)
+	}
+	defer rc.Close()
+	type keyed struct {
+		h    float64
+		text string
+	}
+	sample := topn.New(maxTargetItems, func(a, b keyed) bool {
+		if a.h != b.h {
+			return a.h > b.h
+		}
+		return a.text < b.text
+	})
+	sc := bufio.NewScanner(rc)
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	for line := 1; sc.Scan(); line++ {
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		var rec struct {
+			Text string `json:"text"`
+		}
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return nil, fmt.Errorf("%w: target sample %s line %d: %v", activities.ErrBadData, req.TargetURI, line, err)
+		}
+		if dataset.CountMasks(rec.Text) == 0 {
+			continue
+		}
+		sel, err := acquire.Random{}.Select(ctx, []acquire.Candidate{{ID: rec.Text}}, 1, acquire.SelectOptions{Seed: req.Seed})
+		if err != nil {
+			return nil, fmt.Errorf("target sample: %w", err)
+		}
+		sample.Push(keyed{h: sel[0].Score, text: rec.Text})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read target sample %s: %w", req.TargetURI, err)
+	}
+	kept := sample.Sorted()
+	items := make([]mlm.ScoreItem, len(kept))
+	for i, k := range kept {
+		items[i] = mlm.ScoreItem{ID: fmt.Sprintf("target-%d", i), Text: k.text}
+	}
+	res, err := m.Score(ctx, items, mlm.ScoreOptions{BatchSize: e.o.ScoreBatchSize, Embeddings: true, Seed: uint64(req.Seed)}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("embed the target sample %s: %w", req.TargetURI, err)
+	}
+	var embs [][]float32
+	for _, r := range res {
+		if r.Err == "" && len(r.Embedding) > 0 {
+			embs = append(embs, r.Embedding)
+		}
+	}
+	if len(embs) == 0 {
+		return nil, fmt.Errorf("%w: target sample %s has no item with [MASK] that the model can read (%d read)", activities.ErrBadData, req.TargetURI, len(kept))
+	}
+	e.log.Info("target sample embedded", "target", req.TargetURI, "items", len(embs))
+	return acquire.UnitCentroid(embs), nil
 }

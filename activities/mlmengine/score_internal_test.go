@@ -71,6 +71,62 @@ func referenceShard(t *testing.T, e *Engine, f *mlmenginetest.Fixture, req activ
 	measures := map[string]acquire.Measure{"entropy": acquire.Entropy, "margin": acquire.Margin,
 		"least-confidence": acquire.LeastConfidence, "bald": acquire.BALD}
 	for _, s := range req.Strategies {
+		switch s {
+		case "density":
+			// Entropy × similarity to the whole shard, for the
+			// hybridFactor·items most uncertain.
+			embs := make([][]float32, len(cands))
+			for i := range cands {
+				embs[i] = cands[i].Embedding
+			}
+			centroid := acquire.UnitCentroid(embs)
+			short := make([]int, len(cands))
+			for i := range short {
+				short[i] = i
+			}
+			sort.Slice(short, func(a, b int) bool {
+				ca, cb := cands[short[a]], cands[short[b]]
+				if ca.Entropy != cb.Entropy {
+					return ca.Entropy > cb.Entropy
+				}
+				return ca.ID < cb.ID
+			})
+			for _, i := range short[:min(len(short), e.div.hybridFactor*e.div.items)] {
+				items[i].Scores[s] = acquire.DensityScore(cands[i].Entropy, acquire.CentroidSimilarity(cands[i].Embedding, centroid), 1)
+			}
+			continue
+		case "target":
+			// The target sample, embedded in the order acquire.Random
+			// ranks its texts.
+			var tc []acquire.Candidate
+			for _, ev := range targetTexts(t, f) {
+				tc = append(tc, acquire.Candidate{ID: ev})
+			}
+			sel, err := acquire.Random{}.Select(ctx, tc, len(tc), acquire.SelectOptions{Seed: req.Seed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ti := make([]mlm.ScoreItem, len(sel))
+			for i, p := range sel {
+				ti[i] = mlm.ScoreItem{ID: fmt.Sprintf("target-%d", i), Text: p.ID}
+			}
+			res, err := model.Score(ctx, ti, mlm.ScoreOptions{BatchSize: e.o.ScoreBatchSize, Embeddings: true, Seed: uint64(req.Seed)}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var target [][]float32
+			for _, r := range res {
+				target = append(target, r.Embedding)
+			}
+			sel, err = acquire.Density{Target: true}.Select(ctx, cands, len(cands), acquire.SelectOptions{Target: target})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range sel {
+				items[p.Index].Scores[s] = p.Score
+			}
+			continue
+		}
 		if ms, ok := measures[s]; ok {
 			for i := range cands {
 				items[i].Scores[s] = cands[i].Uncertainty(ms)
@@ -121,6 +177,25 @@ func referenceShard(t *testing.T, e *Engine, f *mlmenginetest.Fixture, req activ
 	return items, top
 }
 
+// targetTexts returns the texts of the fixture's eval set, the target
+// sample of the tests.
+func targetTexts(t *testing.T, f *mlmenginetest.Fixture) []string {
+	t.Helper()
+	b, _, err := f.Store.GetBytes(context.Background(), mlmenginetest.EvalURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var ev struct{ Text string }
+		if err := json.Unmarshal(line, &ev); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev.Text)
+	}
+	return out
+}
+
 func jsonl(t *testing.T, items []activities.ScoredItem) []byte {
 	t.Helper()
 	var b bytes.Buffer
@@ -139,9 +214,9 @@ func jsonl(t *testing.T, items []activities.ScoredItem) []byte {
 // strategies' limits are far below the shard's size (so that their kept
 // sets are really cut).
 func TestScoreShardToMatchesReference(t *testing.T) {
-	f := mlmenginetest.Start(t, 60, 0)
+	f := mlmenginetest.Start(t, 60, 12)
 	ctx := context.Background()
-	all := []string{"entropy", "margin", "least-confidence", "bald", "random", "kcenter", "hybrid"}
+	all := []string{"entropy", "margin", "least-confidence", "bald", "random", "kcenter", "hybrid", "density", "target"}
 	tests := []struct {
 		name         string
 		lim          diversityLimits
@@ -153,6 +228,7 @@ func TestScoreShardToMatchesReference(t *testing.T) {
 		{"defaults, one shard", defaultDiversityLimits(), 1, 8, all, "p0003", 7},
 		{"cut diversity sets", diversityLimits{items: 4, kcenterCap: 9, hybridFactor: 3}, 1, 6, all, "", 7},
 		{"kcenter cap below items", diversityLimits{items: 5, kcenterCap: 2, hybridFactor: 2}, 2, 3, []string{"kcenter", "hybrid", "entropy"}, "p0010", 4},
+		{"density shortlist cut", diversityLimits{items: 2, kcenterCap: 2, hybridFactor: 3}, 2, 4, []string{"density", "target", "entropy"}, "p0004", 5},
 		{"uncertainty only, m beyond shard", defaultDiversityLimits(), 3, 100, []string{"margin", "random"}, "", 512},
 	}
 	for _, tc := range tests {
@@ -166,7 +242,7 @@ func TestScoreShardToMatchesReference(t *testing.T) {
 			for shard := 0; shard < tc.shards; shard++ {
 				req := activities.ScoreRequest{ModelURI: mlmenginetest.ModelURI, PoolURI: mlmenginetest.PoolURI,
 					Shard: shard, NumShards: tc.shards, Strategies: tc.strategies, Seed: 3,
-					Skip: func(id string) bool { return id == tc.skip }}
+					Skip: func(id string) bool { return id == tc.skip }, TargetURI: mlmenginetest.EvalURI}
 				wantItems, wantTop := referenceShard(t, e, f, req, tc.topM)
 				key := fmt.Sprintf("test/%s/shard-%d.jsonl", t.Name(), shard)
 				res, err := e.ScoreShardTo(ctx, req, key, tc.topM, nil)

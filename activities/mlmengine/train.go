@@ -83,16 +83,6 @@ func examples(in []activities.Example) ([]mlm.Example, error) {
 	return out, nil
 }
 
-// filled returns the example's text with its answers in place of the
-// masks, for masked-LM replay.
-func filled(ex mlm.Example) string {
-	s := ex.Text
-	for _, a := range ex.Answers {
-		s = strings.Replace(s, "[MASK]", a, 1)
-	}
-	return s
-}
-
 // fingerprint identifies a fine-tune request: base model, examples and
 // settings.
 func fingerprint(req activities.TrainRequest) string {
@@ -165,14 +155,13 @@ func (e *Engine) FineTune(ctx context.Context, req activities.TrainRequest, prog
 	}
 	opts := mlm.FineTuneOptions{
 		Epochs: s.Epochs, MaxSteps: s.MaxSteps, BatchSize: s.BatchSize, LR: s.LearningRate,
-		Seed: uint64(s.Seed), CheckpointDir: ckptDir, CheckpointEvery: every, ResumeDir: ckptDir,
+		WarmupRatio: s.WarmupRatio, Seed: uint64(s.Seed),
+		CheckpointDir: ckptDir, CheckpointEvery: every, ResumeDir: ckptDir,
 	}
 	var replay []string
 	if s.ReplayWeight > 0 {
 		opts.ReplayWeight = s.ReplayWeight
-		for _, ex := range exs {
-			replay = append(replay, filled(ex))
-		}
+		replay = mlm.ReplayTexts(exs)
 	}
 
 	// Checkpoints are uploaded from the progress callback, which runs on

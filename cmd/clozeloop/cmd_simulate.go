@@ -18,9 +18,14 @@ func simulateCmd() command {
 
 // simulateOutput is what simulate --json prints.
 type simulateOutput struct {
-	Out     string        `json:"out"`
-	Base    sim.Accuracy  `json:"base"`
-	Summary []sim.Summary `json:"summary"`
+	Out string `json:"out"`
+	// EvalItems of EvalTotal eval items were measured on (a random subset
+	// drawn with EvalSeed when fewer).
+	EvalItems int           `json:"eval_items"`
+	EvalTotal int           `json:"eval_total"`
+	EvalSeed  int64         `json:"eval_seed"`
+	Base      sim.Accuracy  `json:"base"`
+	Summary   []sim.Summary `json:"summary"`
 }
 
 func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
@@ -28,21 +33,29 @@ func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 	modelDir := fs.String("model", "", "starting model directory (config.json, weights, tokenizer)")
 	dataDir := fs.String("data", "", "data folder with pool.jsonl, oracle.jsonl and eval.jsonl (from 'clozeloop data build')")
 	out := fs.String("out", "", "output folder for results.json, results.csv, summary.csv and the plots")
-	strategies := fs.String("strategies", "random,entropy,margin,hybrid", "strategies to compare, comma-separated (separate with ';' when one is a mix such as entropy:0.8,random:0.2)")
-	seeds := fs.Int("seeds", 3, "number of seeds per strategy (seeds 1..N)")
+	strategies := fs.String("strategies", "random,entropy,margin,hybrid", "strategies to compare, comma-separated (separate with ';' when one has commas, e.g. a mix entropy:0.8,random:0.2 or density(by=margin,beta=2)); also density, target, kcenter, bald, surprisal")
+	seeds := fs.Int("seeds", 5, "number of seeds per strategy (seeds 1..N); every strategy runs the same seeds, paired with random's")
 	firstSeed := fs.Int64("first-seed", 1, "first seed")
 	rounds := fs.Int("rounds", 5, "acquisition rounds after the initial set")
 	batch := fs.Int("batch", 20, "items acquired per round")
 	initial := fs.Int("initial", 20, "size of the initial labelled set")
 	seeding := fs.String("seeding", "random", "how to choose the initial set: random or surprisal (ALPS-style)")
 	poolSample := fs.Int("pool-sample", 2000, "score a random sample of this many unlabelled items per round (0: the whole pool)")
-	evalLimit := fs.Int("eval-limit", 500, "evaluate on the first N eval items (0: all)")
-	mode := fs.String("finetune-mode", "from-start", "from-start: fine-tune the starting model on all labels every round; continue: keep training the previous round's model")
+	evalLimit := fs.Int("eval-limit", 500, "evaluate on a seeded random subset of N eval items, the same for every strategy and seed (0: all)")
+	evalSeed := fs.Int64("eval-seed", 1, "seed of the --eval-limit subset")
+	mode := fs.String("finetune-mode", "from-start", "from-start: fine-tune a fresh copy of the starting model on all labels every round (order-independent); continue: keep training the previous round's model on all labels (as a long-running workflow does)")
 	steps := fs.Int("finetune-steps", 0, "optimizer steps per fine-tune (0: use --finetune-epochs)")
 	epochs := fs.Int("finetune-epochs", 5, "passes over the labels per fine-tune (ignored with --finetune-steps)")
 	ftBatch := fs.Int("finetune-batch", 16, "examples per fine-tune step")
 	lr := fs.Float64("lr", 2e-5, "peak fine-tune learning rate (at 1e-4 the shipped model overfits the few labels and falls below its starting accuracy; see README)")
+	warmup := fs.Float64("warmup-ratio", 0.1, "share of the fine-tune steps spent warming up the learning rate (run config fine_tune.warmup_ratio)")
+	replayWeight := fs.Float64("replay-weight", 0, "masked-LM replay weight in [0, 1] (run config fine_tune.replay_weight): replays the labelled items with their answers filled in, as the workflow does, plus the --replay texts")
+	replayFile := fs.String("replay", "", "general replay text file, one text per line (e.g. DATA/raw.txt), used besides the labelled items when --replay-weight > 0")
+	replayMax := fs.Int("replay-max", 5000, "keep a seeded random sample of at most this many --replay lines (0: all)")
+	bootSeed := fs.Uint64("bootstrap-seed", 1, "seed of the bootstrap confidence intervals")
+	bootN := fs.Int("bootstrap-resamples", sim.DefaultBootstrapResamples, "bootstrap resamples of the paired confidence intervals")
 	mc := fs.Int("mc-dropout", sim.DefaultMCDropout, "MC-dropout samples for BALD")
+	targetSample := fs.Int("target-sample", sim.DefaultTargetSample, "eval items embedded as the target sample of the target strategy (drawn from the eval items --eval-limit leaves unmeasured, when there are any)")
 	noiseWrong := fs.Float64("noise-wrong", 0, "share of items the oracle answers with a wrong gold word")
 	noiseSkip := fs.Float64("noise-skip", 0, "share of items the oracle skips")
 	threads := fs.Int("threads", 0, "libtorch threads (0: number of CPUs)")
@@ -65,11 +78,20 @@ func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 			strats = append(strats, s)
 		}
 	}
+	if *replayFile != "" && !(*replayWeight > 0) {
+		return usagef("--replay %s needs a positive --replay-weight", *replayFile)
+	}
+	if *replayMax < 0 || *evalLimit < 0 {
+		return usagef("--replay-max %d and --eval-limit %d must not be negative", *replayMax, *evalLimit)
+	}
 	cfg := sim.Config{
 		Strategies: strats, Initial: *initial, Seeding: sim.Seeding(*seeding), Rounds: *rounds, Batch: *batch,
-		PoolSample: *poolSample, MCDropout: *mc, Mode: sim.FineTuneMode(*mode),
-		FineTune: sim.FineTuneOptions{Steps: *steps, Epochs: *epochs, LR: *lr, BatchSize: *ftBatch},
-		Noise:    sim.NoiseOptions{WrongRate: *noiseWrong, SkipRate: *noiseSkip},
+		PoolSample: *poolSample, MCDropout: *mc, TargetSample: *targetSample, Mode: sim.FineTuneMode(*mode),
+		FineTune: sim.FineTuneOptions{Steps: *steps, Epochs: *epochs, LR: *lr, BatchSize: *ftBatch,
+			WarmupRatio: *warmup, ReplayWeight: *replayWeight},
+		Noise:              sim.NoiseOptions{WrongRate: *noiseWrong, SkipRate: *noiseSkip},
+		ReplayFile:         *replayFile,
+		BootstrapResamples: *bootN, BootstrapSeed: *bootSeed,
 	}
 	for i := 0; i < *seeds; i++ {
 		cfg.Seeds = append(cfg.Seeds, *firstSeed+int64(i))
@@ -77,11 +99,17 @@ func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}
-	data, err := sim.LoadData(ctx, *dataDir, *evalLimit)
+	data, err := sim.LoadData(ctx, *dataDir, sim.LoadOptions{EvalLimit: *evalLimit, EvalSeed: *evalSeed})
 	if err != nil {
 		return err
 	}
-	env.log.Info("simulation data", "pool", len(data.Pool), "eval", len(data.Eval), "strategies", strings.Join(strats, " | "), "seeds", *seeds)
+	if *replayFile != "" {
+		if data.Replay, err = sim.LoadReplay(ctx, *replayFile, *replayMax, *evalSeed); err != nil {
+			return err
+		}
+	}
+	env.log.Info("simulation data", "pool", len(data.Pool), "eval", len(data.Eval), "eval_total", data.EvalTotal,
+		"replay_texts", len(data.Replay), "strategies", strings.Join(strats, " | "), "seeds", *seeds)
 	eng := &sim.MLMEngine{Dir: *modelDir, Options: mlm.Options{Device: *device, Threads: *threads}, BatchSize: *scoreBatch}
 	res, err := sim.Run(ctx, eng, data, cfg, env.log)
 	if err != nil {
@@ -92,7 +120,8 @@ func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	env.log.Info("simulation written", "out", *out)
 	if *asJSON {
-		return writeJSON(env.stdout, simulateOutput{Out: *out, Base: res.Base, Summary: res.Summary})
+		return writeJSON(env.stdout, simulateOutput{Out: *out, EvalItems: res.EvalItems, EvalTotal: res.EvalTotal,
+			EvalSeed: res.EvalSeed, Base: res.Base, Summary: res.Summary})
 	}
 	return sim.WriteTable(env.stdout, res)
 }

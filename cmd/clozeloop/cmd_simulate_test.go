@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSimulateCommand runs a tiny simulation end to end through the
+// command line: seeded eval subset, replay, paired comparison and the
+// outputs.
+func TestSimulateCommand(t *testing.T) {
+	model := tinyModelDir(t)
+	data := t.TempDir()
+	words := []string{"dog", "cat", "mat", "dogs", "cats"}
+	var pool, oracle, eval, raw strings.Builder
+	for i := 0; i < 40; i++ {
+		w := words[i%len(words)]
+		text := fmt.Sprintf("the [MASK] sat on a mat %d", i)
+		fmt.Fprintf(&pool, `{"id":"p%02d","text":%q,"meta":{"source":"s%d"}}`+"\n", i, text, i%2)
+		fmt.Fprintf(&oracle, `{"id":"p%02d","text":%q,"gold":[%q]}`+"\n", i, text, w)
+		fmt.Fprintf(&raw, "the %s sat on a mat\n", w)
+	}
+	for i := 0; i < 20; i++ {
+		fmt.Fprintf(&eval, `{"id":"e%02d","text":"a [MASK] barked .","gold":[%q]}`+"\n", i, words[i%2])
+	}
+	writeFile(t, filepath.Join(data, "pool.jsonl"), pool.String())
+	writeFile(t, filepath.Join(data, "oracle.jsonl"), oracle.String())
+	writeFile(t, filepath.Join(data, "eval.jsonl"), eval.String())
+	rawFile := writeFile(t, filepath.Join(data, "raw.txt"), raw.String())
+	out := filepath.Join(t.TempDir(), "out")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"simulate", "--model", model, "--data", data, "--out", out, "--json",
+		"--strategies", "random,entropy,density,target", "--seeds", "2", "--rounds", "2", "--batch", "4", "--initial", "4",
+		"--eval-limit", "8", "--target-sample", "5", "--finetune-steps", "2", "--finetune-batch", "4", "--threads", "1",
+		"--replay-weight", "0.5", "--replay", rawFile, "--replay-max", "10", "--bootstrap-resamples", "200"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var got simulateOutput
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	if got.EvalItems != 8 || got.EvalTotal != 20 || got.EvalSeed != 1 || len(got.Summary) != 4 || got.Base.Masks != 8 {
+		t.Fatalf("output %+v", got)
+	}
+	for _, s := range got.Summary {
+		if s.Seeds != 2 || (s.Strategy == "random") != (s.VsRandom == nil) || s.Bought.Items != 8 ||
+			s.Bought.Sources["s0"]+s.Bought.Sources["s1"] != 1 || s.Bought.ContextWords != 6 {
+			t.Errorf("summary %+v", s)
+		}
+		if s.VsRandom != nil && len(s.VsRandom.AULCTop1.Diffs) != 2 {
+			t.Errorf("%s: paired diffs %v", s.Strategy, s.VsRandom.AULCTop1.Diffs)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		ReplayTexts int    `json:"replay_texts"`
+		TargetFrom  string `json:"target_from"`
+		TargetItems int    `json:"target_items"`
+	}
+	if err := json.Unmarshal(b, &res); err != nil || res.ReplayTexts != 10 || res.TargetFrom != "eval-rest" || res.TargetItems != 5 {
+		t.Errorf("results.json: %+v, %v", res, err)
+	}
+
+	for _, bad := range [][]string{
+		{"--replay", rawFile},           // replay file without a weight
+		{"--replay-weight", "2"},        // weight above 1
+		{"--eval-limit", "-1"},          // negative limit
+		{"--strategies", "clairvoyant"}, // unknown strategy
+		{"--warmup-ratio", "1"},         // warm-up of every step
+		{"--finetune-mode", "sideways"}, // unknown mode
+	} {
+		args := append([]string{"simulate", "--model", model, "--data", data, "--out", out}, bad...)
+		if code := run(args, &stdout, &stderr); code == 0 {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,59 @@
+package workflows
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/testsuite"
+)
+
+func TestRunConfigDensityTargetAndWarmup(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*RunConfig)
+		err  string
+	}{
+		{"density", func(c *RunConfig) { c.Strategy = "density" }, ""},
+		{"density mix", func(c *RunConfig) { c.Strategy = "density=0.5,random=0.5" }, ""},
+		{"target with a sample", func(c *RunConfig) { c.Strategy = "target"; c.TargetURI = "mem://target" }, ""},
+		{"target without a sample", func(c *RunConfig) { c.Strategy = "target" }, "target_uri"},
+		{"target in a mix without a sample", func(c *RunConfig) { c.Strategy = "entropy=0.5,target=0.5" }, "target_uri"},
+		{"warm-up", func(c *RunConfig) { c.FineTune.WarmupRatio = 0.1 }, ""},
+		{"warm-up of 1", func(c *RunConfig) { c.FineTune.WarmupRatio = 1 }, "warmup_ratio"},
+		{"negative warm-up", func(c *RunConfig) { c.FineTune.WarmupRatio = -0.1 }, "warmup_ratio"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig()
+			tc.mod(&cfg)
+			err := cfg.Validate()
+			if tc.err == "" && err != nil {
+				t.Fatalf("rejected: %v", err)
+			}
+			if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("error %v, want one mentioning %q", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestTargetURIReachesTheScorer(t *testing.T) {
+	l := newLab(12)
+	cfg := baseConfig()
+	cfg.Strategy = "target"
+	cfg.TargetURI = "mem://target"
+	var outs []*outcome
+	res, _ := chain(t, cfg, l, func(env *testsuite.TestWorkflowEnvironment, run int) {
+		env.RegisterDelayedCallback(func() { answerAll(t, env, &outs, "ann-a", "ann-b") }, time.Hour)
+	})
+	mustAccept(t, outs)
+	if res.Rounds != 1 || len(l.scored) != cfg.PoolShards {
+		t.Fatalf("%d rounds, %d shard scorings", res.Rounds, len(l.scored))
+	}
+	for _, in := range l.scored {
+		if in.TargetURI != "mem://target" || len(in.Strategies) != 1 || in.Strategies[0] != "target" {
+			t.Errorf("shard input %+v, want the target strategy and sample", in)
+		}
+	}
+}
