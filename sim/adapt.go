@@ -119,6 +119,9 @@ func Adapt(ctx context.Context, startDir string, mopts mlm.Options, pool []Item,
 		return rec, fmt.Errorf("adapt: load starting model: %w", err)
 	}
 	defer m.Close()
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return rec, fmt.Errorf("adapt: create output folder: %w", err)
+	}
 	ckpt := rec.Dir + ".checkpoints"
 	if err := claimCheckpoints(ckpt, fp); err != nil {
 		return rec, fmt.Errorf("adapt: %w", err)

@@ -49,7 +49,7 @@ func TestAdapt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := t.TempDir()
+	out := filepath.Join(t.TempDir(), "out") // not there yet: Adapt creates it
 	opts := AdaptOptions{Steps: 60, LR: 3e-3, BatchSize: 16, Seed: 1}
 
 	rec, err := Adapt(ctx, start, mopts, data.Pool, opts, out, nil)

@@ -129,7 +129,7 @@ func (e *Engine) Adapt(ctx context.Context, req activities.AdaptRequest, progres
 		case ctx.Err() == nil && out.Steps == 0 && strings.Contains(err.Error(), "resume from"):
 			return res, fmt.Errorf("%w: adapt %s: %w", activities.ErrBadCheckpoint, req.BaseModelURI, err)
 		}
-		return res, fmt.Errorf("adapt %s on %s: %w", req.BaseModelURI, what, err)
+		return res, fmt.Errorf("continued pretraining: %w", err)
 	}
 
 	final := filepath.Join(work, "final")
