@@ -3,6 +3,7 @@ package devserver
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -83,6 +84,9 @@ func (a recordingAdapter) Adapt(ctx context.Context, req activities.AdaptRequest
 // an empty local cache, like another machine) runs the retry, which
 // resumes from that checkpoint's step, and the run goes on to round 1 with
 // the adapted model.
+//
+// With CLOZELOOP_RECORD_HISTORIES=1 it also writes the run's history to
+// workflows/testdata for the replay test.
 func TestRealEngineAdaptationSurvivesRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Temporal server and trains a model")
@@ -194,6 +198,9 @@ func TestRealEngineAdaptationSurvivesRestart(t *testing.T) {
 	}
 	if calls := rec.snapshot(); len(calls) != 2 {
 		t.Errorf("%d adapt calls by the end, want 2", len(calls))
+	}
+	if os.Getenv("CLOZELOOP_RECORD_HISTORIES") == "1" {
+		recordChain(t, c, cfg.RunID, run.GetRunID())
 	}
 }
 
