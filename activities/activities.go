@@ -25,7 +25,10 @@ type Activities struct {
 	Scorer    Scorer
 	Trainer   Trainer
 	Evaluator Evaluator
-	Logger    *slog.Logger
+	// Adapter serves the Adapt activity (the adaptation phase); nil on
+	// workers without it.
+	Adapter Adapter
+	Logger  *slog.Logger
 }
 
 func (a *Activities) log() *slog.Logger {

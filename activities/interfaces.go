@@ -157,3 +157,36 @@ type Trainer interface {
 type Evaluator interface {
 	Evaluate(ctx context.Context, modelURI, evalURI string, progress func(done, total int)) (map[string]float64, error)
 }
+
+// AdaptRequest asks an Adapter for the adaptation phase: continued
+// masked-LM pretraining of BaseModelURI on the texts of the pool at PoolURI
+// (their [MASK] blanks kept as input, never predicted) or, when
+// Settings.TextURI is set, on that plain-text corpus (one text a line).
+type AdaptRequest struct {
+	BaseModelURI string
+	PoolURI      string
+	// OutputPrefix is where intermediate checkpoints and the adapted
+	// model go.
+	OutputPrefix string
+	Settings     workflows.AdaptSettings
+	// Resume, when set, is the last saved checkpoint of an earlier attempt.
+	Resume *TrainProgress
+}
+
+// AdaptResult names the adapted model.
+type AdaptResult struct {
+	CheckpointURI string
+	Steps         int
+	FinalLoss     float64
+	// ResumedFrom is the step training continued from (0: from the start).
+	ResumedFrom int
+	// Texts is the number of corpus texts used, Sequences the training
+	// sequences made of them.
+	Texts, Sequences int
+}
+
+// Adapter runs the adaptation phase; progress is called after every step,
+// naming the last uploaded checkpoint.
+type Adapter interface {
+	Adapt(ctx context.Context, req AdaptRequest, progress func(TrainProgress)) (AdaptResult, error)
+}

@@ -1,6 +1,7 @@
 // Package workers wires clozeloop's workflows and activities to Temporal
 // task queues: "default" (clozeloop-default: workflows and CPU activities)
-// and "gpu" (clozeloop-gpu: fine-tuning), in one process or several.
+// and "gpu" (clozeloop-gpu: fine-tuning and adaptation), in one process or
+// several.
 package workers
 
 import (
@@ -190,9 +191,10 @@ func RegisterDefault(r worker.Registry, acts *activities.Activities) {
 	r.RegisterActivityWithOptions(acts.ResolveRun, activity.RegisterOptions{Name: workflows.ActivityResolveRun})
 }
 
-// RegisterGPU registers the fine-tuning activity.
+// RegisterGPU registers the GPU activities: fine-tuning and adaptation.
 func RegisterGPU(r worker.Registry, acts *activities.Activities) {
 	r.RegisterActivityWithOptions(acts.FineTune, activity.RegisterOptions{Name: workflows.ActivityFineTune})
+	r.RegisterActivityWithOptions(acts.Adapt, activity.RegisterOptions{Name: workflows.ActivityAdapt})
 }
 
 // Run starts the workers and blocks until ctx ends, then stops them

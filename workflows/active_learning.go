@@ -53,6 +53,9 @@ func ActiveLearning(ctx workflow.Context, cfg RunConfig) (*Result, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("upsert memo: %w", err)
 	}
+	if err := w.adapt(ctx); err != nil {
+		return nil, err
+	}
 	return w.runRound(ctx)
 }
 
@@ -240,6 +243,7 @@ func (w *activeLearning) status() Status {
 	st := Status{
 		RunID: w.cfg.RunID, Phase: w.phase, Round: w.carry.Round, ModelURI: w.carry.ModelURI,
 		LabelSetURI: w.carry.LabelSetURI, LabelsTotal: w.carry.LabelsTotal, LastMetrics: w.carry.CurrentMetrics,
+		Adaptation: w.carry.Adaptation,
 	}
 	if r := w.cur; r != nil {
 		st.Items = len(r.items)
@@ -573,7 +577,7 @@ func (w *activeLearning) finish(ctx workflow.Context, reason string) (*Result, e
 	workflow.GetLogger(ctx).Info("active learning run finished", "run", w.cfg.RunID, "reason", reason)
 	return &Result{
 		RunID: w.cfg.RunID, Rounds: len(w.carry.History), ModelURI: w.carry.ModelURI, LabelSetURI: w.carry.LabelSetURI,
-		LabelsTotal: w.carry.LabelsTotal, StopReason: reason, History: w.carry.History,
+		LabelsTotal: w.carry.LabelsTotal, StopReason: reason, History: w.carry.History, Adaptation: w.carry.Adaptation,
 	}, nil
 }
 

@@ -10,7 +10,8 @@ import (
 
 // TestReplayRecordedHistories replays every history exported from a real
 // server (workflows/testdata/*.json, recorded by devserver's
-// TestRealEngineRoundSurvivesRestarts with CLOZELOOP_RECORD_HISTORIES=1) against the current
+// TestRealEngineRoundSurvivesRestarts and TestRealEngineAdaptationSurvivesRestart
+// with CLOZELOOP_RECORD_HISTORIES=1) against the current
 // workflow code: a non-deterministic change fails here.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))

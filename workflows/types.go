@@ -20,7 +20,7 @@ import (
 const (
 	// DefaultTaskQueue serves workflows and the CPU activities.
 	DefaultTaskQueue = "clozeloop-default"
-	// GPUTaskQueue serves FineTune.
+	// GPUTaskQueue serves FineTune and Adapt.
 	GPUTaskQueue = "clozeloop-gpu"
 )
 
@@ -197,6 +197,9 @@ type RunConfig struct {
 	Stop      StopCriteria     `json:"stop,omitempty"`
 	FineTune  FineTuneSettings `json:"fine_tune,omitempty"`
 	Promotion PromotionRule    `json:"promotion,omitempty"`
+	// Adapt, when set, adds the adaptation phase before round 1 (see
+	// AdaptSettings).
+	Adapt *AdaptSettings `json:"adapt,omitempty"`
 	// Resume is set only by continue-as-new: the small state carried from
 	// the previous round.
 	Resume *Carry `json:"resume,omitempty"`
@@ -224,6 +227,9 @@ type Carry struct {
 	// Late holds answers that arrived after their round closed; the next
 	// PersistLabels stores them.
 	Late []RawAnswer `json:"late,omitempty"`
+	// Adaptation records the adaptation phase once it has run (nil when
+	// the run has none).
+	Adaptation *Adaptation `json:"adaptation,omitempty"`
 }
 
 // MaxCarriedHistory bounds Carry.History.
@@ -316,6 +322,11 @@ func (c *RunConfig) Validate() error {
 	for _, sh := range shares {
 		if sh.Name == "target" && c.TargetURI == "" {
 			return fmt.Errorf("strategy \"target\" needs target_uri (a JSONL sample of the items the model should learn)")
+		}
+	}
+	if c.Adapt != nil {
+		if err := c.Adapt.Validate(); err != nil {
+			return fmt.Errorf("adapt: %w", err)
 		}
 	}
 	return nil
@@ -586,6 +597,8 @@ type Status struct {
 	ModelURI       string             `json:"model_uri"`
 	LabelSetURI    string             `json:"label_set_uri,omitempty"`
 	LabelsTotal    int                `json:"labels_total"`
+	// Adaptation is the adaptation phase's record once it has run.
+	Adaptation *Adaptation `json:"adaptation,omitempty"`
 }
 
 // BatchItem is one item of the open round, for annotators.
@@ -641,4 +654,129 @@ type Result struct {
 	LabelsTotal int            `json:"labels_total"`
 	StopReason  string         `json:"stop_reason"`
 	History     []RoundMetrics `json:"history"`
+	// Adaptation is the adaptation phase's record (nil without one).
+	Adaptation *Adaptation `json:"adaptation,omitempty"`
+}
+
+// The adaptation phase: continued masked-LM pretraining of the starting
+// model on the pool's own text, once, before round 1.
+
+// ActivityAdapt is the adaptation activity (on GPUTaskQueue).
+const ActivityAdapt = "Adapt"
+
+// ChangeAdaptPhase is the GetVersion change id of the adaptation phase:
+// version 1 runs it when RunConfig.Adapt is set. A run recorded before the
+// change replays with DefaultVersion and never adapts.
+const ChangeAdaptPhase = "adapt-phase"
+
+// PhaseAdapting is the phase of the adaptation (before round 1's scoring).
+const PhaseAdapting Phase = "adapting"
+
+// Packings of the adaptation corpus (see mlm.Packing).
+const (
+	// AdaptPackLines makes every text its own training sequence (the
+	// default: pool items are short, unrelated texts).
+	AdaptPackLines = "lines"
+	// AdaptPackSequences packs texts into full-length sequences.
+	AdaptPackSequences = "pack"
+)
+
+// AdaptSettings configure the adaptation phase. The corpus is the pool's
+// item texts with their [MASK] blanks left in place: a blank is input the
+// model sees (as at scoring and evaluation) but never a prediction target,
+// and the pool's answers are never used. TextURI replaces the pool by a
+// corpus of the user's (plain text, one text a line). Zero values take the
+// defaults noted.
+type AdaptSettings struct {
+	// Steps is the number of optimizer steps (required).
+	Steps int `json:"steps"`
+	// LearningRate is the peak learning rate (default 5e-4, 6 % warm-up,
+	// linear decay).
+	LearningRate float64 `json:"learning_rate,omitempty"`
+	// BatchSize is the number of sequences per step (default 32).
+	BatchSize int `json:"batch_size,omitempty"`
+	// SeqLen is the longest training sequence in tokens, [CLS] and [SEP]
+	// included (default: the model's maximum).
+	SeqLen int `json:"seq_len,omitempty"`
+	// MaskProb is the share of tokens predicted (default 0.15).
+	MaskProb float64 `json:"mask_prob,omitempty"`
+	// Packing is AdaptPackLines (default) or AdaptPackSequences.
+	Packing string `json:"packing,omitempty"`
+	Seed    int64  `json:"seed,omitempty"`
+	// CheckpointEvery is how many steps between resumable checkpoints
+	// (default: the worker's, 100).
+	CheckpointEvery int `json:"checkpoint_every,omitempty"`
+	// TextURI, when set, is the corpus instead of the pool.
+	TextURI string `json:"text_uri,omitempty"`
+}
+
+// maxAdaptSteps bounds AdaptSettings.Steps (a typo guard: a million steps
+// is days of training).
+const maxAdaptSteps = 1_000_000
+
+// Validate checks the settings and returns the first problem found.
+func (a *AdaptSettings) Validate() error {
+	switch {
+	case a.Steps <= 0 || a.Steps > maxAdaptSteps:
+		return fmt.Errorf("steps must be between 1 and %d, got %d", maxAdaptSteps, a.Steps)
+	case !(a.LearningRate >= 0 && a.LearningRate < 1):
+		return fmt.Errorf("learning_rate must be within [0, 1) (0: default 5e-4), got %g", a.LearningRate)
+	case a.BatchSize < 0 || a.BatchSize > 4096:
+		return fmt.Errorf("batch_size must be between 0 (default) and 4096, got %d", a.BatchSize)
+	case a.SeqLen != 0 && (a.SeqLen < 3 || a.SeqLen > 8192):
+		return fmt.Errorf("seq_len must be 0 (the model's maximum) or between 3 and 8192, got %d", a.SeqLen)
+	case !(a.MaskProb >= 0 && a.MaskProb < 1):
+		return fmt.Errorf("mask_prob must be within (0, 1) (0: default 0.15), got %g", a.MaskProb)
+	case a.Packing != "" && a.Packing != AdaptPackLines && a.Packing != AdaptPackSequences:
+		return fmt.Errorf("packing must be %q or %q, got %q", AdaptPackLines, AdaptPackSequences, a.Packing)
+	case a.CheckpointEvery < 0:
+		return fmt.Errorf("checkpoint_every must not be negative, got %d", a.CheckpointEvery)
+	case strings.TrimSpace(a.TextURI) != a.TextURI:
+		return fmt.Errorf("text_uri %q has leading or trailing spaces", a.TextURI)
+	}
+	return nil
+}
+
+// AdaptInput asks the GPU worker for the adaptation.
+type AdaptInput struct {
+	RunID        string `json:"run_id"`
+	BaseModelURI string `json:"base_model_uri"`
+	// PoolURI is the pool whose texts are the corpus (unless
+	// Settings.TextURI is set).
+	PoolURI string `json:"pool_uri"`
+	// OutputPrefix is where checkpoints and the adapted model go.
+	OutputPrefix string        `json:"output_prefix"`
+	Settings     AdaptSettings `json:"settings"`
+}
+
+// AdaptOutput names the adapted model.
+type AdaptOutput struct {
+	CheckpointURI string  `json:"checkpoint_uri"`
+	Steps         int     `json:"steps"`
+	FinalLoss     float64 `json:"final_loss"`
+	// ResumedFromStep is the step the last attempt started from (0: fresh).
+	ResumedFromStep int `json:"resumed_from_step"`
+	// Texts is the number of corpus texts trained on, Sequences the
+	// training sequences made of them.
+	Texts     int `json:"texts"`
+	Sequences int `json:"sequences"`
+}
+
+// Adaptation is what the run records of its adaptation phase.
+type Adaptation struct {
+	// BaseModelURI is the starting model, ModelURI the adapted one (its
+	// permanent copy, <prefix>/models/adapted), which is round 1's model
+	// and the current model that round 1's candidate must beat.
+	BaseModelURI    string  `json:"base_model_uri"`
+	ModelURI        string  `json:"model_uri"`
+	Steps           int     `json:"steps"`
+	FinalLoss       float64 `json:"final_loss"`
+	ResumedFromStep int     `json:"resumed_from_step,omitempty"`
+	Texts           int     `json:"texts"`
+	// BaseMetrics and Metrics are the starting and the adapted model's
+	// evaluations (and the forgetting set's, when the run has one).
+	BaseMetrics    map[string]float64 `json:"base_metrics,omitempty"`
+	Metrics        map[string]float64 `json:"metrics,omitempty"`
+	BaseForgetting map[string]float64 `json:"base_forgetting,omitempty"`
+	Forgetting     map[string]float64 `json:"forgetting,omitempty"`
 }

@@ -46,6 +46,8 @@ type trainRecord struct {
 	FinalLoss     float64 `json:"final_loss"`
 	Trained       int     `json:"trained"`
 	Skipped       int     `json:"skipped"`
+	// Sequences is set by Adapt (its Trained counts corpus texts).
+	Sequences int `json:"sequences,omitempty"`
 }
 
 // CheckpointURI returns the store prefix of the resumable checkpoint a

@@ -26,6 +26,8 @@ type simulateOutput struct {
 	EvalSeed  int64         `json:"eval_seed"`
 	Base      sim.Accuracy  `json:"base"`
 	Summary   []sim.Summary `json:"summary"`
+	// Adapt is the adaptation of the starting model (--adapt-steps).
+	Adapt *sim.AdaptRecord `json:"adapt,omitempty"`
 }
 
 func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
@@ -61,12 +63,22 @@ func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 	threads := fs.Int("threads", 0, "libtorch threads (0: number of CPUs)")
 	device := fs.String("device", "auto", "auto, cpu, cuda or cuda:N")
 	scoreBatch := fs.Int("score-batch", 32, "items per forward pass when scoring and evaluating")
+	var adapt sim.AdaptOptions
+	fs.IntVar(&adapt.Steps, "adapt-steps", 0, "adapt the starting model first: this many steps of masked-LM pretraining on the pool's text, once for all strategies and seeds, cached in <out>/"+sim.AdaptDir+" (0: no adaptation)")
+	fs.Float64Var(&adapt.LR, "adapt-lr", 5e-4, "peak learning rate of the adaptation")
+	fs.IntVar(&adapt.BatchSize, "adapt-batch", 32, "texts per adaptation step")
+	fs.IntVar(&adapt.SeqLen, "adapt-seq-len", 0, "longest adaptation sequence in tokens (0: the model's maximum)")
+	fs.Float64Var(&adapt.MaskProb, "adapt-mask-prob", 0.15, "share of tokens predicted in adaptation")
+	fs.Int64Var(&adapt.Seed, "adapt-seed", 1, "seed of the adaptation")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	if err := parseFlagsOnly(fs, args, "model", "data", "out"); err != nil {
 		return err
 	}
 	if *seeds <= 0 {
 		return usagef("--seeds %d: must be positive", *seeds)
+	}
+	if adapt.Steps < 0 {
+		return usagef("--adapt-steps %d: must not be negative", adapt.Steps)
 	}
 	sep := ","
 	if strings.Contains(*strategies, ";") {
@@ -110,7 +122,16 @@ func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	env.log.Info("simulation data", "pool", len(data.Pool), "eval", len(data.Eval), "eval_total", data.EvalTotal,
 		"replay_texts", len(data.Replay), "strategies", strings.Join(strats, " | "), "seeds", *seeds)
-	eng := &sim.MLMEngine{Dir: *modelDir, Options: mlm.Options{Device: *device, Threads: *threads}, BatchSize: *scoreBatch}
+	mopts := mlm.Options{Device: *device, Threads: *threads}
+	var adapted *sim.AdaptRecord
+	if adapt.Steps > 0 {
+		rec, err := sim.Adapt(ctx, *modelDir, mopts, data.Pool, adapt, *out, env.log)
+		if err != nil {
+			return err
+		}
+		adapted, *modelDir = &rec, rec.Dir
+	}
+	eng := &sim.MLMEngine{Dir: *modelDir, Options: mopts, BatchSize: *scoreBatch}
 	res, err := sim.Run(ctx, eng, data, cfg, env.log)
 	if err != nil {
 		return err
@@ -121,7 +142,7 @@ func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 	env.log.Info("simulation written", "out", *out)
 	if *asJSON {
 		return writeJSON(env.stdout, simulateOutput{Out: *out, EvalItems: res.EvalItems, EvalTotal: res.EvalTotal,
-			EvalSeed: res.EvalSeed, Base: res.Base, Summary: res.Summary})
+			EvalSeed: res.EvalSeed, Base: res.Base, Summary: res.Summary, Adapt: adapted})
 	}
 	return sim.WriteTable(env.stdout, res)
 }

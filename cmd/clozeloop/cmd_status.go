@@ -52,6 +52,10 @@ func statusCmd() command {
 			case *workflows.Status:
 				fmt.Fprintf(env.stdout, "run %s: round %d, %s\nitems %d (%d complete), answers %d/%d, deadline %s\nmodel %s\nmetrics %v\n",
 					o.RunID, o.Round, o.Phase, o.Items, o.ItemsComplete, o.LabelsReceived, o.LabelsNeeded, o.Deadline.Format("2006-01-02 15:04 MST"), o.ModelURI, o.LastMetrics)
+				if a := o.Adaptation; a != nil {
+					fmt.Fprintf(env.stdout, "adapted %s -> %s in %d steps (loss %.4f): metrics %v, before %v\n",
+						a.BaseModelURI, a.ModelURI, a.Steps, a.FinalLoss, a.Metrics, a.BaseMetrics)
+				}
 			case *workflows.BatchView:
 				fmt.Fprintf(env.stdout, "round %d (open=%v)\n", o.Round, o.Open)
 				for _, it := range o.Items {

@@ -1,0 +1,264 @@
+package mlmengine
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/clozeloop/clozeloop/activities"
+	"github.com/clozeloop/clozeloop/dataset"
+	"github.com/clozeloop/clozeloop/mlm"
+)
+
+var _ activities.Adapter = (*Engine)(nil)
+
+// adaptFingerprint identifies an adaptation request: base model, corpus
+// and settings.
+func adaptFingerprint(req activities.AdaptRequest) string {
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	_ = enc.Encode("adapt") // hashing plain data cannot fail
+	_ = enc.Encode(req.BaseModelURI)
+	_ = enc.Encode(req.PoolURI)
+	_ = enc.Encode(req.Settings)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Adapt continues the masked-LM pretraining of req.BaseModelURI on the
+// pool's texts (dataset.AdaptationText: blanks kept as input, never
+// predicted; texts without a word left out) or on the plain-text corpus at
+// req.Settings.TextURI (one text a line, empty lines left out), with
+// mlm.Pretrain.
+//
+// Checkpoints and the result follow FineTune's layout and rules: a
+// resumable checkpoint every Settings.CheckpointEvery steps (default
+// Options.CheckpointEvery) is uploaded to CheckpointURI(OutputPrefix,
+// step) and named in progress, so that a retried activity passes it back
+// as req.Resume and continues from that step; the adapted model goes to
+// <OutputPrefix>/model, <OutputPrefix>/result.json records it, the
+// intermediate checkpoints are deleted, and a repeated call with the same
+// request returns the recorded result without training.
+func (e *Engine) Adapt(ctx context.Context, req activities.AdaptRequest, progress func(activities.TrainProgress)) (activities.AdaptResult, error) {
+	var res activities.AdaptResult
+	if req.OutputPrefix == "" {
+		return res, fmt.Errorf("%w: adapt without an output prefix", activities.ErrBadData)
+	}
+	s := req.Settings
+	if err := s.Validate(); err != nil {
+		return res, fmt.Errorf("%w: adapt %s: %w", activities.ErrBadData, req.BaseModelURI, err)
+	}
+	if s.TextURI == "" && req.PoolURI == "" {
+		return res, fmt.Errorf("%w: adapt %s: no pool and no text corpus", activities.ErrBadData, req.BaseModelURI)
+	}
+	fp := adaptFingerprint(req)
+	modelURI := path.Join(req.OutputPrefix, ModelDir)
+	resultKey := path.Join(req.OutputPrefix, ResultFile)
+	if rec, ok, err := e.readRecord(ctx, resultKey, fp); err != nil {
+		return res, err
+	} else if ok {
+		e.log.Info("adaptation already done; returning its result", "model", rec.CheckpointURI, "steps", rec.Steps)
+		return activities.AdaptResult{CheckpointURI: rec.CheckpointURI, Steps: rec.Steps, FinalLoss: rec.FinalLoss,
+			ResumedFrom: rec.ResumedFrom, Texts: rec.Trained, Sequences: rec.Sequences}, nil
+	}
+
+	work, err := os.MkdirTemp(mkdirAll(e.trainRoot()), "adapt-")
+	if err != nil {
+		return res, fmt.Errorf("adapt: create work folder: %w", err)
+	}
+	defer os.RemoveAll(work)
+	ckptDir := filepath.Join(work, "checkpoints")
+	if req.Resume != nil && req.Resume.CheckpointURI != "" {
+		if err := e.fetchResume(ctx, req.Resume.CheckpointURI, ckptDir); err != nil {
+			return res, fmt.Errorf("adapt: %w", err)
+		}
+	}
+	m, err := e.LoadModel(ctx, req.BaseModelURI)
+	if err != nil {
+		return res, fmt.Errorf("adapt: %w", err)
+	}
+	defer m.Close()
+
+	every := s.CheckpointEvery
+	if every <= 0 {
+		every = e.o.CheckpointEvery
+	}
+	packing := mlm.PackLines
+	if s.Packing == "pack" {
+		packing = mlm.PackSequences
+	}
+	opts := mlm.PretrainOptions{
+		Steps: s.Steps, BatchSize: s.BatchSize, SeqLen: s.SeqLen, Packing: packing, LR: s.LearningRate,
+		MaskProb: s.MaskProb, Seed: uint64(s.Seed), CheckpointDir: ckptDir, CheckpointEvery: every,
+	}
+	up := &checkpointUploader{e: e, dir: ckptDir, prefix: req.OutputPrefix}
+	if req.Resume != nil && req.Resume.CheckpointURI != "" {
+		up.step, up.uri = req.Resume.CheckpointStep, req.Resume.CheckpointURI
+	}
+	trainCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	texts := 0
+	corpus, what := e.adaptCorpus(ctx, req, &texts)
+	out, err := mlm.Pretrain(trainCtx, m, corpus, opts, func(p mlm.Progress) {
+		if !up.upload(ctx, cancel) {
+			return
+		}
+		if progress != nil {
+			step, uri := up.last()
+			progress(activities.TrainProgress{Step: p.Step, TotalSteps: p.TotalSteps, Loss: p.Loss,
+				CheckpointURI: uri, CheckpointStep: step})
+		}
+	})
+	if upErr := up.error(); upErr != nil {
+		return res, fmt.Errorf("adapt %s: %w", req.BaseModelURI, upErr)
+	}
+	if err != nil {
+		var le *dataset.LineError
+		switch {
+		case errors.As(err, &le), strings.Contains(err.Error(), "the corpus has no tokens"):
+			return res, fmt.Errorf("%w: adapt %s on %s: %w", activities.ErrBadData, req.BaseModelURI, what, err)
+		case ctx.Err() == nil && out.Steps == 0 && strings.Contains(err.Error(), "resume from"):
+			return res, fmt.Errorf("%w: adapt %s: %w", activities.ErrBadCheckpoint, req.BaseModelURI, err)
+		}
+		return res, fmt.Errorf("continued pretraining: %w", err)
+	}
+
+	final := filepath.Join(work, "final")
+	if err := m.Save(ctx, final); err != nil {
+		return res, fmt.Errorf("adapt: save model: %w", err)
+	}
+	if _, _, err := e.o.Store.UploadDir(ctx, final, modelURI); err != nil {
+		return res, fmt.Errorf("adapt: upload model to %s: %w", modelURI, err)
+	}
+	rec := trainRecord{Fingerprint: fp, CheckpointURI: modelURI, Steps: out.Steps, ResumedFrom: out.ResumedFrom,
+		FinalLoss: out.FinalLoss, Trained: texts, Sequences: out.Sequences}
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return res, fmt.Errorf("adapt: encode %s: %w", resultKey, err)
+	}
+	if _, err := e.o.Store.PutBytes(ctx, resultKey, data); err != nil {
+		return res, fmt.Errorf("adapt: write %s: %w", resultKey, err)
+	}
+	e.deleteCheckpoints(ctx, req.OutputPrefix)
+	e.log.Info("adaptation done", "model", modelURI, "corpus", what, "texts", texts, "sequences", out.Sequences,
+		"steps", out.Steps, "resumed_from", out.ResumedFrom, "loss", out.FinalLoss)
+	return activities.AdaptResult{CheckpointURI: modelURI, Steps: out.Steps, FinalLoss: out.FinalLoss,
+		ResumedFrom: out.ResumedFrom, Texts: texts, Sequences: out.Sequences}, nil
+}
+
+// adaptCorpus streams the adaptation corpus from the store, counting the
+// texts it yields in *n; what names it for messages.
+func (e *Engine) adaptCorpus(ctx context.Context, req activities.AdaptRequest, n *int) (iter.Seq2[string, error], string) {
+	if uri := req.Settings.TextURI; uri != "" {
+		return func(yield func(string, error) bool) {
+			rc, _, err := e.o.Store.Get(ctx, uri)
+			if err != nil {
+				yield("", storeErr(fmt.Sprintf("read text corpus %s", uri), activities.ErrBadData, err))
+				return
+			}
+			defer rc.Close()
+			sc := bufio.NewScanner(rc)
+			sc.Buffer(make([]byte, 0, 64<<10), dataset.MaxLineBytes)
+			for sc.Scan() {
+				line := strings.TrimSpace(sc.Text())
+				if line == "" {
+					continue
+				}
+				*n++
+				if !yield(line, nil) {
+					return
+				}
+			}
+			if err := sc.Err(); err != nil {
+				yield("", fmt.Errorf("read text corpus %s: %w", uri, err))
+			}
+		}, uri
+	}
+	uri := req.PoolURI
+	return func(yield func(string, error) bool) {
+		rc, _, err := e.o.Store.Get(ctx, uri)
+		if err != nil {
+			yield("", storeErr(fmt.Sprintf("read pool %s", uri), activities.ErrBadData, err))
+			return
+		}
+		defer rc.Close()
+		r := dataset.NewItemReader(rc, uri, dataset.Options{})
+		for r.Next() {
+			text, ok := dataset.AdaptationText(r.Record().Text)
+			if !ok {
+				continue
+			}
+			*n++
+			if !yield(text, nil) {
+				return
+			}
+		}
+		if err := r.Err(); err != nil {
+			yield("", fmt.Errorf("read pool %s: %w", uri, err))
+		}
+	}, uri
+}
+
+// checkpointUploader uploads the newest local checkpoint of a training run
+// to CheckpointURI(prefix, step) from the progress callback, which runs on
+// the training goroutine between steps, when the checkpoint folder is
+// complete and not being written.
+type checkpointUploader struct {
+	e      *Engine
+	dir    string
+	prefix string
+
+	mu   sync.Mutex
+	step int
+	uri  string
+	err  error
+}
+
+// upload uploads a checkpoint newer than the last one uploaded, if any;
+// on failure it records the error, cancels training and returns false.
+func (u *checkpointUploader) upload(ctx context.Context, cancel context.CancelFunc) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.err != nil {
+		return false
+	}
+	_, step, ok, err := mlm.LatestCheckpoint(u.dir)
+	if err != nil {
+		u.err = fmt.Errorf("read local checkpoint: %w", err)
+		cancel()
+		return false
+	}
+	if ok && step > u.step {
+		uri := CheckpointURI(u.prefix, step)
+		if _, _, err := u.e.o.Store.UploadDir(ctx, u.dir, uri); err != nil {
+			u.err = fmt.Errorf("upload checkpoint of step %d: %w", step, err)
+			cancel()
+			return false
+		}
+		u.step, u.uri = step, uri
+		u.e.log.Info("checkpoint uploaded", "step", step, "uri", uri)
+	}
+	return true
+}
+
+// last returns the step and URI of the last uploaded checkpoint.
+func (u *checkpointUploader) last() (int, string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.step, u.uri
+}
+
+func (u *checkpointUploader) error() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.err
+}
