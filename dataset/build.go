@@ -132,33 +132,22 @@ func newOutputs(dir string, split SplitOptions, stats *BuildStats) (*outputs, er
 
 // add writes one cloze item made from sentence, to the eval side when the
 // sentence hashes there (InEval). It returns false when the item was
-// dropped as a duplicate, for too many masks or for too little context.
+// dropped for too many masks, as a duplicate or for too little context.
 func (o *outputs) add(sentence, text string, gold []string, meta any) (bool, error) {
-	if o.drop(text, gold) {
+	if o.split.MaxMasks > 0 && len(gold) > o.split.MaxMasks {
+		o.stats.TooManyMasks++
 		// The sentence is still text to pretrain on.
 		return false, o.addRaw(sentence)
 	}
-	return o.addTo(InEval(sentence, o.split.fraction(), o.split.Seed), sentence, text, gold, meta)
-}
-
-// drop reports (and counts) whether an item is dropped for too many masks
-// or too little context.
-func (o *outputs) drop(text string, gold []string) bool {
-	if o.split.MaxMasks > 0 && len(gold) > o.split.MaxMasks {
-		o.stats.TooManyMasks++
-		return true
-	}
-	if o.stats.MinContext > 0 && ContextWords(text) < o.stats.MinContext {
-		o.stats.TooLittleContext++
-		return true
-	}
-	return false
+	return o.addTo(InEval(sentence, o.split.fraction(), o.split.Seed), sentence, text, gold, meta, ContextWords(text))
 }
 
 // addTo writes one item to the eval side (inEval) or to the pool and
-// oracle (and, unless noPoolRaw, its sentence to the raw text), unless its
-// sentence or id was seen before.
-func (o *outputs) addTo(inEval bool, sentence, text string, gold []string, meta any) (bool, error) {
+// oracle (and, unless noPoolRaw, its sentence to the raw text). It drops
+// the item when its sentence or id was seen before, or when context (its
+// number of context words) is below the minimum; the sentence of an item
+// dropped for context still goes to the raw text.
+func (o *outputs) addTo(inEval bool, sentence, text string, gold []string, meta any, context int) (bool, error) {
 	norm := NormalizeText(sentence)
 	id := ContentID(text)
 	hs, hi := hash64(norm), hash64(id)
@@ -170,6 +159,13 @@ func (o *outputs) addTo(inEval bool, sentence, text string, gold []string, meta 
 	}
 	o.seenSentence[hs] = struct{}{}
 	o.seenID[hi] = struct{}{}
+	if o.stats.MinContext > 0 && context < o.stats.MinContext {
+		o.stats.TooLittleContext++
+		if o.noPoolRaw {
+			return false, nil
+		}
+		return false, o.addRaw(sentence)
+	}
 	var m json.RawMessage
 	if meta != nil {
 		b, err := json.Marshal(meta)

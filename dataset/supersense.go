@@ -308,13 +308,9 @@ func BuildSupersense(ctx context.Context, opts SupersenseOptions) (*BuildStats, 
 				lemma = 0
 				ss.LemmaNotFound++
 			}
-			if stats.MinContext > 0 && ContextWords(masked) < stats.MinContext {
-				stats.TooLittleContext++
-				continue
-			}
 			text := SupersensePrompt(ex, s.Lemmas[lemma], s.pos)
 			ok, err := out.addTo(s.eval, text, text, []string{s.answer},
-				supersenseMeta{Source: "supersense", Synset: id, POS: s.pos, Lemma: s.Lemmas[lemma], Class: s.class})
+				supersenseMeta{Source: "supersense", Synset: id, POS: s.pos, Lemma: s.Lemmas[lemma], Class: s.class}, ContextWords(masked))
 			if err != nil {
 				out.abort()
 				return nil, err
