@@ -30,16 +30,16 @@ func TestBuildSupersenseFixture(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"the dog barked all night long. dog is a kind of [MASK].":               "animal",
-		"he drove the nail with a hammer. hammer is a kind of [MASK].":          "artifact",
-		"she baked fresh bread this morning. bread is a kind of [MASK].":        "food",
-		"she baked fresh bread this morning. loaf is a kind of [MASK].":         "food",
-		"the teacher explained the lesson slowly. teacher is a kind of [MASK].": "person",
-		"nobody here but a long enough sentence. teacher is a kind of [MASK].":  "person",
-		"he is running to the station. to run is a kind of [MASK].":             "motion",
-		"she ran home quickly. to run is a kind of [MASK].":                     "motion",
-		"they eat dinner at seven. to eat is a kind of [MASK].":                 "eating",
-		"it rained all day yesterday. to rain is a kind of [MASK].":             "weather",
+		"the dog barked all night long. dog is a kind of [MASK]":               "animal",
+		"he drove the nail with a hammer. hammer is a kind of [MASK]":          "artifact",
+		"she baked fresh bread this morning. bread is a kind of [MASK]":        "food",
+		"she baked fresh bread this morning. loaf is a kind of [MASK]":         "food",
+		"the teacher explained the lesson slowly. teacher is a kind of [MASK]": "person",
+		"nobody here but a long enough sentence. teacher is a kind of [MASK]":  "person",
+		"he is running to the station. to run is a kind of [MASK]":             "motion",
+		"she ran home quickly. to run is a kind of [MASK]":                     "motion",
+		"they eat dinner at seven. to eat is a kind of [MASK]":                 "eating",
+		"it rained all day yesterday. to rain is a kind of [MASK]":             "weather",
 	}
 	got := map[string]string{}
 	for _, e := range readEval(t, filepath.Join(dir, OracleFile)) {
@@ -93,7 +93,7 @@ func checkSupersenseSplit(t *testing.T, dir string, st *BuildStats) {
 			if m.POS == "verb" {
 				lemma = "to " + lemma
 			}
-			example, ok := strings.CutSuffix(e.Text, " "+lemma+" is a kind of [MASK].")
+			example, ok := strings.CutSuffix(e.Text, " "+lemma+" is a kind of [MASK]")
 			if !ok {
 				t.Fatalf("%s: %q does not end in the prompt for %q", file, e.Text, lemma)
 			}
@@ -236,9 +236,9 @@ func TestSupersenseClasses(t *testing.T) {
 		}
 	}
 	tests := []struct{ ex, lemma, pos, want string }{
-		{"the dog barked", "dog", "noun", "the dog barked. dog is a kind of [MASK]."},
-		{"Go away!", "go", "verb", "Go away! to go is a kind of [MASK]."},
-		{"  make eye contact  ", "eye contact", "noun", "make eye contact. eye contact is a kind of [MASK]."},
+		{"the dog barked", "dog", "noun", "the dog barked. dog is a kind of [MASK]"},
+		{"Go away!", "go", "verb", "Go away! to go is a kind of [MASK]"},
+		{"  make eye contact  ", "eye contact", "noun", "make eye contact. eye contact is a kind of [MASK]"},
 	}
 	for _, tc := range tests {
 		if got := SupersensePrompt(tc.ex, tc.lemma, tc.pos); got != tc.want {
