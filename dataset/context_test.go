@@ -42,8 +42,9 @@ func TestBuildWordNetMinContext(t *testing.T) {
 	}{
 		{-1, 17, 0, 0},
 		{1, 17, 0, 1},
-		{2, 16, 1, 2}, // "[MASK] away!"
-		{3, 12, 5, 3}, // and "[MASK] are loyal", "she [MASK] home", "a [MASK] house", "she answered [MASK]"
+		{2, 16, 1, 2},                 // "[MASK] away!"
+		{3, 12, 5, 3},                 // and "[MASK] are loyal", "she [MASK] home", "a [MASK] house", "she answered [MASK]"
+		{0, 12, 5, DefaultMinContext}, // the default, 3 (docs/DATA.md)
 		{5, 5, 12, 5},
 	}
 	for _, tc := range tests {
