@@ -29,6 +29,10 @@ type SplitOptions struct {
 	Seed int64
 	// MaxMasks skips items with more masks (0: no limit).
 	MaxMasks int
+	// MinContext skips items with fewer context words (ContextWords):
+	// 0 means DefaultMinContext, a negative value no minimum. The
+	// sentence of a skipped item still goes to the raw text.
+	MinContext int
 }
 
 // DefaultEvalFraction is the eval share when SplitOptions.EvalFraction is 0.
@@ -55,6 +59,10 @@ type BuildStats struct {
 	NoMask int `json:"no_mask"`
 	// TooManyMasks counts items dropped by MaxMasks.
 	TooManyMasks int `json:"too_many_masks,omitempty"`
+	// MinContext is the minimum number of context words applied (0:
+	// none); TooLittleContext counts the items dropped by it.
+	MinContext       int `json:"min_context"`
+	TooLittleContext int `json:"too_little_context"`
 	// Duplicates counts sentences dropped because their normalised text
 	// (or their masked item's id) was seen before.
 	Duplicates int `json:"duplicates"`
@@ -67,6 +75,10 @@ type BuildStats struct {
 	WordNet *WordNetStats `json:"wordnet,omitempty"`
 	// Text holds counts specific to the raw-text builder.
 	Text *TextStats `json:"text,omitempty"`
+	// Supersense holds counts specific to the supersense builder.
+	Supersense *SupersenseStats `json:"supersense,omitempty"`
+	// Mixed holds counts specific to the mixed-pool builder.
+	Mixed *MixedStats `json:"mixed,omitempty"`
 }
 
 // outputs writes the files of a build into a temporary folder inside the
@@ -80,6 +92,12 @@ type outputs struct {
 	seenSentence, seenID    map[uint64]struct{}
 	seenRaw                 map[uint64]struct{}
 	stats                   *BuildStats
+	// rawEval reports whether a raw line belongs to the eval side and so
+	// must stay out of raw.txt (default: InEval by sentence hash).
+	rawEval func(line string) bool
+	// noPoolRaw keeps pool items' sentences out of the raw text (the
+	// builder writes its raw text itself).
+	noPoolRaw bool
 }
 
 func newOutputs(dir string, split SplitOptions, stats *BuildStats) (*outputs, error) {
@@ -94,6 +112,8 @@ func newOutputs(dir string, split SplitOptions, stats *BuildStats) (*outputs, er
 		seenSentence: map[uint64]struct{}{}, seenID: map[uint64]struct{}{}, seenRaw: map[uint64]struct{}{}}
 	stats.Seed = split.Seed
 	stats.EvalFraction = split.fraction()
+	stats.MinContext = minContext(split.MinContext)
+	o.rawEval = func(line string) bool { return InEval(line, split.fraction(), split.Seed) }
 	stats.MasksPerItem = map[string]int{}
 	for _, p := range []struct {
 		name string
@@ -110,13 +130,24 @@ func newOutputs(dir string, split SplitOptions, stats *BuildStats) (*outputs, er
 	return o, nil
 }
 
-// add writes one cloze item made from sentence. It returns false when the
-// item was dropped as a duplicate or for too many masks.
+// add writes one cloze item made from sentence, to the eval side when the
+// sentence hashes there (InEval). It returns false when the item was
+// dropped for too many masks, as a duplicate or for too little context.
 func (o *outputs) add(sentence, text string, gold []string, meta any) (bool, error) {
 	if o.split.MaxMasks > 0 && len(gold) > o.split.MaxMasks {
 		o.stats.TooManyMasks++
-		return false, nil
+		// The sentence is still text to pretrain on.
+		return false, o.addRaw(sentence)
 	}
+	return o.addTo(InEval(sentence, o.split.fraction(), o.split.Seed), sentence, text, gold, meta, ContextWords(text))
+}
+
+// addTo writes one item to the eval side (inEval) or to the pool and
+// oracle (and, unless noPoolRaw, its sentence to the raw text). It drops
+// the item when its sentence or id was seen before, or when context (its
+// number of context words) is below the minimum; the sentence of an item
+// dropped for context still goes to the raw text.
+func (o *outputs) addTo(inEval bool, sentence, text string, gold []string, meta any, context int) (bool, error) {
 	norm := NormalizeText(sentence)
 	id := ContentID(text)
 	hs, hi := hash64(norm), hash64(id)
@@ -128,6 +159,13 @@ func (o *outputs) add(sentence, text string, gold []string, meta any) (bool, err
 	}
 	o.seenSentence[hs] = struct{}{}
 	o.seenID[hi] = struct{}{}
+	if o.stats.MinContext > 0 && context < o.stats.MinContext {
+		o.stats.TooLittleContext++
+		if o.noPoolRaw {
+			return false, nil
+		}
+		return false, o.addRaw(sentence)
+	}
 	var m json.RawMessage
 	if meta != nil {
 		b, err := json.Marshal(meta)
@@ -138,7 +176,7 @@ func (o *outputs) add(sentence, text string, gold []string, meta any) (bool, err
 	}
 	ev := EvalItem{ID: id, Text: text, Gold: gold, Meta: m}
 	o.stats.MasksPerItem[strconv.Itoa(len(gold))]++
-	if InEval(sentence, o.split.fraction(), o.split.Seed) {
+	if inEval {
 		o.stats.Eval++
 		return true, writeLine(o.eval, ev)
 	}
@@ -148,6 +186,9 @@ func (o *outputs) add(sentence, text string, gold []string, meta any) (bool, err
 	}
 	if err := writeLine(o.oracle, ev); err != nil {
 		return false, err
+	}
+	if o.noPoolRaw {
+		return true, nil
 	}
 	// Pool sentences are raw text too; eval sentences never are.
 	return true, o.addRaw(sentence)
@@ -165,7 +206,7 @@ func (o *outputs) addRaw(line string) error {
 	if _, ok := o.seenRaw[h]; ok {
 		return nil
 	}
-	if InEval(line, o.split.fraction(), o.split.Seed) {
+	if o.rawEval(line) {
 		// Whatever hashes to the eval side stays out of the raw text, so
 		// no eval sentence can be seen in pretraining.
 		return nil

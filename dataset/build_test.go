@@ -110,7 +110,7 @@ func checkSplit(t *testing.T, dir string, st *BuildStats) {
 
 func TestBuildWordNetFixture(t *testing.T) {
 	dir := t.TempDir()
-	st, err := BuildWordNet(context.Background(), WordNetOptions{Dir: "testdata/wordnet", Out: dir, Split: SplitOptions{EvalFraction: -1}})
+	st, err := BuildWordNet(context.Background(), WordNetOptions{Dir: "testdata/wordnet", Out: dir, Split: SplitOptions{EvalFraction: -1, MinContext: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,9 +180,7 @@ func TestBuildWordNetDebian(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: builds the full WordNet set")
 	}
-	if _, err := os.Stat(filepath.Join(DefaultWordNetDir, "data.noun")); err != nil {
-		t.Skipf("wordnet-base is not installed: %v", err)
-	}
+	requireWordNet(t)
 	dir := t.TempDir()
 	st, err := BuildWordNet(context.Background(), WordNetOptions{Out: dir, Split: SplitOptions{Seed: 1}})
 	if err != nil {

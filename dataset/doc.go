@@ -13,7 +13,9 @@
 //
 // id is optional: when absent or empty it is ContentID(text), the first 16
 // hex digits of the SHA-256 of NormalizeText(text). text holds one or more
-// [MASK]. meta is an optional JSON object carried along unchanged.
+// [MASK]. source is optional: a short name of where the item comes from
+// (ValidSource), set by BuildMixed. meta is an optional JSON object carried
+// along unchanged.
 //
 // Labels (one annotator's answer for one item):
 //
@@ -53,8 +55,14 @@
 //
 // BuildWordNet masks the synset's lemma in WordNet's example sentences
 // (Debian package wordnet-base); BuildText masks a word chosen by a Chooser
-// (FrequencyChooser by default) in the sentences of any text. Both write
-// pool.jsonl, eval.jsonl, oracle.jsonl (the pool's answers, eval format),
-// raw.txt (pool-side text for pretraining; nothing from the eval side) and
-// stats.json, atomically. See docs/DATA.md.
+// (FrequencyChooser by default) in the sentences of any text;
+// BuildSupersense turns WordNet's noun and verb examples into prompts whose
+// answer is a word for the synset's lexicographer class, split by synset;
+// BuildMixed combines the pools of two built folders, marking each item's
+// source. All write pool.jsonl, eval.jsonl, oracle.jsonl (the pool's
+// answers, eval format), raw.txt (pool-side text for pretraining; nothing
+// from the eval side) and stats.json, atomically. The builders drop items
+// with fewer than SplitOptions.MinContext context words (ContextWords;
+// DefaultMinContext), and Validate and Import count such items as a
+// warning. See docs/DATA.md.
 package dataset

@@ -49,9 +49,27 @@ type Result struct {
 	Records int          `json:"records"`
 	Skipped int          `json:"skipped"`
 	Invalid []*LineError `json:"invalid,omitempty"`
+	// MinContext is the minimum number of context words checked (0: not
+	// checked). LowContext counts the pool or eval items with fewer, which
+	// neither an annotator nor a model can be expected to answer; they are
+	// a warning, not an error. LowContextFirst lists the first ones.
+	MinContext      int              `json:"min_context"`
+	LowContext      int              `json:"low_context"`
+	LowContextFirst []LowContextItem `json:"low_context_first,omitempty"`
 	// Output is the imported file, when one was written.
 	Output string `json:"output,omitempty"`
 }
+
+// LowContextItem is one item with too few context words.
+type LowContextItem struct {
+	Line         int    `json:"line"`
+	ID           string `json:"id"`
+	ContextWords int    `json:"context_words"`
+	Text         string `json:"text"`
+}
+
+// maxLowContextFirst bounds Result.LowContextFirst.
+const maxLowContextFirst = 10
 
 // ValidationError is returned when a file has rejected lines and skipping
 // was not asked for. It lists the first rejected lines.
@@ -83,6 +101,10 @@ type ValidateOptions struct {
 	SkipInvalid bool
 	// Pool, for labels, checks item ids and answer counts against the pool.
 	Pool *PoolIndex
+	// MinContext is the number of context words (ContextWords) below which
+	// a pool or eval item is counted in Result.LowContext: 0 means
+	// DefaultMinContext, a negative value no check.
+	MinContext int
 }
 
 // scan reads every record of path, calling emit (when not nil) with each
@@ -99,6 +121,20 @@ func scan(ctx context.Context, path string, kind Kind, opts ValidateOptions, emi
 	}
 	name := filepath.Base(path)
 	res := &Result{File: path, Kind: kind}
+	if kind != KindLabels {
+		res.MinContext = minContext(opts.MinContext)
+	}
+	lowContext := func(line int, id, text string) {
+		if res.MinContext == 0 {
+			return
+		}
+		if n := ContextWords(text); n < res.MinContext {
+			res.LowContext++
+			if len(res.LowContextFirst) < maxLowContextFirst {
+				res.LowContextFirst = append(res.LowContextFirst, LowContextItem{Line: line, ID: id, ContextWords: n, Text: text})
+			}
+		}
+	}
 	run := func(next func() bool, rec func() any, done func() (int, []*LineError, error)) error {
 		for n := 0; next(); n++ {
 			if n%4096 == 0 {
@@ -107,8 +143,9 @@ func scan(ctx context.Context, path string, kind Kind, opts ValidateOptions, emi
 				}
 			}
 			res.Records++
+			r := rec()
 			if emit != nil {
-				if err := emit(rec()); err != nil {
+				if err := emit(r); err != nil {
 					return err
 				}
 			}
@@ -120,13 +157,23 @@ func scan(ctx context.Context, path string, kind Kind, opts ValidateOptions, emi
 	switch kind {
 	case KindPool:
 		r := NewItemReader(f, name, ro)
-		err = run(r.Next, func() any { return r.Record() }, func() (int, []*LineError, error) { return r.Skipped(), r.Invalid(), r.Err() })
+		rec := func() any {
+			it := r.Record()
+			lowContext(r.Line(), it.ID, it.Text)
+			return it
+		}
+		err = run(r.Next, rec, func() (int, []*LineError, error) { return r.Skipped(), r.Invalid(), r.Err() })
 	case KindLabels:
 		r := NewLabelReader(f, name, ro)
 		err = run(r.Next, func() any { return r.Record() }, func() (int, []*LineError, error) { return r.Skipped(), r.Invalid(), r.Err() })
 	case KindEval:
 		r := NewEvalReader(f, name, ro)
-		err = run(r.Next, func() any { return r.Record() }, func() (int, []*LineError, error) { return r.Skipped(), r.Invalid(), r.Err() })
+		rec := func() any {
+			it := r.Record()
+			lowContext(r.Line(), it.ID, it.Text)
+			return it
+		}
+		err = run(r.Next, rec, func() (int, []*LineError, error) { return r.Skipped(), r.Invalid(), r.Err() })
 	default:
 		return nil, fmt.Errorf("unknown record kind %q", kind)
 	}

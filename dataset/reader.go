@@ -283,11 +283,19 @@ func checkMeta(meta json.RawMessage, problems []Problem) []Problem {
 	return problems
 }
 
+func checkSource(s string, problems []Problem) []Problem {
+	if !ValidSource(s) {
+		return append(problems, Problem{Reason: ReasonBadValue, Detail: fmt.Sprintf("source %q: want at most %d ASCII letters, digits and - _ . : /", s, MaxSourceLen)})
+	}
+	return problems
+}
+
 func (r *Reader[T]) checkItem(rec *T, problems []Problem) []Problem {
 	it := any(rec).(*Item)
 	it.Text = CleanText(it.Text)
 	problems = checkText(it.Text, problems)
 	problems = checkMeta(it.Meta, problems)
+	problems = checkSource(it.Source, problems)
 	if it.ID = strings.TrimSpace(it.ID); it.ID == "" && it.Text != "" {
 		it.ID = ContentID(it.Text)
 	}
@@ -302,6 +310,7 @@ func (r *Reader[T]) checkEval(rec *T, problems []Problem) []Problem {
 	ev.Text = CleanText(ev.Text)
 	problems = checkText(ev.Text, problems)
 	problems = checkMeta(ev.Meta, problems)
+	problems = checkSource(ev.Source, problems)
 	if n := CountMasks(ev.Text); n > 0 && len(ev.Gold) != n {
 		problems = append(problems, Problem{Reason: ReasonAnswerCount, Detail: fmt.Sprintf("%d gold answers for %d masks", len(ev.Gold), n)})
 	}

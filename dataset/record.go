@@ -40,6 +40,10 @@ type Item struct {
 	ID string `json:"id"`
 	// Text holds one or more MaskToken.
 	Text string `json:"text"`
+	// Source optionally names where the item comes from ("wordnet",
+	// "kjv"): see ValidSource. Mixed pools (BuildMixed) set it so that a
+	// simulation can count what each strategy bought from each source.
+	Source string `json:"source,omitempty"`
 	// Meta is an optional JSON object carried along unchanged.
 	Meta json.RawMessage `json:"meta,omitempty"`
 }
@@ -77,8 +81,29 @@ type EvalItem struct {
 	ID   string   `json:"id"`
 	Text string   `json:"text"`
 	Gold []string `json:"gold"`
+	// Source optionally names where the item comes from, as Item.Source.
+	Source string `json:"source,omitempty"`
 	// Meta is an optional JSON object carried along unchanged.
 	Meta json.RawMessage `json:"meta,omitempty"`
+}
+
+// MaxSourceLen is the longest Source accepted.
+const MaxSourceLen = 64
+
+// ValidSource reports whether s is an acceptable Source: empty (no
+// source), or 1 to MaxSourceLen bytes of ASCII letters, digits and the
+// characters '-', '_', '.', ':' and '/'.
+func ValidSource(s string) bool {
+	if len(s) > MaxSourceLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.:/", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // CountMasks returns how many MaskToken occur in text.

@@ -55,7 +55,8 @@ type LoadOptions struct {
 
 // LoadData reads pool.jsonl, oracle.jsonl and eval.jsonl from dir. Every
 // pool item needs a gold answer with as many words as it has masks. A pool
-// record's meta.source, when it has one, becomes the item's Source.
+// record's source field (or, failing that, its meta.source) becomes the
+// item's Source.
 func LoadData(ctx context.Context, dir string, opts LoadOptions) (*Data, error) {
 	if opts.EvalLimit < 0 {
 		return nil, fmt.Errorf("load data %s: negative eval limit %d", dir, opts.EvalLimit)
@@ -86,7 +87,11 @@ func LoadData(ctx context.Context, dir string, opts LoadOptions) (*Data, error) 
 			if n := dataset.CountMasks(rec.Text); n != len(g) {
 				return fmt.Errorf("%s:%d: item %q has %d masks but %d gold answers in %s", PoolFile, r.Line(), rec.ID, n, len(g), OracleFile)
 			}
-			d.Pool = append(d.Pool, Item{ID: rec.ID, Text: rec.Text, Source: metaSource(rec.Meta)})
+			src := rec.Source
+			if src == "" {
+				src = metaSource(rec.Meta)
+			}
+			d.Pool = append(d.Pool, Item{ID: rec.ID, Text: rec.Text, Source: src})
 		}
 		return r.Err()
 	})
