@@ -78,7 +78,8 @@ type ScoredItem struct {
 	// Scores holds one acquisition score per strategy; higher is picked
 	// first.
 	Scores map[string]float64 `json:"scores"`
-	// Suggestions are the model's top-5 fillers for the mask.
+	// Suggestions are the model's top fillers of each blank (Mask tells
+	// which), at most workflows.ClipSuggestions keeps.
 	Suggestions []workflows.Suggestion `json:"suggestions,omitempty"`
 }
 

@@ -48,7 +48,7 @@ func (c *TopCollector) Add(it ScoredItem) {
 		if !h.Admits(e) {
 			continue
 		}
-		e.c.Suggestions = clipSuggestions(it.Suggestions)
+		e.c.Suggestions = workflows.ClipSuggestions(it.Suggestions)
 		h.Push(e)
 	}
 }
@@ -65,17 +65,6 @@ func (c *TopCollector) Top() map[string][]workflows.Candidate {
 		top[s] = cands
 	}
 	return top
-}
-
-// clipSuggestions returns at most the first five suggestions, copied.
-func clipSuggestions(s []workflows.Suggestion) []workflows.Suggestion {
-	if len(s) > 5 {
-		s = s[:5]
-	}
-	if len(s) == 0 {
-		return nil
-	}
-	return append([]workflows.Suggestion(nil), s...)
 }
 
 // rankedCand is a candidate with its rank keys.

@@ -3,11 +3,13 @@
 // web page, embedded in the binary) and turns their answers into the
 // workflow's Updates and Signals through a JSON API under /api/v1/.
 //
-// The hook has no authentication of its own. Annotator identity comes from a
-// request header (Options.AnnotatorHeader, "X-Annotator" by default) or,
-// when the header is absent, from the request body. In any shared
-// deployment it must sit behind the team's authenticating reverse proxy,
-// which sets that header and strips it from client requests.
+// Every API request is authenticated (auth.go): by an annotator account's
+// token (Authorization: Bearer, accounts.go), by the page's session cookie
+// (session.go), or, in proxy mode, by the identity header of a trusted
+// reverse proxy. The account's role (annotator, lead, admin) decides what it
+// may do, and the annotator of an answer, skip or flag is always the
+// authenticated one. Only a hook reached over loopback may run without
+// authentication (AuthOptions.NoAuth).
 package hook
 
 import (

@@ -20,7 +20,9 @@ type Client struct {
 	BaseURL string
 	// HTTP is the client used (default http.DefaultClient).
 	HTTP *http.Client
-	// Header is added to every request (e.g. the annotator header).
+	// Token, when set, is sent as "Authorization: Bearer <token>".
+	Token string
+	// Header is added to every request.
 	Header http.Header
 }
 
@@ -52,7 +54,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			req.Header.Add(k, v)
 		}
 	}
-	if in != nil {
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	if method != http.MethodGet && method != http.MethodHead {
+		// The hook refuses state-changing requests that are not JSON.
 		req.Header.Set("Content-Type", "application/json")
 	}
 	hc := c.HTTP
@@ -118,4 +124,22 @@ func (c *Client) CloseRound(ctx context.Context, runID string, req CloseRequest)
 	var st workflows.Status
 	err := c.do(ctx, http.MethodPost, runPath(runID)+"/close", req, &st)
 	return st, err
+}
+
+// Skip skips an item: for the caller only (scope "self", the default) or,
+// for a lead, for everyone (scope "all").
+func (c *Client) Skip(ctx context.Context, runID, itemID string, req NoteRequest) error {
+	return c.do(ctx, http.MethodPost, runPath(runID)+"/items/"+url.PathEscape(itemID)+"/skip", req, nil)
+}
+
+// Flag flags an item for review.
+func (c *Client) Flag(ctx context.Context, runID, itemID string, req NoteRequest) error {
+	return c.do(ctx, http.MethodPost, runPath(runID)+"/items/"+url.PathEscape(itemID)+"/flag", req, nil)
+}
+
+// Me returns who the hook takes the client for.
+func (c *Client) Me(ctx context.Context) (Identity, error) {
+	var out SessionResponse
+	err := c.do(ctx, http.MethodGet, "/me", nil, &out)
+	return out.Identity, err
 }

@@ -44,10 +44,14 @@ const (
 
 // Options configure a Handler.
 type Options struct {
-	// AnnotatorHeader is the request header that names the annotator (set
-	// by the authenticating proxy). When the header is present it wins and
-	// a different annotator in the body is refused. Default "X-Annotator".
+	// AnnotatorHeader is the request header that names the annotator.
+	// From a trusted proxy (Auth.TrustedProxies) it authenticates the
+	// request; from anyone else it is only a claim, refused (403) when it
+	// differs from the authenticated annotator. Default "X-Annotator".
 	AnnotatorHeader string
+	// Auth says who may use the hook (see AuthOptions); New refuses a
+	// hook with no way to authenticate.
+	Auth AuthOptions
 	// MaxBodyBytes bounds request bodies (default 1 MiB); larger bodies get
 	// 413.
 	MaxBodyBytes int64
@@ -77,15 +81,18 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.Auth = o.Auth.withDefaults()
 	return o
 }
 
 // Handler serves the annotation page and the /api/v1 JSON API.
 type Handler struct {
-	backend Backend
-	opts    Options
-	mux     *http.ServeMux
-	page    []byte
+	backend  Backend
+	opts     Options
+	mux      *http.ServeMux
+	page     []byte
+	accounts *accountCache // nil without an account store
+	sessions *sessions
 }
 
 // New returns the hook's http.Handler over backend.
@@ -97,7 +104,15 @@ func New(backend Backend, opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hook: read embedded page: %w", err)
 	}
-	h := &Handler{backend: backend, opts: opts.withDefaults(), mux: http.NewServeMux(), page: page}
+	o := opts.withDefaults()
+	if err := o.Auth.validate(); err != nil {
+		return nil, fmt.Errorf("hook: %w", err)
+	}
+	h := &Handler{backend: backend, opts: o, mux: http.NewServeMux(), page: page, sessions: newSessions()}
+	if o.Auth.Accounts != nil {
+		h.accounts = &accountCache{st: o.Auth.Accounts, ttl: o.Auth.AccountsTTL, stale: o.Auth.AccountsStale,
+			now: o.Auth.Now, log: o.Logger}
+	}
 	h.routes()
 	return h, nil
 }
@@ -106,17 +121,24 @@ func (h *Handler) routes() {
 	m := h.mux
 	m.HandleFunc("GET /healthz", h.healthz)
 	m.HandleFunc("GET /{$}", h.servePage)
+	m.HandleFunc("GET /signin", h.servePage)
 	m.HandleFunc("GET /runs/{run}", h.servePage)
-	m.HandleFunc("GET /api/v1/runs", h.listRuns)
-	m.HandleFunc("GET /api/v1/runs/{run}/status", h.status)
-	m.HandleFunc("GET /api/v1/runs/{run}/batch", h.batch)
-	m.HandleFunc("POST /api/v1/runs/{run}/labels", h.labels)
-	m.HandleFunc("POST /api/v1/runs/{run}/items/{item}/skip", h.note(true))
-	m.HandleFunc("POST /api/v1/runs/{run}/items/{item}/flag", h.note(false))
-	m.HandleFunc("POST /api/v1/runs/{run}/close", h.closeRound)
-	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+	m.HandleFunc("POST /api/v1/session", h.signIn)
+	m.HandleFunc("DELETE /api/v1/session", h.signOut)
+	m.HandleFunc("GET /api/v1/me", h.protect(RoleAnnotator, h.me))
+	m.HandleFunc("GET /api/v1/runs", h.protect(RoleAnnotator, h.listRuns))
+	m.HandleFunc("GET /api/v1/runs/{run}/status", h.protect(RoleAnnotator, h.status))
+	m.HandleFunc("GET /api/v1/runs/{run}/batch", h.protect(RoleAnnotator, h.batch))
+	m.HandleFunc("POST /api/v1/runs/{run}/labels", h.protect(RoleAnnotator, h.labels))
+	m.HandleFunc("POST /api/v1/runs/{run}/items/{item}/skip", h.protect(RoleAnnotator, h.note(true)))
+	m.HandleFunc("POST /api/v1/runs/{run}/items/{item}/flag", h.protect(RoleAnnotator, h.note(false)))
+	m.HandleFunc("POST /api/v1/runs/{run}/close", h.protect(RoleLead, h.closeRound))
+	m.HandleFunc("GET /api/v1/annotators", h.protect(RoleAdmin, h.listAccounts))
+	m.HandleFunc("POST /api/v1/annotators", h.protect(RoleAdmin, h.addAccount))
+	m.HandleFunc("POST /api/v1/annotators/{name}/revoke", h.protect(RoleAdmin, h.revokeAccount))
+	m.HandleFunc("/api/", h.protect(RoleAnnotator, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
-	})
+	}))
 }
 
 // ServeHTTP logs every request and dispatches it: requests that change
@@ -141,8 +163,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", rec.status),
 		slog.Int64("bytes", rec.bytes), slog.Duration("duration", time.Since(start)), slog.String("remote", r.RemoteAddr),
 	}
-	if a := r.Header.Get(h.opts.AnnotatorHeader); a != "" {
-		attrs = append(attrs, slog.String("annotator", a))
+	if rec.who != "" {
+		attrs = append(attrs, slog.String("annotator", rec.who))
 	}
 	if rec.errMsg != "" {
 		attrs = append(attrs, slog.String("error", rec.errMsg))
@@ -156,6 +178,8 @@ type statusRecorder struct {
 	bytes  int64
 	errMsg string
 	wrote  bool
+	// who is the authenticated annotator (set by protect), for the log.
+	who string
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -309,8 +333,10 @@ func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Referrer-Policy", "no-referrer")
 	_, _ = w.Write(h.page)
 }
 
@@ -345,7 +371,7 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 		writeBackendError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, statusFor(st, identityOf(r.Context()).Role))
 }
 
 func (h *Handler) batch(w http.ResponseWriter, r *http.Request) {
@@ -442,9 +468,8 @@ func (h *Handler) labels(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req, false) {
 		return
 	}
-	who, err := h.annotator(r, req.Annotator)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	who, ok := h.who(w, r, req.Annotator)
+	if !ok {
 		return
 	}
 	sub, err := submission(req, who)
@@ -485,6 +510,9 @@ type NoteRequest struct {
 	Round     int    `json:"round"`
 	Annotator string `json:"annotator,omitempty"`
 	Reason    string `json:"reason,omitempty"`
+	// Scope of a skip: "self" (default: the annotator will not answer the
+	// item) or "all" (leads: nobody answers it). Flags are always "self".
+	Scope string `json:"scope,omitempty"`
 }
 
 func (h *Handler) note(skip bool) http.HandlerFunc {
@@ -509,16 +537,20 @@ func (h *Handler) note(skip bool) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("round must be a positive round number, got %d", req.Round))
 			return
 		}
-		who, err := h.annotator(r, req.Annotator)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+		who, ok := h.who(w, r, req.Annotator)
+		if !ok {
 			return
 		}
 		if err := checkText("reason", req.Reason, maxReasonLen, false); err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		n := workflows.ItemNote{Round: req.Round, ItemID: item, Annotator: who, Reason: strings.TrimSpace(req.Reason)}
+		scope, status, err := noteScope(req.Scope, skip, identityOf(r.Context()).Role)
+		if err != nil {
+			writeError(w, status, err.Error())
+			return
+		}
+		n := workflows.ItemNote{Round: req.Round, ItemID: item, Annotator: who, Reason: strings.TrimSpace(req.Reason), Scope: scope}
 		ctx, cancel := h.queryCtx(r)
 		defer cancel()
 		if skip {
@@ -569,7 +601,12 @@ func (h *Handler) closeRound(w http.ResponseWriter, r *http.Request) {
 		req.Round = st.Round
 	}
 	reason := strings.TrimSpace(req.Reason)
-	if who := strings.TrimSpace(r.Header.Get(h.opts.AnnotatorHeader)); who != "" {
+	id := identityOf(r.Context())
+	who := id.Name
+	if id.Via == viaNone {
+		who = strings.TrimSpace(r.Header.Get(h.opts.AnnotatorHeader))
+	}
+	if who != "" {
 		reason = strings.TrimSpace("closed by " + who + ": " + reason)
 	}
 	st, err := h.backend.CloseRound(ctx, run, workflows.CloseRequest{Round: req.Round, Reason: reason})

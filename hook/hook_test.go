@@ -286,7 +286,7 @@ func TestHandler(t *testing.T) {
 			name: "skip", method: "POST", path: "/api/v1/runs/run-1/items/a/skip", want: 202,
 			body: `{"round":2,"annotator":"ann"}`, inBody: `"signal": "Skip"`,
 			check: func(t *testing.T, f *fakeBackend) {
-				if len(f.skipped) != 1 || f.skipped[0] != (workflows.ItemNote{Round: 2, ItemID: "a", Annotator: "ann"}) {
+				if len(f.skipped) != 1 || f.skipped[0] != (workflows.ItemNote{Round: 2, ItemID: "a", Annotator: "ann", Scope: workflows.NoteScopeSelf}) {
 					t.Errorf("skipped = %+v", f.skipped)
 				}
 			},
@@ -295,7 +295,7 @@ func TestHandler(t *testing.T) {
 			name: "flag", method: "POST", path: "/api/v1/runs/run-1/items/b/flag", want: 202,
 			body: `{"round":2,"annotator":"ann","reason":" ambiguous "}`, inBody: `"signal": "Flag"`,
 			check: func(t *testing.T, f *fakeBackend) {
-				if len(f.flagged) != 1 || f.flagged[0] != (workflows.ItemNote{Round: 2, ItemID: "b", Annotator: "ann", Reason: "ambiguous"}) {
+				if len(f.flagged) != 1 || f.flagged[0] != (workflows.ItemNote{Round: 2, ItemID: "b", Annotator: "ann", Reason: "ambiguous", Scope: workflows.NoteScopeSelf}) {
 					t.Errorf("flagged = %+v", f.flagged)
 				}
 			},
@@ -337,12 +337,16 @@ func TestHandler(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(f)
 			}
-			h, logs := newTestHandler(t, f, Options{MaxBodyBytes: 4096})
+			h, logs := newTestHandler(t, f, Options{MaxBodyBytes: 4096, Auth: AuthOptions{NoAuth: true}})
 			var body io.Reader = http.NoBody
 			if tt.body != "" {
 				body = strings.NewReader(tt.body)
 			}
 			req := httptest.NewRequest(tt.method, tt.path, body)
+			req.RemoteAddr = "127.0.0.1:40000" // NoAuth serves loopback peers only
+			if !safeMethod(tt.method) {
+				req.Header.Set("Content-Type", "application/json")
+			}
 			for k, v := range tt.header {
 				req.Header.Set(k, v)
 			}
@@ -397,7 +401,7 @@ func TestHandler(t *testing.T) {
 // does, and checks that a repeated submission is refused.
 func TestRoundTrip(t *testing.T) {
 	f := newFake()
-	h, _ := newTestHandler(t, f, Options{})
+	h, _ := newTestHandler(t, f, Options{Auth: AuthOptions{NoAuth: true}})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	c := &Client{BaseURL: srv.URL, HTTP: srv.Client()}
@@ -450,7 +454,7 @@ func TestRejectionStatus(t *testing.T) {
 }
 
 func TestNewNilBackend(t *testing.T) {
-	if _, err := New(nil, Options{}); err == nil {
+	if _, err := New(nil, Options{Auth: AuthOptions{NoAuth: true}}); err == nil {
 		t.Fatal("New(nil) did not fail")
 	}
 }

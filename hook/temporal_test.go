@@ -92,7 +92,7 @@ func TestTemporalBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h, err := New(NewTemporalBackend(c, srv.Namespace(), nil), Options{Logger: quiet})
+	h, err := New(NewTemporalBackend(c, srv.Namespace(), nil), Options{Logger: quiet, Auth: AuthOptions{NoAuth: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,10 +137,11 @@ func TestTemporalBackend(t *testing.T) {
 		t.Fatalf("close wrong round: %v, want 409", err)
 	}
 
-	// Skip one item (signal), answer the other (update): the round completes.
+	// Skip one item for everyone (signal), answer the other (update): the
+	// round completes.
 	skipped, answered := batch.Items[0].ItemID, batch.Items[1].ItemID
 	resp, err := hs.Client().Post(hs.URL+"/api/v1/runs/"+cfg.RunID+"/items/"+skipped+"/skip", "application/json",
-		strings.NewReader(`{"round":1,"annotator":"ann","reason":"unclear"}`))
+		strings.NewReader(`{"round":1,"annotator":"ann","reason":"unclear","scope":"all"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func (l *lab) ScoreShard(ctx context.Context, in ScoreShardInput) (ScoreShardOut
 			}
 			score := float64((i*37+len(strat)*11)%101) / 100
 			cands = append(cands, Candidate{ItemID: id, Text: "the [MASK] of " + id, Score: score, Suggestions: []Suggestion{
-				{"cat", 0.4}, {"dog", 0.2}, {"cow", 0.1}, {"hen", 0.1}, {"owl", 0.1}, {"elk", 0.05},
+				{Token: "cat", Prob: 0.4}, {Token: "dog", Prob: 0.2}, {Token: "cow", Prob: 0.1}, {Token: "hen", Prob: 0.1}, {Token: "owl", Prob: 0.1}, {Token: "elk", Prob: 0.05},
 			}})
 		}
 		sort.Slice(cands, func(a, b int) bool {

@@ -209,7 +209,7 @@ func (r *round) view() BatchView {
 		v.Items = append(v.Items, BatchItem{
 			ItemID:      it.ItemID,
 			Text:        it.Text,
-			Suggestions: topSuggestions(it.Suggestions, 5),
+			Suggestions: ClipSuggestions(it.Suggestions),
 			Answers:     len(annotators),
 			Quorum:      r.quorum,
 			Skipped:     r.skipped[it.ItemID],
@@ -218,13 +218,6 @@ func (r *round) view() BatchView {
 		})
 	}
 	return v
-}
-
-func topSuggestions(s []Suggestion, n int) []Suggestion {
-	if len(s) > n {
-		s = s[:n]
-	}
-	return append([]Suggestion(nil), s...)
 }
 
 // mergeCandidates picks the batch from the shards' best candidates: for each

@@ -355,10 +355,14 @@ func (c RunConfig) withDefaults() RunConfig {
 	return c
 }
 
-// Suggestion is one of the model's predictions for the masked token.
+// Suggestion is one of the model's predictions for a masked token.
 type Suggestion struct {
 	Token string  `json:"token"`
 	Prob  float64 `json:"prob"`
+	// Mask is the blank it fills: 0 for the item's first [MASK] (and for
+	// every suggestion made before blanks were told apart), 1 for the
+	// second, …
+	Mask int `json:"mask,omitempty"`
 }
 
 // Candidate is a scored pool item proposed for labelling.
@@ -366,7 +370,8 @@ type Candidate struct {
 	ItemID string  `json:"item_id"`
 	Text   string  `json:"text"`
 	Score  float64 `json:"score"`
-	// Suggestions are the model's top-5 fillers, shown to annotators.
+	// Suggestions are the model's top fillers of each blank (see
+	// ClipSuggestions), shown to annotators.
 	Suggestions []Suggestion `json:"suggestions,omitempty"`
 }
 
@@ -430,7 +435,18 @@ type ItemNote struct {
 	ItemID    string `json:"item_id"`
 	Annotator string `json:"annotator,omitempty"`
 	Reason    string `json:"reason,omitempty"`
+	// Scope of a Skip: NoteScopeSelf (this annotator will not answer the
+	// item; others' answers stand) or NoteScopeAll (a lead takes the item
+	// out of the round). Empty is how notes were sent before scopes: the
+	// hook now always sets it.
+	Scope string `json:"scope,omitempty"`
 }
+
+// Scopes of an ItemNote.
+const (
+	NoteScopeSelf = "self"
+	NoteScopeAll  = "all"
+)
 
 // CloseRequest is the payload of CloseRound.
 type CloseRequest struct {

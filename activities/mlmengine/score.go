@@ -307,11 +307,12 @@ func (e *Engine) scanShard(ctx context.Context, req activities.ScoreRequest, pro
 				continue
 			}
 			item := activities.ScoredItem{ItemID: s.ID, Text: chunk[i].Text, Scores: map[string]float64{}}
-			if len(s.Suggestions) > 0 {
-				for _, sg := range s.Suggestions[0] {
-					item.Suggestions = append(item.Suggestions, workflows.Suggestion{Token: sg.Token, Prob: sg.Score})
+			for j, blank := range s.Suggestions {
+				for _, sg := range blank {
+					item.Suggestions = append(item.Suggestions, workflows.Suggestion{Token: sg.Token, Prob: sg.Score, Mask: j})
 				}
 			}
+			item.Suggestions = workflows.ClipSuggestions(item.Suggestions)
 			items = append(items, item)
 			cands = append(cands, acquire.Candidate{ID: s.ID, LeastConfidence: s.LeastConfidence, Margin: s.Margin,
 				Entropy: s.Entropy, BALD: s.BALD, Embedding: s.Embedding})

@@ -60,9 +60,12 @@ func referenceShard(t *testing.T, e *Engine, f *mlmenginetest.Fixture, req activ
 				continue
 			}
 			it := activities.ScoredItem{ItemID: s.ID, Text: chunk[i].Text, Scores: map[string]float64{}}
-			for _, sg := range s.Suggestions[0] {
-				it.Suggestions = append(it.Suggestions, workflows.Suggestion{Token: sg.Token, Prob: sg.Score})
+			for j, blank := range s.Suggestions {
+				for _, sg := range blank {
+					it.Suggestions = append(it.Suggestions, workflows.Suggestion{Token: sg.Token, Prob: sg.Score, Mask: j})
+				}
 			}
+			it.Suggestions = workflows.ClipSuggestions(it.Suggestions)
 			items = append(items, it)
 			cands = append(cands, acquire.Candidate{ID: s.ID, LeastConfidence: s.LeastConfidence, Margin: s.Margin,
 				Entropy: s.Entropy, BALD: s.BALD, Embedding: s.Embedding})

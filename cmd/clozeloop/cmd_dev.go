@@ -28,6 +28,12 @@ import (
 	"github.com/clozeloop/clozeloop/workflows"
 )
 
+// Accounts that `clozeloop dev` creates.
+const (
+	devAdminName     = "dev-admin"
+	devDemoAnnotator = "demo-annotator"
+)
+
 // Object-store keys of the dev demo.
 const (
 	demoPoolKey  = "datasets/wordnet/" + dataset.PoolFile
@@ -68,14 +74,21 @@ type devInfo struct {
 	WorkersError string `json:"workers_error,omitempty"`
 	RunID        string `json:"run_id,omitempty"`
 	AnnotateURL  string `json:"annotate_url,omitempty"`
-	Model        string `json:"model,omitempty"`
-	ModelSource  string `json:"model_source,omitempty"`
-	DataDir      string `json:"data_dir"`
 
 	// The embedded S3 server's keys (also in S3CredentialsFile).
 	S3AccessKeyID     string `json:"s3_access_key_id"`
 	S3SecretAccessKey string `json:"s3_secret_access_key"`
 	S3CredentialsFile string `json:"s3_credentials_file"`
+	// Admin and AdminToken are the dev admin account and its token, new at
+	// every start (the previous one is replaced); SignInURL signs the page
+	// in with it (the token is in the URL fragment, which browsers do not
+	// send to the server, so it reaches no log).
+	Admin       string `json:"admin"`
+	AdminToken  string `json:"admin_token"`
+	SignInURL   string `json:"sign_in_url"`
+	Model       string `json:"model,omitempty"`
+	ModelSource string `json:"model_source,omitempty"`
+	DataDir     string `json:"data_dir"`
 }
 
 // devResult is printed (with --json) when a --demo-annotate run finishes.
@@ -202,8 +215,16 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) (err error) {
 		info.WebUI = "http://" + ts.UIAddr()
 	}
 
-	// The hook.
-	h, err := hook.New(hook.NewTemporalBackend(c, ts.Namespace(), nil), hook.Options{Logger: log.With("component", "hook")})
+	// The hook, with accounts in the store: a fresh admin token at every
+	// start (only its hash is stored; the previous token stops working).
+	accounts := hook.S3Accounts{Store: st}
+	admin, adminTok, err := hook.EnsureAccount(ctx, accounts, devAdminName, hook.RoleAdmin, "clozeloop dev")
+	if err != nil {
+		return fmt.Errorf("create the dev admin account: %w", err)
+	}
+	info.Admin, info.AdminToken = admin.Name, adminTok
+	h, err := hook.New(hook.NewTemporalBackend(c, ts.Namespace(), nil), hook.Options{Logger: log.With("component", "hook"),
+		Auth: hook.AuthOptions{Accounts: accounts}})
 	if err != nil {
 		return err
 	}
@@ -213,6 +234,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) (err error) {
 	}
 	cleanups = append(cleanups, func() error { return hs.Shutdown(10 * time.Second) })
 	info.Hook = "http://" + hs.Addr()
+	info.SignInURL = info.Hook + "/signin#token=" + adminTok
 
 	// The workers (stopped first on shutdown: appended last).
 	acts, aerr := o.newActivities(ctx, env, storeblobs.Blobs{S: st})
@@ -251,13 +273,20 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) (err error) {
 		}
 		info.RunID, info.Model = cfg.RunID, cfg.ModelURI
 		info.AnnotateURL = info.Hook + "/runs/" + cfg.RunID
+		info.SignInURL = info.AnnotateURL + "#token=" + adminTok
 	}
 	if err := printDevInfo(env.stdout, info, o.asJSON); err != nil {
 		return err
 	}
 
 	if o.demoAnnotate {
-		res, err := annotateDemo(ctx, log, &hook.Client{BaseURL: info.Hook, Header: map[string][]string{hook.DefaultAnnotatorHeader: {"oracle"}}}, run, oracle)
+		// The demo annotator has an account of its own (annotator role);
+		// the admin token closes a round that it cannot answer.
+		_, demoTok, err := hook.EnsureAccount(ctx, accounts, devDemoAnnotator, hook.RoleAnnotator, "clozeloop dev")
+		if err != nil {
+			return fmt.Errorf("create the demo annotator account: %w", err)
+		}
+		res, err := annotateDemo(ctx, log, &hook.Client{BaseURL: info.Hook, Token: demoTok}, &hook.Client{BaseURL: info.Hook, Token: adminTok}, run, oracle)
 		if err != nil {
 			return err
 		}
@@ -289,6 +318,8 @@ func printDevInfo(w io.Writer, info devInfo, asJSON bool) error {
 	fmt.Fprintf(w, "  S3 endpoint:     %s (bucket %s; signed requests only, keys in %s)\n", info.S3Endpoint, info.S3Bucket, info.S3CredentialsFile)
 	printS3Env(w, info.S3Endpoint, info.S3Bucket, s3embed.Credentials{AccessKeyID: info.S3AccessKeyID, SecretAccessKey: info.S3SecretAccessKey})
 	fmt.Fprintf(w, "  annotation page: %s/\n", info.Hook)
+	fmt.Fprintf(w, "  sign in (admin): %s\n", info.SignInURL)
+	fmt.Fprintf(w, "  admin token:     %s (%s; new at each start, the previous one no longer works)\n", info.AdminToken, info.Admin)
 	if info.Workers {
 		fmt.Fprintln(w, "  workers:         clozeloop-default, clozeloop-gpu")
 	} else {
@@ -296,7 +327,7 @@ func printDevInfo(w io.Writer, info devInfo, asJSON bool) error {
 	}
 	if info.RunID != "" {
 		fmt.Fprintf(w, "  demo run:        %s (model %s: %s)\n", info.RunID, info.Model, info.ModelSource)
-		fmt.Fprintf(w, "  annotate it at:  %s\n", info.AnnotateURL)
+		fmt.Fprintf(w, "  annotate it at:  %s (the sign-in link above opens it)\n", info.AnnotateURL)
 	}
 	fmt.Fprintln(w, "Press Ctrl-C to stop.")
 	return nil
@@ -399,7 +430,7 @@ func readOracle(path string) (map[string][]string, error) {
 
 // annotateDemo answers every round of run from the gold answers through the
 // hook's HTTP API, like an annotator would, and returns the run's result.
-func annotateDemo(ctx context.Context, log *slog.Logger, api *hook.Client, run client.WorkflowRun, oracle map[string][]string) (*workflows.Result, error) {
+func annotateDemo(ctx context.Context, log *slog.Logger, api, lead *hook.Client, run client.WorkflowRun, oracle map[string][]string) (*workflows.Result, error) {
 	done := make(chan error, 1)
 	var res workflows.Result
 	go func() { done <- run.Get(ctx, &res) }()
@@ -438,7 +469,7 @@ func annotateDemo(ctx context.Context, log *slog.Logger, api *hook.Client, run c
 			req.Labels = append(req.Labels, hook.ItemLabel{ItemID: it.ItemID, Answers: gold})
 		}
 		if len(req.Labels) == 0 {
-			if _, err := api.CloseRound(ctx, run.GetID(), hook.CloseRequest{Round: b.Round, Reason: "no gold answers for this batch"}); err != nil {
+			if _, err := lead.CloseRound(ctx, run.GetID(), hook.CloseRequest{Round: b.Round, Reason: "no gold answers for this batch"}); err != nil {
 				return nil, fmt.Errorf("demo annotator: close round %d: %w", b.Round, err)
 			}
 			answered[b.Round] = true

@@ -18,6 +18,7 @@ import (
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/dataset"
 	"github.com/clozeloop/clozeloop/store/s3embed"
+	"github.com/clozeloop/clozeloop/hook"
 	"github.com/clozeloop/clozeloop/workflows"
 )
 
@@ -116,6 +117,9 @@ func TestDevDemoAnnotate(t *testing.T) {
 	if !info.Workers || info.RunID == "" || info.WebUI == "" || !strings.HasPrefix(info.AnnotateURL, info.Hook+"/runs/demo-") {
 		t.Errorf("info %+v", info)
 	}
+	if info.SignInURL != info.AnnotateURL+"#token="+info.AdminToken {
+		t.Errorf("sign-in URL %q", info.SignInURL)
+	}
 	if res.Result == nil || res.Result.Rounds != 2 || res.Result.LabelsTotal != 4 || res.Result.StopReason != "max rounds reached" {
 		t.Fatalf("result %+v", res.Result)
 	}
@@ -165,6 +169,18 @@ func TestDevNoEngine(t *testing.T) {
 	// The embedded S3 server refuses anonymous requests.
 	if resp, err := httpGet(ctx, info.S3Endpoint+"/"+info.S3Bucket+"?list-type=2"); err != nil || resp != 403 {
 		t.Errorf("anonymous S3 list: %d, %v", resp, err)
+	}
+	// The hook needs a token; dev prints the admin's, with a sign-in link
+	// that carries it in the URL fragment only.
+	if !strings.HasPrefix(info.AdminToken, hook.TokenPrefix) || info.SignInURL != info.Hook+"/signin#token="+info.AdminToken {
+		t.Errorf("admin token %q, sign-in URL %q", info.AdminToken, info.SignInURL)
+	}
+	if resp, err := httpGet(ctx, info.Hook+"/api/v1/runs"); err != nil || resp != 401 {
+		t.Errorf("API without a token: %d, %v; want 401", resp, err)
+	}
+	admin := &hook.Client{BaseURL: info.Hook, Token: info.AdminToken}
+	if me, err := admin.Me(ctx); err != nil || me.Name != "dev-admin" || me.Role != hook.RoleAdmin {
+		t.Errorf("admin token: %+v, %v", me, err)
 	}
 	cancel()
 	select {

@@ -57,6 +57,7 @@ func commands() []command {
 		simulateCmd(),
 		serverCmd(),
 		hookCmd(),
+		annotatorsCmd(),
 		devCmd(),
 		convertCmd(),
 		evalCmd(),
