@@ -72,7 +72,8 @@ func TestParseStrategyAndSplit(t *testing.T) {
 		{"entropy=0.7,random=0.3", 10, []int{7, 3}, ""},
 		{"margin=1,kcenter=1,random=1", 4, []int{2, 1, 1}, ""},
 		{"entropy,entropy", 1, nil, "twice"},
-		{"bald", 1, nil, "unknown strategy"},
+		{"bald", 1, []int{1}, ""},
+		{"vibes", 1, nil, "unknown strategy"},
 		{"random=-1", 1, nil, "positive"},
 		{"", 1, nil, "empty"},
 	}
