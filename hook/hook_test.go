@@ -289,6 +289,17 @@ func TestHandler(t *testing.T) {
 					t.Errorf("a mismatched answer was signalled: %+v", f.signals)
 				}
 			}},
+		{name: "unknown item, async: 422 before any signal", method: "POST", path: "/api/v1/runs/run-1/labels?async=1", want: 422,
+			body:    `{"annotator":"ann","round":2,"labels":[{"item_id":"zzz","answers":["dog"]}]}`,
+			errLike: `unknown item id "zzz" in round 2`,
+			check: func(t *testing.T, f *fakeBackend) {
+				if len(f.signals) != 0 {
+					t.Errorf("signalled: %+v", f.signals)
+				}
+			}},
+		{name: "item twice, async: 422", method: "POST", path: "/api/v1/runs/run-1/labels?async=1", want: 422,
+			body:    `{"annotator":"ann","round":2,"labels":[{"item_id":"a","answers":["dog"]},{"item_id":"a","answers":["cat"]}]}`,
+			errLike: `appears twice`},
 		{name: "zero-width space: 422", method: "POST", path: "/api/v1/runs/run-1/labels", want: 422,
 			body:    `{"annotator":"ann","round":2,"labels":[{"item_id":"a","answers":["dog​"]}]}`,
 			errLike: "U+200B (zero-width space)"},
@@ -299,10 +310,10 @@ func TestHandler(t *testing.T) {
 			body: `{"annotator":"ann","round":2,"labels":[{"item_id":"a","answers":["dog"]}]}`},
 		{
 			name: "labels async signal", method: "POST", path: "/api/v1/runs/run-1/labels?async=1", want: 202,
-			body:   `{"annotator":"ann","round":2,"labels":[{"item_id":"zzz","answers":["dog"]}]}`,
+			body:   `{"annotator":"ann","round":2,"labels":[{"item_id":"b","answers":["dog"]}]}`,
 			inBody: `"signal": "labels"`,
 			check: func(t *testing.T, f *fakeBackend) {
-				if len(f.signals) != 1 || f.signals[0].Answers[0].ItemID != "zzz" || f.signals[0].Annotator != "ann" {
+				if len(f.signals) != 1 || f.signals[0].Answers[0].ItemID != "b" || f.signals[0].Annotator != "ann" {
 					t.Errorf("signals = %+v", f.signals)
 				}
 				if len(f.answers) != 0 {

@@ -13,8 +13,10 @@ import (
 // the workflow's normalisation (no invisible characters, not too long, no
 // "|" in multi-blank answers). A mismatch is 422 with the reason, on the
 // signal path (async) too, where the workflow could only record it as
-// rejected. Items the batch does not hold, and submissions for another
-// round, are left to the workflow, which says why.
+// rejected. An item the open batch does not hold, or twice in one request,
+// is 422 too, so that a signal never carries more than the batch's items.
+// Submissions for another round are left to the workflow, which says why
+// (409).
 func (h *Handler) checkBlanks(w http.ResponseWriter, r *http.Request, run string, sub workflows.LabelSubmission) bool {
 	ctx, cancel := h.queryCtx(r)
 	defer cancel()
@@ -39,11 +41,16 @@ func blanksMatch(sub workflows.LabelSubmission, batch workflows.BatchView) error
 	for _, it := range batch.Items {
 		masks[it.ItemID] = max(1, strings.Count(it.Text, "[MASK]"))
 	}
+	seen := make(map[string]bool, len(sub.Answers))
 	for _, a := range sub.Answers {
 		n, ok := masks[a.ItemID]
 		if !ok {
-			continue
+			return fmt.Errorf("unknown item id %q in round %d", a.ItemID, batch.Round)
 		}
+		if seen[a.ItemID] {
+			return fmt.Errorf("item %q appears twice in the submission", a.ItemID)
+		}
+		seen[a.ItemID] = true
 		if len(a.Answers) != n {
 			return fmt.Errorf("item %q has %d blank(s) ([MASK]) but the answer has %d: give one answer per blank, in order", a.ItemID, n, len(a.Answers))
 		}
