@@ -27,11 +27,14 @@ const (
 	MaxRejectedPerRound = 100
 	// MaxNotesPerRound bounds the skip and flag records kept per round.
 	MaxNotesPerRound = 100
-	// MaxFlagsPerItem bounds the flag reasons kept per item.
-	MaxFlagsPerItem = 5
-	// MaxSelfSkipsPerItem bounds the annotators recorded as having skipped
-	// an item for themselves.
-	MaxSelfSkipsPerItem = 50
+	// MaxFlagsPerItem and MaxFlagsPerRound bound the flag reasons kept.
+	MaxFlagsPerItem  = 5
+	MaxFlagsPerRound = 100
+	// MaxSelfSkipsPerItem and MaxSelfSkipsPerRound bound the annotators
+	// recorded as having skipped an item for themselves (beyond, the skip
+	// is counted as dropped and the annotator may still answer).
+	MaxSelfSkipsPerItem  = 20
+	MaxSelfSkipsPerRound = 200
 	// MaxReasonBytes bounds a skip, flag or close reason.
 	MaxReasonBytes = 300
 	// MaxLateRecords bounds the late answers and notes kept between two

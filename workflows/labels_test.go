@@ -252,9 +252,10 @@ func TestMaskCountAndAgreement(t *testing.T) {
 // late answers. The workflow keeps running, and every PersistLabels input
 // and the continue-as-new input stay under 256 KiB.
 func TestWorstCaseClientLoad(t *testing.T) {
-	l := newLab(20)
+	l := newLab(40)
 	cfg := baseConfig()
 	cfg.Budget.MaxRounds = 2
+	cfg.BatchSize = 10
 	cfg.Quorum = 3
 	long := strings.Repeat("x", 400)
 	reason := strings.Repeat("r", 2000)
@@ -300,8 +301,9 @@ func TestWorstCaseClientLoad(t *testing.T) {
 		for slice := range 2 {
 			env.RegisterDelayedCallback(func() {
 				for i := slice * 250; i < (slice+1)*250; i++ {
-					env.SignalWorkflow(SignalFlag, ItemNote{Round: round, ItemID: b.Items[0].ItemID, Annotator: fmt.Sprintf("f-%d", i), Reason: reason})
-					env.SignalWorkflow(SignalSkip, ItemNote{Round: round, ItemID: b.Items[1].ItemID, Annotator: fmt.Sprintf("s-%d", i), Reason: reason})
+					it := b.Items[i%len(b.Items)].ItemID
+					env.SignalWorkflow(SignalFlag, ItemNote{Round: round, ItemID: it, Annotator: fmt.Sprintf("%s-f-%d", long[:100], i), Reason: reason})
+					env.SignalWorkflow(SignalSkip, ItemNote{Round: round, ItemID: it, Annotator: fmt.Sprintf("%s-s-%d", long[:100], i), Reason: reason})
 				}
 			}, time.Hour+time.Duration(slice+10)*time.Minute)
 		}

@@ -35,6 +35,8 @@ type round struct {
 	rejectedByItem map[string]int
 	rejected       int
 	notes          int
+	flagCount      int
+	selfSkipCount  int
 	dropped        int
 	closeAsked     bool
 	endRun         bool
@@ -195,19 +197,24 @@ func (r *round) skipSelf(item, annotator string) {
 		m = map[string]bool{}
 		r.selfSkips[item] = m
 	}
-	if len(m) >= MaxSelfSkipsPerItem {
+	if m[annotator] {
+		return
+	}
+	if len(m) >= MaxSelfSkipsPerItem || r.selfSkipCount >= MaxSelfSkipsPerRound {
 		r.dropped++
 		return
 	}
+	r.selfSkipCount++
 	m[annotator] = true
 }
 
 // flag adds a flag reason within MaxFlagsPerItem.
 func (r *round) flag(item, reason string) {
-	if len(r.flags[item]) >= MaxFlagsPerItem {
+	if len(r.flags[item]) >= MaxFlagsPerItem || r.flagCount >= MaxFlagsPerRound {
 		r.dropped++
 		return
 	}
+	r.flagCount++
 	r.flags[item] = append(r.flags[item], cut(reason, MaxReasonBytes))
 }
 
