@@ -146,13 +146,19 @@ func decodeScores(data []byte, add func(ScoredItem)) (int, error) {
 	return n, sc.Err()
 }
 
-// RoundLabels is the object PersistLabels writes for one round.
+// RoundLabels is the object PersistLabels writes for one round. Decisions
+// carry the label as a list, one entry per [MASK] (Labels); files written
+// before that have only the joined Label, which LoadLabelSet still reads.
 type RoundLabels struct {
 	RunID     string                    `json:"run_id"`
 	Round     int                       `json:"round"`
 	Decisions []workflows.LabelDecision `json:"decisions"`
 	Raw       []workflows.RawAnswer     `json:"raw"`
 	Late      []workflows.RawAnswer     `json:"late,omitempty"`
+	// Dropped counts the records the workflow's bounds left out.
+	Dropped int `json:"dropped,omitempty"`
+	// Agreement is the round's inter-annotator agreement.
+	Agreement *workflows.Agreement `json:"agreement,omitempty"`
 }
 
 // LabelSetManifest lists the round files that make up a label set.
@@ -171,7 +177,9 @@ type LabelSet struct {
 	Done map[string]bool
 }
 
-// LoadLabelSet reads a label-set manifest and its round files.
+// LoadLabelSet reads a label-set manifest and its round files. A missing
+// object wraps ErrNotFound and an undecodable one ErrBadData; any other
+// error (the store did not answer) is transient.
 func LoadLabelSet(ctx context.Context, b Blobs, uri string) (*LabelSet, error) {
 	var m LabelSetManifest
 	if err := getJSON(ctx, b, uri, &m); err != nil {
@@ -192,7 +200,10 @@ func LoadLabelSet(ctx context.Context, b Blobs, uri string) (*LabelSet, error) {
 			if d.Skipped {
 				continue
 			}
-			ex := Example{ItemID: d.ItemID, Text: d.Text, Label: d.Label}
+			ex := Example{ItemID: d.ItemID, Text: d.Text, Label: d.Label, Answers: append([]string(nil), d.Labels...)}
+			if len(ex.Answers) == 0 {
+				ex.Answers = nil // a label file written before Labels: Label alone
+			}
 			if i, ok := index[d.ItemID]; ok {
 				set.Examples[i] = ex
 			} else {
@@ -213,7 +224,8 @@ func (a *Activities) PersistLabels(ctx context.Context, in workflows.PersistLabe
 	var out workflows.PersistLabelsOutput
 	roundKey := fmt.Sprintf("%s/labels/round-%04d.json", in.OutputPrefix, in.Round)
 	setKey := fmt.Sprintf("%s/labels/set-%04d.json", in.OutputPrefix, in.Round)
-	if err := putJSON(ctx, a.Blobs, roundKey, RoundLabels{RunID: in.RunID, Round: in.Round, Decisions: in.Decisions, Raw: in.Raw, Late: in.Late}); err != nil {
+	if err := putJSON(ctx, a.Blobs, roundKey, RoundLabels{RunID: in.RunID, Round: in.Round, Decisions: in.Decisions, Raw: in.Raw, Late: in.Late,
+		Dropped: in.Dropped, Agreement: in.Agreement}); err != nil {
 		return out, fmt.Errorf("persist labels of round %d: %w", in.Round, err)
 	}
 	m := LabelSetManifest{RunID: in.RunID, Round: in.Round}
@@ -250,8 +262,13 @@ func (a *Activities) PersistLabels(ctx context.Context, in workflows.PersistLabe
 func (a *Activities) FineTune(ctx context.Context, in workflows.FineTuneInput) (workflows.FineTuneOutput, error) {
 	var out workflows.FineTuneOutput
 	set, err := LoadLabelSet(ctx, a.Blobs, in.LabelSetURI)
-	if err != nil {
-		return out, nonRetryable("fine-tune", fmt.Errorf("%w: %v", ErrBadData, err))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return out, nonRetryable("fine-tune", fmt.Errorf("%w: %w", ErrBadData, err))
+	case err != nil:
+		// ErrBadData is final; anything else (the store did not answer)
+		// is retried.
+		return out, nonRetryable("fine-tune", err)
 	}
 	if len(set.Examples) == 0 {
 		return out, temporal.NewNonRetryableApplicationError(
@@ -452,7 +469,7 @@ func getJSON(ctx context.Context, b Blobs, key string, v any) error {
 		return fmt.Errorf("read %s: %w", key, err)
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decode %s: %w", key, err)
+		return fmt.Errorf("%w: decode %s: %w", ErrBadData, key, err)
 	}
 	return nil
 }

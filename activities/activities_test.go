@@ -249,3 +249,101 @@ func TestUploadCheckpointIdempotent(t *testing.T) {
 		t.Fatalf("resolve = %+v", res)
 	}
 }
+
+// flakyBlobs fails every Get of a key under failPrefix with a transient
+// error (the store did not answer) while failing is set.
+type flakyBlobs struct {
+	*MemBlobs
+	failPrefix string
+	failing    bool
+}
+
+func (f *flakyBlobs) Get(ctx context.Context, key string) ([]byte, error) {
+	if f.failing && strings.HasPrefix(key, f.failPrefix) {
+		return nil, fmt.Errorf("get %s: dial tcp 127.0.0.1:9000: connection refused", key)
+	}
+	return f.MemBlobs.Get(ctx, key)
+}
+
+// TestFineTuneLabelSetErrors: a transient store error while loading the
+// label set is retried (not bad data); a missing or corrupt label set is
+// final.
+func TestFineTuneLabelSetErrors(t *testing.T) {
+	blobs := &flakyBlobs{MemBlobs: &MemBlobs{}, failPrefix: "runs/r/labels/"}
+	tr := &resumingTrainer{blobs: blobs}
+	env := newEnv(&Activities{Blobs: blobs, Trainer: tr})
+	lab := persist(t, env, workflows.PersistLabelsInput{RunID: "r", Round: 1, OutputPrefix: "runs/r",
+		Decisions: []workflows.LabelDecision{{ItemID: "a", Text: "a [MASK]", Labels: []string{"x"}, Label: "x"}}})
+	if err := blobs.Put(context.Background(), "runs/bad/labels/set-0001.json", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		uri       string
+		failing   bool
+		retryable bool
+		want      string
+	}{
+		{"store unavailable", lab.LabelSetURI, true, true, "connection refused"},
+		{"missing label set", "runs/r/labels/set-0009.json", false, false, "bad data"},
+		{"corrupt label set", "runs/bad/labels/set-0001.json", false, false, "bad data"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			blobs.failing = tc.failing
+			_, err := env.ExecuteActivity(workflows.ActivityFineTune, workflows.FineTuneInput{BaseModelURI: "base", LabelSetURI: tc.uri, OutputPrefix: "runs/r/train"})
+			var appErr *temporal.ApplicationError
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+			if nonRetryable := errors.As(err, &appErr) && appErr.NonRetryable(); nonRetryable == tc.retryable {
+				t.Fatalf("error %v: non-retryable=%v, want retryable=%v", err, nonRetryable, tc.retryable)
+			}
+		})
+	}
+	// Once the store answers again, the same input trains.
+	blobs.failing = false
+	if _, err := env.ExecuteActivity(workflows.ActivityFineTune, workflows.FineTuneInput{BaseModelURI: "base", LabelSetURI: lab.LabelSetURI, OutputPrefix: "runs/r/train"}); err != nil {
+		t.Fatalf("after the store came back: %v", err)
+	}
+}
+
+// TestLabelSetReadsListsAndOldFiles: labels persisted as lists load as
+// lists; a round file written before lists (joined Label only) loads with
+// Answers nil, for the trainer to split.
+func TestLabelSetReadsListsAndOldFiles(t *testing.T) {
+	ctx := context.Background()
+	blobs := &MemBlobs{}
+	env := newEnv(&Activities{Blobs: blobs})
+	old := `{"run_id":"r","round":1,"decisions":[{"item_id":"o","text":"[MASK] and [MASK]","label":"salt | pepper","votes":{"salt | pepper":2},"answers":2}],"raw":[]}`
+	if err := blobs.Put(ctx, "runs/r/labels/round-0001.json", []byte(old)); err != nil {
+		t.Fatal(err)
+	}
+	if err := blobs.Put(ctx, "runs/r/labels/set-0001.json", []byte(`{"run_id":"r","round":1,"rounds":["runs/r/labels/round-0001.json"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	agr := 0.5
+	out := persist(t, env, workflows.PersistLabelsInput{RunID: "r", Round: 2, OutputPrefix: "runs/r", PrevLabelSet: "runs/r/labels/set-0001.json",
+		Decisions: []workflows.LabelDecision{{ItemID: "n", Text: "[MASK] or [MASK]", Labels: []string{"cat", "a | b"}, Label: "cat | a | b"}},
+		Dropped:   7, Agreement: &workflows.Agreement{Items: 1, Answers: 2, Pairs: 1, PairwiseAgreement: 1, Alpha: &agr}})
+	set, err := LoadLabelSet(ctx, blobs, out.LabelSetURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Examples) != 2 {
+		t.Fatalf("examples %+v", set.Examples)
+	}
+	if ex := set.Examples[0]; ex.Answers != nil || ex.Label != "salt | pepper" {
+		t.Errorf("old example %+v, want the joined label and no list", ex)
+	}
+	if ex := set.Examples[1]; strings.Join(ex.Answers, ",") != "cat,a | b" {
+		t.Errorf("new example %+v, want the list as persisted", ex)
+	}
+	var r RoundLabels
+	if err := getJSON(ctx, blobs, "runs/r/labels/round-0002.json", &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Dropped != 7 || r.Agreement == nil || *r.Agreement.Alpha != 0.5 {
+		t.Errorf("round file dropped=%d agreement=%+v", r.Dropped, r.Agreement)
+	}
+}

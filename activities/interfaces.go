@@ -111,7 +111,11 @@ type StreamingScorer interface {
 type Example struct {
 	ItemID string `json:"item_id"`
 	Text   string `json:"text"`
-	Label  string `json:"label"`
+	// Label is the label as one string (the blanks joined with " | ").
+	Label string `json:"label"`
+	// Answers is the label as a list, one entry per [MASK]; nil for labels
+	// persisted before lists, whose Label the trainer splits.
+	Answers []string `json:"answers,omitempty"`
 }
 
 // TrainProgress is what a fine-tune reports; it is also the heartbeat

@@ -165,6 +165,11 @@ func (r *Reader[T]) Next() bool {
 			return false
 		}
 		r.line++
+		if r.line == 1 {
+			// A UTF-8 byte order mark (Windows editors write one) opens
+			// the file: it is not part of the first record.
+			line = bytes.TrimPrefix(line, utf8BOM)
+		}
 		var problems []Problem
 		if tooLong {
 			problems = []Problem{{Reason: ReasonLineTooLong, Detail: fmt.Sprintf("over %d bytes", MaxLineBytes)}}
@@ -226,9 +231,15 @@ func (r *Reader[T]) readLine() (line []byte, tooLong bool, err error) {
 	}
 }
 
+// utf8BOM is the UTF-8 byte order mark.
+var utf8BOM = []byte("\xef\xbb\xbf")
+
 func (r *Reader[T]) decode(line []byte) []Problem {
 	if !utf8.Valid(line) {
 		return []Problem{{Reason: ReasonInvalidUTF8}}
+	}
+	if bytes.HasPrefix(line, utf8BOM) {
+		return []Problem{{Reason: ReasonBadJSON, Detail: "the line starts with a UTF-8 byte order mark (U+FEFF), which only the first line may have: were files joined? Remove it (e.g. sed -i '2,$s/^\\xEF\\xBB\\xBF//' FILE)"}}
 	}
 	var zero T
 	r.rec = zero

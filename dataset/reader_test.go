@@ -33,6 +33,7 @@ func TestReaderBadLines(t *testing.T) {
 		{"invalid utf8", KindPool, "\n\n{\"text\":\"caf\xff [MASK]\"}", 3, ReasonInvalidUTF8},
 		{"unknown field", KindPool, `{"text":"a [MASK]","colour":"red"}`, 1, ReasonUnknownField},
 		{"malformed", KindPool, `{"text":"a [MASK]"`, 1, ReasonBadJSON},
+		{"byte order mark on line 2", KindPool, "\ufeff{\"text\":\"a [MASK]\"}\n\ufeff{\"text\":\"b [MASK]\"}", 2, ReasonBadJSON},
 		{"two values", KindPool, `{"text":"a [MASK]"} {}`, 1, ReasonBadJSON},
 		{"wrong type", KindPool, `{"text":5}`, 1, ReasonBadValue},
 		{"meta not object", KindPool, `{"text":"a [MASK]","meta":[1]}`, 1, ReasonBadValue},
@@ -236,5 +237,29 @@ func BenchmarkReadPool1M(b *testing.B) {
 			b.ReportMetric(float64(heap), "live-heap-bytes")
 			b.ReportMetric(float64(heap)/n, "live-heap-bytes/line")
 		})
+	}
+}
+
+// TestReaderByteOrderMark: a UTF-8 byte order mark opening a file (as
+// Windows editors write it) is not part of line 1; one further down gets a
+// message that names it.
+func TestReaderByteOrderMark(t *testing.T) {
+	pool := NewItemReader(strings.NewReader("\ufeff{\"id\":\"a\",\"text\":\"the [MASK] sat\"}\n{\"id\":\"b\",\"text\":\"a [MASK]\"}\n"), "pool.jsonl", Options{})
+	var ids []string
+	for pool.Next() {
+		ids = append(ids, pool.Record().ID)
+	}
+	if err := pool.Err(); err != nil || strings.Join(ids, ",") != "a,b" {
+		t.Fatalf("pool with a BOM: %v, %v", ids, err)
+	}
+	eval := NewEvalReader(strings.NewReader("\ufeff{\"text\":\"a [MASK]\",\"gold\":[\"x\"]}"), "eval.jsonl", Options{})
+	if !eval.Next() || eval.Err() != nil {
+		t.Fatalf("eval set with a BOM: %v", eval.Err())
+	}
+	bad := NewItemReader(strings.NewReader("{\"text\":\"a [MASK]\"}\n\ufeff{\"text\":\"b [MASK]\"}"), "joined.jsonl", Options{})
+	for bad.Next() {
+	}
+	if err := bad.Err(); err == nil || !strings.Contains(err.Error(), "joined.jsonl:2:") || !strings.Contains(err.Error(), "byte order mark") {
+		t.Fatalf("BOM on line 2: %v, want a message naming it", err)
 	}
 }

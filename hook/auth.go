@@ -586,16 +586,16 @@ func (h *Handler) revokeAccount(w http.ResponseWriter, r *http.Request) {
 // for everyone.
 func noteScope(scope string, skip bool, role Role) (string, int, error) {
 	switch scope {
-	case "", workflows.NoteScopeSelf:
-		return workflows.NoteScopeSelf, 0, nil
-	case workflows.NoteScopeAll:
+	case "", workflows.ScopeSelf:
+		return workflows.ScopeSelf, 0, nil
+	case workflows.ScopeAll:
 		if !skip {
 			return "", http.StatusBadRequest, errors.New(`a flag is always the annotator's own: scope "all" is for skips`)
 		}
 		if !role.Allows(RoleLead) {
 			return "", http.StatusForbidden, fmt.Errorf("skipping an item for everyone needs the lead role; you are %s", role)
 		}
-		return workflows.NoteScopeAll, 0, nil
+		return workflows.ScopeAll, 0, nil
 	}
 	return "", http.StatusBadRequest, fmt.Errorf(`scope %q: want "self" or "all"`, scope)
 }

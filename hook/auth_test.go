@@ -114,14 +114,14 @@ func TestAuth(t *testing.T) {
 		{name: "annotator reads status", method: "GET", path: "/api/v1/runs/run-1/status", header: bearer("ann"), want: 200,
 			errLike: `"phase": "labeling"`, calls: []string{"status run-1"}},
 		{name: "answer as oneself", method: "POST", path: "/api/v1/runs/run-1/labels", ct: jsonCT, header: bearer("ann"),
-			body: `{"round":2,"labels":[{"item_id":"a","answers":["dog"]}]}`, want: 200, calls: []string{"submit run-1"},
+			body: `{"round":2,"labels":[{"item_id":"a","answers":["dog"]}]}`, want: 200, calls: []string{"batch run-1", "submit run-1"},
 			check: func(t *testing.T, f *fakeBackend) {
 				if f.answers["a"]["ann"] != "dog" {
 					t.Errorf("answers %v", f.answers)
 				}
 			}},
 		{name: "body names oneself", method: "POST", path: "/api/v1/runs/run-1/labels", ct: jsonCT, header: bearer("ann"),
-			body: `{"annotator":"ann","round":2,"labels":[{"item_id":"a","answers":["dog"]}]}`, want: 200, calls: []string{"submit run-1"}},
+			body: `{"annotator":"ann","round":2,"labels":[{"item_id":"a","answers":["dog"]}]}`, want: 200, calls: []string{"batch run-1", "submit run-1"}},
 		{name: "answer as someone else (body)", method: "POST", path: "/api/v1/runs/run-1/labels", ct: jsonCT, header: bearer("ann"),
 			body: `{"annotator":"ann2","round":2,"labels":[{"item_id":"a","answers":["dog"]}]}`, want: 403, errLike: "not the signed-in"},
 		{name: "answer as someone else (header)", method: "POST", path: "/api/v1/runs/run-1/labels", ct: jsonCT,
@@ -132,7 +132,7 @@ func TestAuth(t *testing.T) {
 		{name: "skip is for oneself", method: "POST", path: "/api/v1/runs/run-1/items/a/skip", ct: jsonCT, header: bearer("ann"),
 			body: `{"round":2}`, want: 202, calls: []string{"skip run-1"},
 			check: func(t *testing.T, f *fakeBackend) {
-				want := workflows.ItemNote{Round: 2, ItemID: "a", Annotator: "ann", Scope: workflows.NoteScopeSelf}
+				want := workflows.ItemNote{Round: 2, ItemID: "a", Annotator: "ann", Scope: workflows.ScopeSelf}
 				if len(f.skipped) != 1 || f.skipped[0] != want {
 					t.Errorf("skipped %+v, want %+v", f.skipped, want)
 				}
@@ -144,7 +144,7 @@ func TestAuth(t *testing.T) {
 		{name: "lead skips for everyone", method: "POST", path: "/api/v1/runs/run-1/items/a/skip", ct: jsonCT,
 			header: bearer("boss"), body: `{"round":2,"scope":"all","reason":"broken"}`, want: 202, calls: []string{"skip run-1"},
 			check: func(t *testing.T, f *fakeBackend) {
-				want := workflows.ItemNote{Round: 2, ItemID: "a", Annotator: "boss", Reason: "broken", Scope: workflows.NoteScopeAll}
+				want := workflows.ItemNote{Round: 2, ItemID: "a", Annotator: "boss", Reason: "broken", Scope: workflows.ScopeAll}
 				if len(f.skipped) != 1 || f.skipped[0] != want {
 					t.Errorf("skipped %+v, want %+v", f.skipped, want)
 				}
@@ -166,7 +166,7 @@ func TestAuth(t *testing.T) {
 			header: map[string]string{"X-Annotator": "boss"}, body: `{"round":2}`, want: 200, calls: []string{"close run-1"}},
 		{name: "proxy user without an account is an annotator", proxy: true, remote: tenNet, method: "POST",
 			path: "/api/v1/runs/run-1/labels", ct: jsonCT, header: map[string]string{"X-Annotator": "carol"},
-			body: `{"round":2,"labels":[{"item_id":"a","answers":["dog"]}]}`, want: 200, calls: []string{"submit run-1"},
+			body: `{"round":2,"labels":[{"item_id":"a","answers":["dog"]}]}`, want: 200, calls: []string{"batch run-1", "submit run-1"},
 			check: func(t *testing.T, f *fakeBackend) {
 				if f.answers["a"]["carol"] != "dog" {
 					t.Errorf("answers %v", f.answers)

@@ -20,10 +20,10 @@ import (
 //go:embed static/index.html
 var static embed.FS
 
-// AnswerSeparator joins the answers of an item with several [MASK] blanks
-// into the workflow's single answer string (workflows.Answer.Answer holds
-// one string per item).
-const AnswerSeparator = " | "
+// AnswerSeparator is how the blanks of one answer are shown joined (the
+// workflow's labels and vote keys, " | "); the API itself takes and sends
+// one string per blank.
+const AnswerSeparator = " " + workflows.AnswerSeparator + " "
 
 // Defaults of Options.
 const (
@@ -38,7 +38,7 @@ const (
 	maxIDLen        = 256
 	maxAnnotatorLen = 128
 	maxReasonLen    = 2000
-	maxAnswerLen    = 500
+	maxAnswerLen    = workflows.MaxAnswerBytes
 	maxLabels       = 1000
 )
 
@@ -235,7 +235,8 @@ func writeBackendError(w http.ResponseWriter, err error) {
 // conflictReasons are fragments of the workflow validator's messages that
 // describe the round's state rather than the submission itself; they map to
 // 409 Conflict (reload the batch), every other rejection to 422.
-var conflictReasons = []string{"wrong round", "is closed", "already closed", "already answered", "no round is open", "was skipped"}
+var conflictReasons = []string{"wrong round", "is closed", "already closed", "already answered", "no round is open", "was skipped",
+	"already has its", "skipped item"}
 
 func rejectionStatus(reason string) int {
 	for _, c := range conflictReasons {
@@ -401,9 +402,8 @@ type LabelsRequest struct {
 	Labels []ItemLabel `json:"labels"`
 }
 
-// ItemLabel is the answer for one item: one string per [MASK], in order
-// (joined with AnswerSeparator for the workflow), or Answer for a
-// single-blank item.
+// ItemLabel is the answer for one item: one string per [MASK], in order,
+// or Answer for a single-blank item.
 type ItemLabel struct {
 	ItemID  string   `json:"item_id"`
 	Answers []string `json:"answers,omitempty"`
@@ -449,12 +449,9 @@ func submission(req LabelsRequest, annotator string) (workflows.LabelSubmission,
 			if err := checkText(fmt.Sprintf("labels[%d].answers[%d]", i, j), a, maxAnswerLen, true); err != nil {
 				return s, fmt.Errorf("item %s: %w", l.ItemID, err)
 			}
-			if strings.Contains(a, strings.TrimSpace(AnswerSeparator)) && len(answers) > 1 {
-				return s, fmt.Errorf("item %s: answer %q contains the separator %q", l.ItemID, a, strings.TrimSpace(AnswerSeparator))
-			}
 			clean[j] = a
 		}
-		s.Answers = append(s.Answers, workflows.Answer{ItemID: l.ItemID, Answer: strings.Join(clean, AnswerSeparator)})
+		s.Answers = append(s.Answers, workflows.Answer{ItemID: l.ItemID, Answers: clean})
 	}
 	return s, nil
 }
@@ -475,6 +472,9 @@ func (h *Handler) labels(w http.ResponseWriter, r *http.Request) {
 	sub, err := submission(req, who)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !h.checkBlanks(w, r, run, sub) {
 		return
 	}
 	if isTrue(r.URL.Query().Get("async")) {
@@ -571,6 +571,10 @@ func (h *Handler) note(skip bool) http.HandlerFunc {
 type CloseRequest struct {
 	Round  int    `json:"round"`
 	Reason string `json:"reason,omitempty"`
+	// EndRun also ends the whole run once the round is persisted (leads
+	// only, as every close). Without it a round closed with no labels ends
+	// that round only.
+	EndRun bool `json:"end_run,omitempty"`
 }
 
 func (h *Handler) closeRound(w http.ResponseWriter, r *http.Request) {
@@ -609,7 +613,7 @@ func (h *Handler) closeRound(w http.ResponseWriter, r *http.Request) {
 	if who != "" {
 		reason = strings.TrimSpace("closed by " + who + ": " + reason)
 	}
-	st, err := h.backend.CloseRound(ctx, run, workflows.CloseRequest{Round: req.Round, Reason: reason})
+	st, err := h.backend.CloseRound(ctx, run, workflows.CloseRequest{Round: req.Round, Reason: reason, EndRun: req.EndRun})
 	if err != nil {
 		writeBackendError(w, err)
 		return

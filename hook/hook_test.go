@@ -68,7 +68,15 @@ func (f *fakeBackend) Status(ctx context.Context, runID string) (workflows.Statu
 	return workflows.Status{RunID: runID, Phase: workflows.PhaseLabeling, Round: f.round, Items: 2}, nil
 }
 
-var fakeItems = []string{"a", "b"}
+var fakeItems = []string{"a", "b", "two"}
+
+// fakeText is item "two"'s two blanks or the others' one.
+func fakeText(id string) string {
+	if id == "two" {
+		return "the [MASK] [MASK] barked"
+	}
+	return "the [MASK] barked"
+}
 
 func (f *fakeBackend) Batch(ctx context.Context, runID string) (workflows.BatchView, error) {
 	f.mu.Lock()
@@ -78,7 +86,7 @@ func (f *fakeBackend) Batch(ctx context.Context, runID string) (workflows.BatchV
 	}
 	v := workflows.BatchView{Round: f.round, Open: f.open}
 	for _, id := range fakeItems {
-		v.Items = append(v.Items, workflows.BatchItem{ItemID: id, Text: "the [MASK] barked", Quorum: 1,
+		v.Items = append(v.Items, workflows.BatchItem{ItemID: id, Text: fakeText(id), Quorum: 1,
 			Suggestions: []workflows.Suggestion{{Token: "dog", Prob: 0.7}, {Token: "cat", Prob: 0.1}}})
 	}
 	return v, nil
@@ -108,10 +116,10 @@ func (f *fakeBackend) SubmitLabels(ctx context.Context, runID string, s workflow
 		if f.answers[a.ItemID] == nil {
 			f.answers[a.ItemID] = map[string]string{}
 		}
-		f.answers[a.ItemID][s.Annotator] = a.Answer
+		f.answers[a.ItemID][s.Annotator] = strings.Join(a.Answers, AnswerSeparator)
 	}
 	return workflows.SubmitResult{Round: s.Round, Counted: len(s.Answers), ItemsComplete: len(f.answers), ItemsNeeded: 2,
-		RoundComplete: len(f.answers) == 2}, nil
+		RoundComplete: len(f.answers) >= 2}, nil
 }
 
 func (f *fakeBackend) SignalLabels(ctx context.Context, runID string, s workflows.LabelSubmission) error {
@@ -210,9 +218,9 @@ func TestHandler(t *testing.T) {
 		},
 		{
 			name: "labels with several blanks", method: "POST", path: "/api/v1/runs/run-1/labels", want: 200,
-			body: `{"annotator":"ann","round":2,"labels":[{"item_id":"a","answers":["big"," dog "]}]}`,
+			body: `{"annotator":"ann","round":2,"labels":[{"item_id":"two","answers":["big"," dog "]}]}`,
 			check: func(t *testing.T, f *fakeBackend) {
-				if got := f.answers["a"]["ann"]; got != "big | dog" {
+				if got := f.answers["two"]["ann"]; got != "big | dog" {
 					t.Errorf("answer = %q, want %q", got, "big | dog")
 				}
 			},
@@ -265,14 +273,47 @@ func TestHandler(t *testing.T) {
 			body:    `{"annotator":"ann","round":2,"labels":[{"item_id":"a","answers":["cat"]}]}`,
 			errLike: `annotator "ann" already answered item "a"`,
 		},
+		{name: "three answers for one blank: 422", method: "POST", path: "/api/v1/runs/run-1/labels", want: 422,
+			body:    `{"annotator":"ann","round":2,"labels":[{"item_id":"a","answers":["a","b","c"]}]}`,
+			errLike: `item "a" has 1 blank(s) ([MASK]) but the answer has 3`,
+			check: func(t *testing.T, f *fakeBackend) {
+				if len(f.answers) != 0 {
+					t.Errorf("a mismatched answer reached the workflow: %v", f.answers)
+				}
+			}},
+		{name: "one answer for two blanks, async: 422", method: "POST", path: "/api/v1/runs/run-1/labels?async=1", want: 422,
+			body:    `{"annotator":"ann","round":2,"labels":[{"item_id":"two","answers":["dog"]}]}`,
+			errLike: `item "two" has 2 blank(s) ([MASK]) but the answer has 1`,
+			check: func(t *testing.T, f *fakeBackend) {
+				if len(f.signals) != 0 {
+					t.Errorf("a mismatched answer was signalled: %+v", f.signals)
+				}
+			}},
+		{name: "unknown item, async: 422 before any signal", method: "POST", path: "/api/v1/runs/run-1/labels?async=1", want: 422,
+			body:    `{"annotator":"ann","round":2,"labels":[{"item_id":"zzz","answers":["dog"]}]}`,
+			errLike: `unknown item id "zzz" in round 2`,
+			check: func(t *testing.T, f *fakeBackend) {
+				if len(f.signals) != 0 {
+					t.Errorf("signalled: %+v", f.signals)
+				}
+			}},
+		{name: "item twice, async: 422", method: "POST", path: "/api/v1/runs/run-1/labels?async=1", want: 422,
+			body:    `{"annotator":"ann","round":2,"labels":[{"item_id":"a","answers":["dog"]},{"item_id":"a","answers":["cat"]}]}`,
+			errLike: `appears twice`},
+		{name: "zero-width space: 422", method: "POST", path: "/api/v1/runs/run-1/labels", want: 422,
+			body:    `{"annotator":"ann","round":2,"labels":[{"item_id":"a","answers":["dog​"]}]}`,
+			errLike: "U+200B (zero-width space)"},
+		{name: "separator in a two-blank answer: 422", method: "POST", path: "/api/v1/runs/run-1/labels", want: 422,
+			body:    `{"annotator":"ann","round":2,"labels":[{"item_id":"two","answers":["a|b","c"]}]}`,
+			errLike: "separates the blanks"},
 		{name: "labels unknown run", method: "POST", path: "/api/v1/runs/nope/labels", want: 404, errLike: "unknown run",
 			body: `{"annotator":"ann","round":2,"labels":[{"item_id":"a","answers":["dog"]}]}`},
 		{
 			name: "labels async signal", method: "POST", path: "/api/v1/runs/run-1/labels?async=1", want: 202,
-			body:   `{"annotator":"ann","round":2,"labels":[{"item_id":"zzz","answers":["dog"]}]}`,
+			body:   `{"annotator":"ann","round":2,"labels":[{"item_id":"b","answers":["dog"]}]}`,
 			inBody: `"signal": "labels"`,
 			check: func(t *testing.T, f *fakeBackend) {
-				if len(f.signals) != 1 || f.signals[0].Answers[0].ItemID != "zzz" || f.signals[0].Annotator != "ann" {
+				if len(f.signals) != 1 || f.signals[0].Answers[0].ItemID != "b" || f.signals[0].Annotator != "ann" {
 					t.Errorf("signals = %+v", f.signals)
 				}
 				if len(f.answers) != 0 {
@@ -286,7 +327,7 @@ func TestHandler(t *testing.T) {
 			name: "skip", method: "POST", path: "/api/v1/runs/run-1/items/a/skip", want: 202,
 			body: `{"round":2,"annotator":"ann"}`, inBody: `"signal": "Skip"`,
 			check: func(t *testing.T, f *fakeBackend) {
-				if len(f.skipped) != 1 || f.skipped[0] != (workflows.ItemNote{Round: 2, ItemID: "a", Annotator: "ann", Scope: workflows.NoteScopeSelf}) {
+				if len(f.skipped) != 1 || f.skipped[0] != (workflows.ItemNote{Round: 2, ItemID: "a", Annotator: "ann", Scope: workflows.ScopeSelf}) {
 					t.Errorf("skipped = %+v", f.skipped)
 				}
 			},
@@ -295,7 +336,7 @@ func TestHandler(t *testing.T) {
 			name: "flag", method: "POST", path: "/api/v1/runs/run-1/items/b/flag", want: 202,
 			body: `{"round":2,"annotator":"ann","reason":" ambiguous "}`, inBody: `"signal": "Flag"`,
 			check: func(t *testing.T, f *fakeBackend) {
-				if len(f.flagged) != 1 || f.flagged[0] != (workflows.ItemNote{Round: 2, ItemID: "b", Annotator: "ann", Reason: "ambiguous", Scope: workflows.NoteScopeSelf}) {
+				if len(f.flagged) != 1 || f.flagged[0] != (workflows.ItemNote{Round: 2, ItemID: "b", Annotator: "ann", Reason: "ambiguous", Scope: workflows.ScopeSelf}) {
 					t.Errorf("flagged = %+v", f.flagged)
 				}
 			},
@@ -310,6 +351,14 @@ func TestHandler(t *testing.T) {
 			inBody: `"phase": "persisting"`,
 			check: func(t *testing.T, f *fakeBackend) {
 				if len(f.closes) != 1 || f.closes[0] != (workflows.CloseRequest{Round: 2, Reason: "enough"}) {
+					t.Errorf("closes = %+v", f.closes)
+				}
+			},
+		},
+		{
+			name: "close and end the run", method: "POST", path: "/api/v1/runs/run-1/close", want: 200, body: `{"round":2,"end_run":true}`,
+			check: func(t *testing.T, f *fakeBackend) {
+				if len(f.closes) != 1 || f.closes[0] != (workflows.CloseRequest{Round: 2, EndRun: true}) {
 					t.Errorf("closes = %+v", f.closes)
 				}
 			},
@@ -416,13 +465,17 @@ func TestRoundTrip(t *testing.T) {
 	}
 	req := LabelsRequest{Annotator: "oracle", Round: b.Round}
 	for _, it := range b.Items {
-		req.Labels = append(req.Labels, ItemLabel{ItemID: it.ItemID, Answers: []string{it.Suggestions[0].Token}})
+		var answers []string
+		for range strings.Count(it.Text, "[MASK]") {
+			answers = append(answers, it.Suggestions[0].Token)
+		}
+		req.Labels = append(req.Labels, ItemLabel{ItemID: it.ItemID, Answers: answers})
 	}
 	res, err := c.SubmitLabels(ctx, runs[0].RunID, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.RoundComplete || res.Counted != 2 {
+	if !res.RoundComplete || res.Counted != 3 {
 		t.Errorf("result %+v", res)
 	}
 	_, err = c.SubmitLabels(ctx, runs[0].RunID, req)

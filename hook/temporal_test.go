@@ -137,11 +137,12 @@ func TestTemporalBackend(t *testing.T) {
 		t.Fatalf("close wrong round: %v, want 409", err)
 	}
 
-	// Skip one item for everyone (signal), answer the other (update): the
-	// round completes.
+	// ann skips one item for themselves (signal) and answers the other
+	// (update); another annotator answers the skipped one: the round
+	// completes.
 	skipped, answered := batch.Items[0].ItemID, batch.Items[1].ItemID
 	resp, err := hs.Client().Post(hs.URL+"/api/v1/runs/"+cfg.RunID+"/items/"+skipped+"/skip", "application/json",
-		strings.NewReader(`{"round":1,"annotator":"ann","reason":"unclear","scope":"all"}`))
+		strings.NewReader(`{"round":1,"annotator":"ann","reason":"unclear","scope":"self"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,12 +155,23 @@ func TestTemporalBackend(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if i := slices.IndexFunc(b.Items, func(it workflows.BatchItem) bool { return it.ItemID == skipped }); i < 0 || !b.Items[i].Skipped {
-			return fmt.Errorf("item %s not skipped yet", skipped)
+		if i := slices.IndexFunc(b.Items, func(it workflows.BatchItem) bool { return it.ItemID == skipped }); i < 0 || !slices.Contains(b.Items[i].SkippedBy, "ann") || b.Items[i].Skipped {
+			return fmt.Errorf("item %s not skipped by ann yet", skipped)
 		}
 		return nil
 	})
+	_, err = api.SubmitLabels(ctx, cfg.RunID, LabelsRequest{Annotator: "ann", Round: 1, Labels: []ItemLabel{{ItemID: skipped, Answers: []string{"cat"}}}})
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict || !strings.Contains(apiErr.Message, "skipped item") {
+		t.Fatalf("answer after one's own skip: %v, want 409", err)
+	}
 	res, err := api.SubmitLabels(ctx, cfg.RunID, LabelsRequest{Annotator: "ann", Round: 1, Labels: []ItemLabel{{ItemID: answered, Answers: []string{"cat"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Counted != 1 || res.RoundComplete {
+		t.Fatalf("submit result %+v", res)
+	}
+	res, err = api.SubmitLabels(ctx, cfg.RunID, LabelsRequest{Annotator: "ann2", Round: 1, Labels: []ItemLabel{{ItemID: skipped, Answers: []string{"Dog"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +182,7 @@ func TestTemporalBackend(t *testing.T) {
 	if err := run.Get(ctx, &out); err != nil {
 		t.Fatal(err)
 	}
-	if out.Rounds != 1 || out.LabelsTotal != 1 || out.History[0].Skipped != 1 {
+	if out.Rounds != 1 || out.LabelsTotal != 2 || out.History[0].Skipped != 0 {
 		t.Fatalf("result %+v", out)
 	}
 }

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -14,6 +15,17 @@ import (
 // before the change replay with DefaultVersion.
 const ChangeForgettingEval = "forgetting-eval"
 
+// ChangeLabelSemantics is the GetVersion change id of exact label
+// semantics, taken once when a run starts. Version 1: answers are lists
+// checked against the item's blanks and normalised before votes; a skip
+// without scope "all" excludes only its annotator; a round closed with no
+// labels ends that round, not the run (unless CloseRequest.EndRun);
+// min_labels never exceeds the round's active items; late answers that
+// arrive while labels are persisted stay for the next PersistLabels; a new
+// run refuses a run id whose labels or models exist already. Runs recorded
+// before the change replay with DefaultVersion and the old behaviour.
+const ChangeLabelSemantics = "label-semantics"
+
 // activeLearning is the state of one ActiveLearning run (one round).
 type activeLearning struct {
 	cfg    RunConfig
@@ -22,8 +34,10 @@ type activeLearning struct {
 	phase  Phase
 	cur    *round
 	// late collects answers and notes for rounds that are not open; they
-	// are persisted by the next PersistLabels, never dropped.
-	late []RawAnswer
+	// are persisted by the next PersistLabels, within MaxLateRecords.
+	late lateLog
+	// version is the ChangeLabelSemantics version of this run.
+	version workflow.Version
 }
 
 // ActiveLearning runs one active-learning round — score the pool, select a
@@ -37,10 +51,11 @@ func ActiveLearning(ctx workflow.Context, cfg RunConfig) (*Result, error) {
 	cfg = cfg.withDefaults()
 	shares, _ := ParseStrategy(cfg.Strategy) // validated above
 	w := &activeLearning{cfg: cfg, shares: shares, phase: PhaseScoring}
+	w.version = workflow.GetVersion(ctx, ChangeLabelSemantics, workflow.DefaultVersion, 1)
 	if cfg.Resume != nil {
 		w.carry = *cfg.Resume
-		w.late = w.carry.Late
-		w.carry.Late = nil
+		w.late = lateLog{records: w.carry.Late, dropped: w.carry.LateDropped}
+		w.carry.Late, w.carry.LateDropped = nil, 0
 	} else {
 		w.carry = Carry{Round: 1, ModelURI: cfg.ModelURI}
 	}
@@ -53,10 +68,35 @@ func ActiveLearning(ctx workflow.Context, cfg RunConfig) (*Result, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("upsert memo: %w", err)
 	}
+	if w.version >= 1 && cfg.Resume == nil {
+		if err := w.checkRunIDUnused(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := w.adapt(ctx); err != nil {
 		return nil, err
 	}
 	return w.runRound(ctx)
+}
+
+// checkRunIDUnused refuses to start a run whose output prefix already holds
+// labels or a current model (a run id used before): the new run would
+// overwrite the earlier run's label files.
+func (w *activeLearning) checkRunIDUnused(ctx workflow.Context) error {
+	var prev ResolveRunOutput
+	if err := workflow.ExecuteActivity(storeOptions(ctx), ActivityResolveRun, ResolveRunInput{OutputPrefix: w.cfg.OutputPrefix}).Get(ctx, &prev); err != nil {
+		return fmt.Errorf("check that run id %q is unused: %w", w.cfg.RunID, err)
+	}
+	if prev.LabelSetURI == "" && prev.ModelURI == "" {
+		return nil
+	}
+	found := prev.LabelSetURI
+	if found == "" {
+		found = prev.ModelURI
+	}
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+		"run id %q is already used: %s holds an earlier run's data (%s); start with a new run_id (or another output_prefix) so that its labels are not overwritten",
+		w.cfg.RunID, w.cfg.OutputPrefix, found), "RunIDInUse", nil)
 }
 
 func (w *activeLearning) registerHandlers(ctx workflow.Context) error {
@@ -87,6 +127,7 @@ func (w *activeLearning) registerHandlers(ctx workflow.Context) error {
 	err = workflow.SetUpdateHandlerWithOptions(ctx, CloseRound,
 		func(ctx workflow.Context, req CloseRequest) (Status, error) {
 			w.cur.closeAsked = true
+			w.cur.endRun = w.cur.endRun || req.EndRun
 			return w.status(), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req CloseRequest) error {
@@ -192,7 +233,7 @@ func (w *activeLearning) onLabels(ctx workflow.Context, s LabelSubmission) {
 	if !w.roundOpen(s.Round) {
 		reason := fmt.Sprintf("round %d is not open", s.Round)
 		for _, a := range s.Answers {
-			w.late = append(w.late, RawAnswer{Round: s.Round, ItemID: a.ItemID, Annotator: s.Annotator, Answer: a.Answer, At: now, Via: "signal", Rejected: reason})
+			w.late.add(RawAnswer{Round: s.Round, ItemID: a.ItemID, Annotator: s.Annotator, Answers: rawBlanks(a), At: now, Via: "signal", Rejected: reason})
 		}
 		workflow.GetLogger(ctx).Info("labels for a round that is not open kept as late answers", "round", s.Round, "answers", len(s.Answers))
 		return
@@ -209,6 +250,7 @@ func (w *activeLearning) onClose(ctx workflow.Context, req CloseRequest) {
 		return
 	}
 	w.cur.closeAsked = true
+	w.cur.endRun = w.cur.endRun || req.EndRun
 }
 
 func (w *activeLearning) onNote(ctx workflow.Context, n ItemNote, skip bool) {
@@ -217,16 +259,17 @@ func (w *activeLearning) onNote(ctx workflow.Context, n ItemNote, skip bool) {
 		kind = "skip"
 	}
 	if !w.roundOpen(n.Round) || w.cur.index == nil {
-		w.late = append(w.late, RawAnswer{Round: n.Round, ItemID: n.ItemID, Annotator: n.Annotator, Answer: n.Reason,
-			At: workflow.Now(ctx), Via: kind, Rejected: fmt.Sprintf("round %d is not open", n.Round)})
+		w.late.add(RawAnswer{Round: n.Round, ItemID: n.ItemID, Annotator: n.Annotator, Answer: n.Reason,
+			At: workflow.Now(ctx), Via: kind, Scope: n.Scope, Rejected: fmt.Sprintf("round %d is not open", n.Round)})
 		return
 	}
-	raw := RawAnswer{Round: n.Round, ItemID: n.ItemID, Annotator: n.Annotator, Answer: n.Reason, At: workflow.Now(ctx), Via: kind}
-	if _, ok := w.cur.index[n.ItemID]; !ok {
-		raw.Rejected = fmt.Sprintf("unknown item id %q in round %d", n.ItemID, n.Round)
-	} else if skip {
-		w.cur.skipped[n.ItemID] = true
-	} else {
+	r := w.cur
+	raw := RawAnswer{Round: n.Round, ItemID: n.ItemID, Annotator: n.Annotator, Answer: n.Reason, At: workflow.Now(ctx), Via: kind, Scope: n.Scope}
+	_, known := r.index[n.ItemID]
+	switch {
+	case !known:
+		raw.Rejected = fmt.Sprintf("unknown item id %q in round %d", cut(n.ItemID, keptIDBytes), n.Round)
+	case !skip:
 		reason := n.Reason
 		if reason == "" {
 			reason = "flagged"
@@ -234,9 +277,19 @@ func (w *activeLearning) onNote(ctx workflow.Context, n ItemNote, skip bool) {
 		if n.Annotator != "" {
 			reason = n.Annotator + ": " + reason
 		}
-		w.cur.flags[n.ItemID] = append(w.cur.flags[n.ItemID], reason)
+		r.flag(n.ItemID, reason)
+	case r.legacy || n.Scope == ScopeAll:
+		r.skipped[n.ItemID] = true
+	case n.Scope != "" && n.Scope != ScopeSelf:
+		raw.Rejected = fmt.Sprintf("unknown skip scope %q (want %q or %q)", n.Scope, ScopeSelf, ScopeAll)
+	case strings.TrimSpace(n.Annotator) == "":
+		raw.Rejected = "a skip for oneself needs the annotator"
+	case len(n.Annotator) > MaxAnnotatorBytes:
+		raw.Rejected = fmt.Sprintf("annotator name is longer than %d bytes", MaxAnnotatorBytes)
+	default:
+		r.skipSelf(n.ItemID, n.Annotator)
 	}
-	w.cur.raw = append(w.cur.raw, raw)
+	r.note(raw)
 }
 
 func (w *activeLearning) status() Status {
@@ -252,6 +305,9 @@ func (w *activeLearning) status() Status {
 		st.LabelsNeeded = r.activeItems() * r.quorum
 		st.Deadline = r.deadline
 		st.Extensions = r.extensions
+		if !r.legacy {
+			st.Agreement = r.agreement()
+		}
 	}
 	return st
 }
@@ -329,6 +385,8 @@ func (w *activeLearning) runRound(ctx workflow.Context) (*Result, error) {
 	// 3. Wait for labels.
 	w.phase = PhaseLabeling
 	w.cur = newRound(number, cfg.Quorum, batch)
+	w.cur.legacy = w.version < 1
+	w.cur.fold = !cfg.CaseSensitiveVotes
 	w.cur.open = true
 	endedBy, err := w.waitForLabels(ctx)
 	w.cur.open = false
@@ -340,20 +398,25 @@ func (w *activeLearning) runRound(ctx workflow.Context) (*Result, error) {
 	// 4. Persist the labels and every raw answer (idempotent per round).
 	w.phase = PhasePersist
 	decisions := w.cur.decisions()
+	var agreement *Agreement
+	if !w.cur.legacy {
+		agreement = w.cur.agreement()
+	}
+	late, lateDropped := w.late.records, w.late.dropped
 	var persisted PersistLabelsOutput
 	err = workflow.ExecuteActivity(storeOptions(ctx), ActivityPersistLabels, PersistLabelsInput{
 		RunID: cfg.RunID, Round: number, OutputPrefix: cfg.OutputPrefix, PrevLabelSet: w.carry.LabelSetURI,
-		Decisions: decisions, Raw: w.cur.raw, Late: w.late,
+		Decisions: decisions, Raw: w.cur.raw, Late: late, Dropped: w.cur.dropped + lateDropped, Agreement: agreement,
 	}).Get(ctx, &persisted)
 	if err != nil {
 		return nil, fmt.Errorf("round %d: persist labels: %w", number, err)
 	}
-	w.late = nil
+	w.persistedLate(len(late), lateDropped)
 	w.carry.LabelSetURI = persisted.LabelSetURI
 	w.carry.LabelsTotal = persisted.Labeled
 	metrics := RoundMetrics{
 		Round: number, EndedBy: endedBy, Items: len(batch), Labeled: w.cur.labeledItems(), Answers: w.cur.answerCount(),
-		Extensions: w.cur.extensions, LabelSetURI: persisted.LabelSetURI,
+		Extensions: w.cur.extensions, LabelSetURI: persisted.LabelSetURI, Dropped: w.cur.dropped, Agreement: agreement,
 	}
 	for _, d := range decisions {
 		metrics.Ties += b2i(d.Tie)
@@ -361,9 +424,19 @@ func (w *activeLearning) runRound(ctx workflow.Context) (*Result, error) {
 		metrics.Skipped += b2i(d.Skipped)
 	}
 	if metrics.Labeled == 0 {
-		w.carry.Round = number + 1
-		w.appendHistory(metrics)
-		return w.finish(ctx, fmt.Sprintf("round %d ended with no labels (%s)", number, endedBy))
+		if w.version < 1 {
+			w.carry.Round = number + 1
+			w.appendHistory(metrics)
+			return w.finish(ctx, fmt.Sprintf("round %d ended with no labels (%s)", number, endedBy))
+		}
+		// A round without labels ends, not the run: the next round
+		// selects other items (this batch is LastBatch) with the same
+		// model, and the round counts towards Stop.Patience.
+		logger.Info("round ended with no labels; the run goes on", "round", number, "ended_by", endedBy)
+		metrics.ModelURI = w.carry.ModelURI
+		metrics.PromotionNote = "no labels: nothing trained"
+		w.carry.RoundsWithoutPromotion++
+		return w.nextRound(ctx, metrics, batch)
 	}
 
 	// 5. Fine-tune on the GPU queue.
@@ -435,12 +508,18 @@ func (w *activeLearning) runRound(ctx workflow.Context) (*Result, error) {
 		w.carry.RoundsWithoutPromotion++
 	}
 	metrics.ModelURI = w.carry.ModelURI
+	return w.nextRound(ctx, metrics, batch)
+}
+
+// nextRound records the finished round and stops the run or continues as
+// new with the small carried state.
+func (w *activeLearning) nextRound(ctx workflow.Context, metrics RoundMetrics, batch []Candidate) (*Result, error) {
 	w.appendHistory(metrics)
 	w.carry.LastBatch = make([]string, 0, len(batch))
 	for _, c := range batch {
 		w.carry.LastBatch = append(w.carry.LastBatch, c.ItemID)
 	}
-	w.carry.Round = number + 1
+	w.carry.Round = metrics.Round + 1
 
 	// 9. Stop, or continue as new with the small carried state.
 	if reason := w.stopReason(); reason != "" {
@@ -449,11 +528,23 @@ func (w *activeLearning) runRound(ctx workflow.Context) (*Result, error) {
 	if err := w.settle(ctx); err != nil {
 		return nil, err
 	}
-	next := cfg
+	next := w.cfg
 	c := w.carry
-	c.Late = w.late
+	c.Late, c.LateDropped = w.late.records, w.late.dropped
 	next.Resume = &c
 	return nil, workflow.NewContinueAsNewError(ctx, ActiveLearningName, next)
+}
+
+// persistedLate forgets the first n late records and the dropped count
+// that a PersistLabels stored. Before ChangeLabelSemantics every late
+// record was forgotten, also those that arrived while the activity ran.
+func (w *activeLearning) persistedLate(n, dropped int) {
+	if w.version < 1 {
+		w.late = lateLog{}
+		return
+	}
+	w.late.records = append([]RawAnswer(nil), w.late.records[n:]...)
+	w.late.dropped -= dropped
 }
 
 func (w *activeLearning) scorePool(ctx workflow.Context, number, k int) ([]ScoreShardOutput, error) {
@@ -489,6 +580,12 @@ func (w *activeLearning) waitForLabels(ctx workflow.Context) (string, error) {
 	cfg := w.cfg
 	r := w.cur
 	r.deadline = workflow.Now(ctx).Add(cfg.RoundDeadline.D())
+	minLabels := func() int { return cfg.MinLabels }
+	if w.version >= 1 {
+		// The pool's last batch may be smaller than min_labels, and skips
+		// for everyone shrink the round: never wait for more than exists.
+		minLabels = func() int { return max(1, min(cfg.MinLabels, r.activeItems())) }
+	}
 	for {
 		wait := r.deadline.Sub(workflow.Now(ctx))
 		done, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return r.complete() || r.closeAsked })
@@ -500,13 +597,13 @@ func (w *activeLearning) waitForLabels(ctx workflow.Context) (string, error) {
 			return "quorum", nil
 		case done:
 			return "closed", nil
-		case r.labeledItems() >= cfg.MinLabels:
+		case r.labeledItems() >= minLabels():
 			return "deadline", nil
 		case cfg.Extension.MaxExtensions == 0 || r.extensions < cfg.Extension.MaxExtensions:
 			r.extensions++
 			r.deadline = r.deadline.Add(cfg.Extension.Extend.D())
 			workflow.GetLogger(ctx).Info("deadline passed below the minimum; extending",
-				"round", r.number, "labeled", r.labeledItems(), "min", cfg.MinLabels, "extension", r.extensions, "deadline", r.deadline)
+				"round", r.number, "labeled", r.labeledItems(), "min", minLabels(), "extension", r.extensions, "deadline", r.deadline)
 		default:
 			return "deadline-below-minimum", nil
 		}
@@ -516,6 +613,8 @@ func (w *activeLearning) waitForLabels(ctx workflow.Context) (string, error) {
 func (w *activeLearning) stopReason() string {
 	cfg := w.cfg
 	switch {
+	case w.cur != nil && w.cur.endRun:
+		return fmt.Sprintf("run ended by the request that closed round %d", w.cur.number)
 	case cfg.Budget.MaxRounds > 0 && w.carry.Round > cfg.Budget.MaxRounds:
 		return "max rounds reached"
 	case cfg.Budget.MaxLabels > 0 && w.carry.LabelsTotal >= cfg.Budget.MaxLabels:
@@ -561,17 +660,33 @@ func (w *activeLearning) finish(ctx workflow.Context, reason string) (*Result, e
 	if err := w.settle(ctx); err != nil {
 		return nil, err
 	}
-	if len(w.late) > 0 {
+	// The late records go to the round file of w.carry.Round; records that
+	// come in while they are persisted are persisted again with all the
+	// earlier ones (the same key, a superset), until none comes.
+	persisted, persistedDropped := -1, -1
+	for len(w.late.records) > 0 || w.late.dropped > 0 {
+		late, dropped := w.late.records, w.late.dropped
+		if len(late) == persisted && dropped == persistedDropped {
+			w.late = lateLog{}
+			break
+		}
 		var out PersistLabelsOutput
 		err := workflow.ExecuteActivity(storeOptions(ctx), ActivityPersistLabels, PersistLabelsInput{
 			RunID: w.cfg.RunID, Round: w.carry.Round, OutputPrefix: w.cfg.OutputPrefix,
-			PrevLabelSet: w.carry.LabelSetURI, Late: w.late,
+			PrevLabelSet: w.carry.LabelSetURI, Late: late, Dropped: dropped,
 		}).Get(ctx, &out)
 		if err != nil {
 			return nil, fmt.Errorf("persist late answers: %w", err)
 		}
-		w.late = nil
 		w.carry.LabelSetURI = out.LabelSetURI
+		if w.version < 1 {
+			w.late = lateLog{}
+			break
+		}
+		persisted, persistedDropped = len(late), dropped
+		if err := w.settle(ctx); err != nil {
+			return nil, err
+		}
 	}
 	w.phase = PhaseDone
 	workflow.GetLogger(ctx).Info("active learning run finished", "run", w.cfg.RunID, "reason", reason)

@@ -238,7 +238,7 @@ func TestDuplicateAnswersCountedOnce(t *testing.T) {
 				t.Errorf("item has %d counted answers, want 1", got.Answers)
 			}
 			// Skip one item, flag another; close the round.
-			env.SignalWorkflow(SignalSkip, ItemNote{Round: 1, ItemID: b.Items[1].ItemID, Annotator: "ann-b", Reason: "ambiguous"})
+			env.SignalWorkflow(SignalSkip, ItemNote{Round: 1, ItemID: b.Items[1].ItemID, Annotator: "ann-b", Reason: "ambiguous", Scope: ScopeAll})
 			env.SignalWorkflow(SignalFlag, ItemNote{Round: 1, ItemID: id, Annotator: "ann-b", Reason: "typo"})
 			env.SignalWorkflow(CloseRound, CloseRequest{Round: 1})
 		}, 2*time.Hour)
@@ -302,7 +302,7 @@ func TestSignalsAroundContinueAsNew(t *testing.T) {
 	got := map[string]int{}
 	for _, p := range l.persisted {
 		for _, r := range append(append([]RawAnswer(nil), p.Raw...), p.Late...) {
-			got[r.Annotator+"/"+r.Answer]++
+			got[r.Annotator+"/"+r.Answer+strings.Join(r.Answers, ",")]++
 		}
 	}
 	for _, want := range []string{"late-1/late-ft", "late-2/late-up", "early/early", "/late flag"} {

@@ -31,10 +31,12 @@ type lab struct {
 	accuracy map[string]float64
 	// hooks run inside the named activity (used to deliver signals while the
 	// workflow is busy).
-	onFineTune, onUpload func()
+	onFineTune, onUpload, onPersist func()
 	// promotedElsewhere makes the promotion of the checkpoint named by the
 	// key lose to another workflow that promoted the model of the value.
 	promotedElsewhere map[string]string
+	// resolved is what ResolveRun answers when set.
+	resolved *ResolveRunOutput
 }
 
 func newLab(poolSize int) *lab {
@@ -94,6 +96,12 @@ func (l *lab) ScoreShard(ctx context.Context, in ScoreShardInput) (ScoreShardOut
 }
 
 func (l *lab) PersistLabels(ctx context.Context, in PersistLabelsInput) (PersistLabelsOutput, error) {
+	l.mu.Lock()
+	hook := l.onPersist
+	l.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.persisted = append(l.persisted, in)
@@ -160,6 +168,9 @@ func (l *lab) UploadCheckpoint(ctx context.Context, in UploadCheckpointInput) (U
 func (l *lab) ResolveRun(ctx context.Context, in ResolveRunInput) (ResolveRunOutput, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.resolved != nil {
+		return *l.resolved, nil
+	}
 	last := ""
 	for _, p := range l.persisted {
 		last = fmt.Sprintf("mem://labels/upto-%04d", p.Round)

@@ -12,7 +12,11 @@ import (
 // server (workflows/testdata/*.json, recorded by devserver's
 // TestRealEngineRoundSurvivesRestarts and TestRealEngineAdaptationSurvivesRestart
 // with CLOZELOOP_RECORD_HISTORIES=1) against the current
-// workflow code: a non-deterministic change fails here.
+// workflow code: a non-deterministic change fails here. labels-run-run*.json
+// were recorded before ChangeLabelSemantics, on the embedded server with
+// in-memory activities: two rounds with label signals and Updates (one
+// rejected), a skip, flags, a deadline extension, a CloseRound signal and
+// late answers and flags sent while the round was training.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil {

@@ -16,24 +16,45 @@ type round struct {
 	index    map[string]int
 	open     bool
 	deadline time.Time
-	// answers[item][annotator] = answer (counted answers only).
-	answers    map[string]map[string]string
-	skipped    map[string]bool
-	flags      map[string][]string
-	raw        []RawAnswer
-	closeAsked bool
-	extensions int
+	// legacy keeps the semantics of workflows started before
+	// ChangeLabelSemantics (one answer string, no normalisation, a skip
+	// removes the item for everyone) so that their histories replay.
+	legacy bool
+	// fold folds case for votes (RunConfig.CaseSensitiveVotes unset).
+	fold bool
+	// answers[item][annotator] = normalised blanks (counted answers only).
+	answers map[string]map[string][]string
+	skipped map[string]bool
+	// selfSkips[item][annotator]: skipped by that annotator only.
+	selfSkips map[string]map[string]bool
+	flags     map[string][]string
+	raw       []RawAnswer
+	// rejected counts the rejected records kept, per item and in all;
+	// notes the skip and flag records kept; dropped what the bounds left
+	// out.
+	rejectedByItem map[string]int
+	rejected       int
+	notes          int
+	flagCount      int
+	selfSkipCount  int
+	dropped        int
+	closeAsked     bool
+	endRun         bool
+	extensions     int
 }
 
 func newRound(number, quorum int, items []Candidate) *round {
 	r := &round{
-		number:  number,
-		quorum:  quorum,
-		items:   items,
-		index:   make(map[string]int, len(items)),
-		answers: make(map[string]map[string]string, len(items)),
-		skipped: map[string]bool{},
-		flags:   map[string][]string{},
+		number:         number,
+		quorum:         quorum,
+		items:          items,
+		index:          make(map[string]int, len(items)),
+		answers:        make(map[string]map[string][]string, len(items)),
+		skipped:        map[string]bool{},
+		selfSkips:      map[string]map[string]bool{},
+		flags:          map[string][]string{},
+		rejectedByItem: map[string]int{},
+		fold:           true,
 	}
 	for i, it := range items {
 		r.index[it.ItemID] = i
@@ -56,12 +77,18 @@ func (r *round) validate(s LabelSubmission) error {
 	if strings.TrimSpace(s.Annotator) == "" {
 		return fmt.Errorf("annotator is required")
 	}
+	if len(s.Annotator) > MaxAnnotatorBytes {
+		return fmt.Errorf("annotator name is longer than %d bytes", MaxAnnotatorBytes)
+	}
 	if len(s.Answers) == 0 {
 		return fmt.Errorf("the submission has no answers")
 	}
+	if len(s.Answers) > len(r.items) {
+		return fmt.Errorf("the submission has %d answers but round %d has %d items", len(s.Answers), r.number, len(r.items))
+	}
 	seen := map[string]bool{}
 	for _, a := range s.Answers {
-		if err := r.validateAnswer(s.Annotator, a); err != nil {
+		if _, err := r.checkAnswer(s.Annotator, a); err != nil {
 			return err
 		}
 		if seen[a.ItemID] {
@@ -72,42 +99,123 @@ func (r *round) validate(s LabelSubmission) error {
 	return nil
 }
 
-func (r *round) validateAnswer(annotator string, a Answer) error {
-	if _, ok := r.index[a.ItemID]; !ok {
-		return fmt.Errorf("unknown item id %q in round %d", a.ItemID, r.number)
+// checkAnswer validates one answer and returns its normalised blanks.
+func (r *round) checkAnswer(annotator string, a Answer) ([]string, error) {
+	i, ok := r.index[a.ItemID]
+	if !ok {
+		return nil, fmt.Errorf("unknown item id %q in round %d", cut(a.ItemID, keptIDBytes), r.number)
 	}
-	if strings.TrimSpace(a.Answer) == "" {
-		return fmt.Errorf("empty answer for item %q", a.ItemID)
+	var blanks []string
+	if r.legacy {
+		if strings.TrimSpace(a.Answer) == "" {
+			return nil, fmt.Errorf("empty answer for item %q", a.ItemID)
+		}
+		blanks = []string{strings.TrimSpace(a.Answer)}
+	} else {
+		var err error
+		if blanks, err = normalizeAnswer(a, masks(r.items[i].Text), r.fold); err != nil {
+			return nil, err
+		}
 	}
 	if r.skipped[a.ItemID] {
-		return fmt.Errorf("item %q was skipped in round %d", a.ItemID, r.number)
+		return nil, fmt.Errorf("item %q was skipped in round %d", a.ItemID, r.number)
+	}
+	if r.selfSkips[a.ItemID][annotator] {
+		return nil, fmt.Errorf("annotator %q skipped item %q (was skipped for this annotator)", annotator, a.ItemID)
 	}
 	if _, dup := r.answers[a.ItemID][annotator]; dup {
-		return fmt.Errorf("annotator %q already answered item %q", annotator, a.ItemID)
+		return nil, fmt.Errorf("annotator %q already answered item %q", annotator, a.ItemID)
 	}
-	return nil
+	if len(r.answers[a.ItemID]) >= r.quorum {
+		return nil, fmt.Errorf("item %q already has its %d answer(s) (is complete)", a.ItemID, r.quorum)
+	}
+	return blanks, nil
 }
 
 // apply records a submission. Answers that are invalid on their own are
-// kept as rejected raw answers (the signal path); it returns how many were
-// counted.
+// kept as rejected raw answers (the signal path), within the bounds; it
+// returns how many were counted.
 func (r *round) apply(s LabelSubmission, via string, now time.Time) int {
 	counted := 0
+	nameErr := ""
+	if len(s.Annotator) > MaxAnnotatorBytes {
+		nameErr = fmt.Sprintf("annotator name is longer than %d bytes", MaxAnnotatorBytes)
+	}
 	for _, a := range s.Answers {
-		raw := RawAnswer{Round: s.Round, ItemID: a.ItemID, Annotator: s.Annotator, Answer: a.Answer, At: now, Via: via}
-		if err := r.validateAnswer(s.Annotator, a); err != nil {
-			raw.Rejected = err.Error()
-		} else {
-			if r.answers[a.ItemID] == nil {
-				r.answers[a.ItemID] = map[string]string{}
-			}
-			r.answers[a.ItemID][s.Annotator] = strings.TrimSpace(a.Answer)
-			raw.Counted = true
-			counted++
+		raw := RawAnswer{Round: s.Round, ItemID: a.ItemID, Annotator: s.Annotator, Answers: rawBlanks(a), At: now, Via: via}
+		if r.legacy {
+			raw.Answers, raw.Answer = nil, a.Answer
 		}
+		blanks, err := r.checkAnswer(s.Annotator, a)
+		if err == nil && nameErr != "" {
+			err = fmt.Errorf("%s", nameErr)
+		}
+		if err != nil {
+			raw.Rejected = err.Error()
+			r.reject(raw)
+			continue
+		}
+		if r.answers[a.ItemID] == nil {
+			r.answers[a.ItemID] = map[string][]string{}
+		}
+		r.answers[a.ItemID][s.Annotator] = blanks
+		raw.Counted = true
+		counted++
 		r.raw = append(r.raw, raw)
 	}
 	return counted
+}
+
+// reject keeps a rejected record within MaxRejectedPerItem and
+// MaxRejectedPerRound; beyond, it only counts it.
+func (r *round) reject(raw RawAnswer) {
+	if r.rejected >= MaxRejectedPerRound || r.rejectedByItem[raw.ItemID] >= MaxRejectedPerItem {
+		r.dropped++
+		return
+	}
+	r.rejected++
+	if _, known := r.index[raw.ItemID]; known {
+		r.rejectedByItem[raw.ItemID]++
+	}
+	r.raw = append(r.raw, bounded(raw))
+}
+
+// note records a skip or flag within MaxNotesPerRound.
+func (r *round) note(raw RawAnswer) {
+	if r.notes >= MaxNotesPerRound {
+		r.dropped++
+		return
+	}
+	r.notes++
+	r.raw = append(r.raw, bounded(raw))
+}
+
+// skipSelf records that annotator skipped item for themselves.
+func (r *round) skipSelf(item, annotator string) {
+	m := r.selfSkips[item]
+	if m == nil {
+		m = map[string]bool{}
+		r.selfSkips[item] = m
+	}
+	if m[annotator] {
+		return
+	}
+	if len(m) >= MaxSelfSkipsPerItem || r.selfSkipCount >= MaxSelfSkipsPerRound {
+		r.dropped++
+		return
+	}
+	r.selfSkipCount++
+	m[annotator] = true
+}
+
+// flag adds a flag reason within MaxFlagsPerItem.
+func (r *round) flag(item, reason string) {
+	if len(r.flags[item]) >= MaxFlagsPerItem || r.flagCount >= MaxFlagsPerRound {
+		r.dropped++
+		return
+	}
+	r.flagCount++
+	r.flags[item] = append(r.flags[item], cut(reason, MaxReasonBytes))
 }
 
 // activeItems is the number of items not skipped.
@@ -151,6 +259,36 @@ func (r *round) answerCount() int {
 	return n
 }
 
+// agreement is the inter-annotator agreement of the round's counted
+// answers on items not skipped for everyone.
+func (r *round) agreement() *Agreement {
+	if r == nil {
+		return nil
+	}
+	units := make([][]string, 0, len(r.items))
+	for _, it := range r.items {
+		byAnnotator := r.answers[it.ItemID]
+		if r.skipped[it.ItemID] || len(byAnnotator) < 2 {
+			continue
+		}
+		u := make([]string, 0, len(byAnnotator))
+		for _, a := range sortedAnnotators(byAnnotator) {
+			u = append(u, voteKey(byAnnotator[a]))
+		}
+		units = append(units, u)
+	}
+	return ComputeAgreement(units)
+}
+
+func sortedAnnotators[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for a := range m {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // decisions computes the majority vote of every item, in batch order.
 func (r *round) decisions() []LabelDecision {
 	out := make([]LabelDecision, 0, len(r.items))
@@ -160,14 +298,23 @@ func (r *round) decisions() []LabelDecision {
 			d.Flagged = true
 			d.FlagReasons = append([]string(nil), reasons...)
 		}
+		if skips := r.selfSkips[it.ItemID]; len(skips) > 0 {
+			d.SkippedBy = sortedAnnotators(skips)
+		}
 		byAnnotator := r.answers[it.ItemID]
 		d.Answers = len(byAnnotator)
 		if len(byAnnotator) > 0 && !d.Skipped {
 			d.Votes = map[string]int{}
-			for _, a := range byAnnotator {
-				d.Votes[a]++
+			blanks := map[string][]string{}
+			for _, a := range sortedAnnotators(byAnnotator) {
+				k := voteKey(byAnnotator[a])
+				d.Votes[k]++
+				blanks[k] = byAnnotator[a]
 			}
 			d.Label, d.Tie = majority(d.Votes)
+			if !r.legacy {
+				d.Labels = append([]string(nil), blanks[d.Label]...)
+			}
 		}
 		out = append(out, d)
 	}
@@ -201,11 +348,11 @@ func (r *round) view() BatchView {
 	}
 	v := BatchView{Round: r.number, Open: r.open, Deadline: r.deadline, Items: make([]BatchItem, 0, len(r.items))}
 	for _, it := range r.items {
-		annotators := make([]string, 0, len(r.answers[it.ItemID]))
-		for a := range r.answers[it.ItemID] {
-			annotators = append(annotators, a)
+		annotators := sortedAnnotators(r.answers[it.ItemID])
+		var skippedBy []string
+		if skips := r.selfSkips[it.ItemID]; len(skips) > 0 {
+			skippedBy = sortedAnnotators(skips)
 		}
-		sort.Strings(annotators)
 		v.Items = append(v.Items, BatchItem{
 			ItemID:      it.ItemID,
 			Text:        it.Text,
@@ -215,6 +362,8 @@ func (r *round) view() BatchView {
 			Skipped:     r.skipped[it.ItemID],
 			Flagged:     len(r.flags[it.ItemID]) > 0,
 			Annotators:  annotators,
+			SkippedBy:   skippedBy,
+			Masks:       masks(it.Text),
 		})
 	}
 	return v

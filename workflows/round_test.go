@@ -73,7 +73,8 @@ func TestParseStrategyAndSplit(t *testing.T) {
 		{"margin=1,kcenter=1,random=1", 4, []int{2, 1, 1}, ""},
 		{"density=1,target=1", 4, []int{2, 2}, ""},
 		{"entropy,entropy", 1, nil, "twice"},
-		{"bald", 1, nil, "unknown strategy"},
+		{"bald", 1, []int{1}, ""},
+		{"vibes", 1, nil, "unknown strategy"},
 		{"random=-1", 1, nil, "positive"},
 		{"", 1, nil, "empty"},
 	}

@@ -61,11 +61,13 @@ const (
 	ActivityResolveRun       = "ResolveRun"
 )
 
-// Strategies understood by the scorer. "density" is information density
-// (entropy × mean cosine similarity of the item's mask embedding to the
-// pool shard's items), "target" entropy × similarity to the items at
-// RunConfig.TargetURI (see package acquire's Density).
-var Strategies = []string{"entropy", "margin", "least-confidence", "random", "kcenter", "hybrid", "density", "target"}
+// Strategies understood by the scorer. "bald" needs MC dropout, which the
+// model engine does (its MCDropout option); it costs that many forward
+// passes per item. "density" is information density (entropy × mean cosine
+// similarity of the item's mask embedding to the pool shard's items),
+// "target" entropy × similarity to the items at RunConfig.TargetURI (see
+// package acquire's Density).
+var Strategies = []string{"entropy", "margin", "least-confidence", "random", "bald", "kcenter", "hybrid", "density", "target"}
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration
 // string ("72h", "30m"); a bare number is read as seconds.
@@ -191,6 +193,8 @@ type RunConfig struct {
 	RoundDeadline Duration `json:"round_deadline"`
 	// MinLabels is how many labelled items the round needs at the deadline
 	// (default 1).
+	// When the batch is smaller than MinLabels (the pool's last items) or
+	// skips leave fewer active items, the round needs only what it has.
 	MinLabels int              `json:"min_labels,omitempty"`
 	Extension ExtensionPolicy  `json:"extension,omitempty"`
 	Budget    Budget           `json:"budget,omitempty"`
@@ -200,6 +204,11 @@ type RunConfig struct {
 	// Adapt, when set, adds the adaptation phase before round 1 (see
 	// AdaptSettings).
 	Adapt *AdaptSettings `json:"adapt,omitempty"`
+	// CaseSensitiveVotes keeps the case of answers when votes are counted.
+	// The default (false) folds case, right for uncased models (BERT
+	// uncased, whose tokenizer lowercases anyway): "Dog" and "dog" are one
+	// vote. Set it for cased models. The raw text is always kept.
+	CaseSensitiveVotes bool `json:"case_sensitive_votes,omitempty"`
 	// Resume is set only by continue-as-new: the small state carried from
 	// the previous round.
 	Resume *Carry `json:"resume,omitempty"`
@@ -225,8 +234,10 @@ type Carry struct {
 	// History is the per-round summary (the last MaxCarriedHistory rounds).
 	History []RoundMetrics `json:"history,omitempty"`
 	// Late holds answers that arrived after their round closed; the next
-	// PersistLabels stores them.
-	Late []RawAnswer `json:"late,omitempty"`
+	// PersistLabels stores them (at most MaxLateRecords; LateDropped counts
+	// the rest).
+	Late        []RawAnswer `json:"late,omitempty"`
+	LateDropped int         `json:"late_dropped,omitempty"`
 	// Adaptation records the adaptation phase once it has run (nil when
 	// the run has none).
 	Adaptation *Adaptation `json:"adaptation,omitempty"`
@@ -298,8 +309,8 @@ func (c *RunConfig) Validate() error {
 		return fmt.Errorf("model_uri is required")
 	case c.BatchSize <= 0:
 		return fmt.Errorf("batch_size must be positive, got %d", c.BatchSize)
-	case c.Quorum < 0:
-		return fmt.Errorf("quorum must not be negative, got %d", c.Quorum)
+	case c.Quorum < 0 || c.Quorum > MaxQuorum:
+		return fmt.Errorf("quorum must be between 1 and %d, got %d", MaxQuorum, c.Quorum)
 	case c.RoundDeadline <= 0:
 		return fmt.Errorf("round_deadline must be positive (e.g. \"72h\")")
 	case c.MinLabels < 0 || c.MinLabels > c.BatchSize:
@@ -406,10 +417,15 @@ type ScoreShardOutput struct {
 	Top       map[string][]Candidate `json:"top"`
 }
 
-// Answer is one annotator's answer for one item.
+// Answer is one annotator's answer for one item: one entry in Answers per
+// [MASK] of the item's text, in order.
 type Answer struct {
-	ItemID string `json:"item_id"`
-	Answer string `json:"answer"`
+	ItemID  string   `json:"item_id"`
+	Answers []string `json:"answers,omitempty"`
+	// Answer is the old single-string form, still read from signals sent
+	// before Answers existed: the whole answer of a one-blank item, or the
+	// blanks joined with "|" (AnswerSeparator).
+	Answer string `json:"answer,omitempty"`
 }
 
 // LabelSubmission is the payload of the SubmitLabels Update and of the
@@ -435,35 +451,45 @@ type ItemNote struct {
 	ItemID    string `json:"item_id"`
 	Annotator string `json:"annotator,omitempty"`
 	Reason    string `json:"reason,omitempty"`
-	// Scope of a Skip: NoteScopeSelf (this annotator will not answer the
-	// item; others' answers stand) or NoteScopeAll (a lead takes the item
-	// out of the round). Empty is how notes were sent before scopes: the
-	// hook now always sets it.
+	// Scope of a skip: ScopeSelf (the default) excludes only Annotator from
+	// the item, every answer stays; ScopeAll (leads) removes the item from
+	// the round for everyone. The hook sets it from the caller's role.
 	Scope string `json:"scope,omitempty"`
 }
 
-// Scopes of an ItemNote.
+// Skip scopes (ItemNote.Scope).
 const (
-	NoteScopeSelf = "self"
-	NoteScopeAll  = "all"
+	ScopeSelf = "self"
+	ScopeAll  = "all"
 )
 
 // CloseRequest is the payload of CloseRound.
 type CloseRequest struct {
 	Round  int    `json:"round"`
 	Reason string `json:"reason,omitempty"`
+	// EndRun ends the whole run once this round is persisted (and trained
+	// when it has labels). Without it a round closed with no labels only
+	// ends that round. The hook allows it to leads only.
+	EndRun bool `json:"end_run,omitempty"`
 }
 
-// RawAnswer is every answer received, counted or not.
+// RawAnswer is every answer received, counted or not, as it was sent (cut
+// to the bounds of bounds.go when it was too long to count anyway).
 type RawAnswer struct {
-	Round     int       `json:"round"`
-	ItemID    string    `json:"item_id"`
-	Annotator string    `json:"annotator"`
-	Answer    string    `json:"answer"`
-	At        time.Time `json:"at"`
-	Via       string    `json:"via"` // "update" or "signal"
-	Counted   bool      `json:"counted"`
-	Rejected  string    `json:"rejected,omitempty"`
+	Round     int    `json:"round"`
+	ItemID    string `json:"item_id"`
+	Annotator string `json:"annotator"`
+	// Answers are the raw texts, one per blank.
+	Answers []string `json:"answers,omitempty"`
+	// Answer is the reason of a skip or flag, and the answer of records
+	// written before Answers existed.
+	Answer   string    `json:"answer,omitempty"`
+	At       time.Time `json:"at"`
+	Via      string    `json:"via"` // "update", "signal", "skip" or "flag"
+	Counted  bool      `json:"counted"`
+	Rejected string    `json:"rejected,omitempty"`
+	// Scope is the scope of a skip.
+	Scope string `json:"scope,omitempty"`
 }
 
 // LabelDecision is the outcome for one item of a round.
@@ -472,9 +498,13 @@ type LabelDecision struct {
 	// Text is the item's cloze text (with the mask), kept so the label set
 	// is self-contained for training.
 	Text string `json:"text,omitempty"`
-	// Label is the majority answer ("" when the item got no answer or was
-	// skipped).
-	Label   string         `json:"label,omitempty"`
+	// Labels is the majority answer, one normalised entry per [MASK]
+	// (empty when the item got no answer or was skipped).
+	Labels []string `json:"labels,omitempty"`
+	// Label is Labels joined with " | " (the only form in label files
+	// written before Labels existed).
+	Label string `json:"label,omitempty"`
+	// Votes counts the normalised answers, keyed by their " | " join.
 	Votes   map[string]int `json:"votes,omitempty"`
 	Answers int            `json:"answers"`
 	// Tie is set when several answers share the top vote; Label is then the
@@ -483,6 +513,8 @@ type LabelDecision struct {
 	Skipped     bool     `json:"skipped,omitempty"`
 	Flagged     bool     `json:"flagged,omitempty"`
 	FlagReasons []string `json:"flag_reasons,omitempty"`
+	// SkippedBy are the annotators who skipped the item for themselves.
+	SkippedBy []string `json:"skipped_by,omitempty"`
 }
 
 // PersistLabelsInput stores one round's labels and raw answers.
@@ -494,6 +526,11 @@ type PersistLabelsInput struct {
 	Decisions    []LabelDecision `json:"decisions"`
 	Raw          []RawAnswer     `json:"raw"`
 	Late         []RawAnswer     `json:"late,omitempty"`
+	// Dropped counts records left out by the bounds (rejected answers and
+	// notes beyond the per-round caps, late answers beyond MaxLateRecords).
+	Dropped int `json:"dropped,omitempty"`
+	// Agreement is the round's inter-annotator agreement.
+	Agreement *Agreement `json:"agreement,omitempty"`
 }
 
 // PersistLabelsOutput names the new label-set manifest.
@@ -615,6 +652,8 @@ type Status struct {
 	LabelsTotal    int                `json:"labels_total"`
 	// Adaptation is the adaptation phase's record once it has run.
 	Adaptation *Adaptation `json:"adaptation,omitempty"`
+	// Agreement is the open round's inter-annotator agreement so far.
+	Agreement *Agreement `json:"agreement,omitempty"`
 }
 
 // BatchItem is one item of the open round, for annotators.
@@ -629,6 +668,12 @@ type BatchItem struct {
 	Flagged bool `json:"flagged,omitempty"`
 	// Annotators who already answered (they may not answer again).
 	Annotators []string `json:"annotators,omitempty"`
+	// SkippedBy are the annotators who skipped the item for themselves
+	// (they may not answer it; others still do).
+	SkippedBy []string `json:"skipped_by,omitempty"`
+	// Masks is the number of [MASK] blanks: an answer has that many
+	// entries.
+	Masks int `json:"masks"`
 }
 
 // BatchView is the answer of the Batch query.
@@ -659,6 +704,9 @@ type RoundMetrics struct {
 	ModelURI      string             `json:"model_uri"`
 	LabelSetURI   string             `json:"label_set_uri"`
 	PromotionNote string             `json:"promotion_note,omitempty"`
+	// Dropped counts records the bounds left out.
+	Dropped   int        `json:"dropped,omitempty"`
+	Agreement *Agreement `json:"agreement,omitempty"`
 }
 
 // Result is what a finished ActiveLearning workflow returns.

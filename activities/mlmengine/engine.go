@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/mlm"
@@ -63,6 +64,11 @@ type Options struct {
 	// CheckpointEvery is the number of optimizer steps between resumable
 	// checkpoints when the fine-tune settings do not say (default 100).
 	CheckpointEvery int
+	// WaitHeartbeat is how often a chunk that waits for its turn at a
+	// model shared with other shards or evaluations reports progress, so
+	// that its activity heartbeats while it waits (default
+	// DefaultWaitHeartbeat).
+	WaitHeartbeat time.Duration
 	// Logger receives progress and warnings (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -70,9 +76,10 @@ type Options struct {
 // Engine implements activities.Scorer, activities.Trainer and
 // activities.Evaluator. It is safe for concurrent use.
 type Engine struct {
-	o   Options
-	log *slog.Logger
-	div diversityLimits
+	o     Options
+	log   *slog.Logger
+	div   diversityLimits
+	turns turns
 }
 
 var (
@@ -114,6 +121,9 @@ func New(o Options) (*Engine, error) {
 	if o.CheckpointEvery <= 0 {
 		o.CheckpointEvery = 100
 	}
+	if o.WaitHeartbeat <= 0 {
+		o.WaitHeartbeat = DefaultWaitHeartbeat
+	}
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
 		return nil, fmt.Errorf("mlm engine: create cache folder: %w", err)
 	}
@@ -121,7 +131,7 @@ func New(o Options) (*Engine, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Engine{o: o, log: log, div: defaultDiversityLimits()}, nil
+	return &Engine{o: o, log: log, div: defaultDiversityLimits(), turns: turns{gates: map[*mlm.Model]*gate{}}}, nil
 }
 
 func (e *Engine) modelCache() string { return filepath.Join(e.o.CacheDir, "models") }

@@ -40,7 +40,16 @@ func (e *Engine) Evaluate(ctx context.Context, modelURI, evalURI string, progres
 		if len(chunk) == 0 {
 			return nil
 		}
+		endTurn, err := e.take(ctx, m, func() {
+			if progress != nil {
+				progress(done, -1) // waiting for the model: still alive
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("evaluate %s on %s: wait for the model: %w", modelURI, evalURI, err)
+		}
 		met, err := m.Evaluate(ctx, chunk, mlm.EvalOptions{BatchSize: e.o.EvalBatchSize})
+		endTurn()
 		if err != nil {
 			return fmt.Errorf("evaluate %s on %s: %w", modelURI, evalURI, err)
 		}

@@ -292,7 +292,16 @@ func (e *Engine) scanShard(ctx context.Context, req activities.ScoreRequest, pro
 		if len(chunk) == 0 {
 			return nil
 		}
+		endTurn, err := e.take(ctx, m, func() {
+			if progress != nil {
+				progress(done, -1) // waiting for the model: still alive
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("score shard %d of %s: wait for the model: %w", req.Shard, req.PoolURI, err)
+		}
 		scores, err := m.Score(ctx, chunk, opts, nil)
+		endTurn()
 		if err != nil {
 			return fmt.Errorf("score shard %d of %s: %w", req.Shard, req.PoolURI, err)
 		}

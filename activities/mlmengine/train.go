@@ -17,11 +17,13 @@ import (
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/mlm"
 	"github.com/clozeloop/clozeloop/store"
+	"github.com/clozeloop/clozeloop/workflows"
 )
 
 // AnswerSeparator separates the answers of an item with several [MASK]
-// blanks inside one label (the hook joins them with " | ").
-const AnswerSeparator = "|"
+// blanks inside one label of the old, joined form (label files written
+// before labels were lists; workflows.AnswerSeparator).
+const AnswerSeparator = workflows.AnswerSeparator
 
 // Keys a fine-tune writes under its TrainRequest.OutputPrefix.
 const (
@@ -57,7 +59,8 @@ func CheckpointURI(outputPrefix string, step int) string {
 }
 
 // examples converts labelled items into mlm examples: an item with n
-// masks takes n answers separated by AnswerSeparator.
+// masks takes n answers, its Answers list, or for labels persisted before
+// lists its Label split on AnswerSeparator.
 func examples(in []activities.Example) ([]mlm.Example, error) {
 	out := make([]mlm.Example, 0, len(in))
 	for _, ex := range in {
@@ -66,7 +69,13 @@ func examples(in []activities.Example) ([]mlm.Example, error) {
 			return nil, fmt.Errorf("%w: example %s has no [MASK] in %q", activities.ErrBadData, ex.ItemID, ex.Text)
 		}
 		answers := []string{strings.TrimSpace(ex.Label)}
-		if n > 1 {
+		switch {
+		case len(ex.Answers) > 0:
+			answers = make([]string, len(ex.Answers))
+			for i, a := range ex.Answers {
+				answers[i] = strings.TrimSpace(a)
+			}
+		case n > 1:
 			answers = strings.Split(ex.Label, AnswerSeparator)
 			for i := range answers {
 				answers[i] = strings.TrimSpace(answers[i])
