@@ -17,8 +17,8 @@ import (
 
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/dataset"
-	"github.com/clozeloop/clozeloop/store/s3embed"
 	"github.com/clozeloop/clozeloop/hook"
+	"github.com/clozeloop/clozeloop/store/s3embed"
 	"github.com/clozeloop/clozeloop/workflows"
 )
 
