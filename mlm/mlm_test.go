@@ -539,7 +539,11 @@ func TestFillMask(t *testing.T) {
 	}
 }
 
-func TestScore(t *testing.T) {
+// TestScorePlumbing checks Score's plumbing and consistency (errors per
+// item, progress, agreement with FillMask, batching, repeatable MC
+// dropout, aggregation); the measures' values against closed forms are in
+// TestScoreMeasuresClosedForm.
+func TestScorePlumbing(t *testing.T) {
 	m := newTestModel(t, 9)
 	ctx := context.Background()
 	items := []ScoreItem{

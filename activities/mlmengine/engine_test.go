@@ -43,7 +43,10 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
-func TestScoreShard(t *testing.T) {
+// TestScoreShardPlumbing checks sharding, skipping, progress and that every
+// score is present and in range (the values are checked in mlm and in
+// TestScoreShardToMatchesReference).
+func TestScoreShardPlumbing(t *testing.T) {
 	f := mlmenginetest.Start(t, 30, 0)
 	e := newEngine(t, f)
 	ctx := context.Background()
@@ -137,7 +140,10 @@ func TestScoreShardErrors(t *testing.T) {
 	}
 }
 
-func TestEvaluate(t *testing.T) {
+// TestEvaluatePlumbing checks that the activity reports every metric in
+// range and that chunking does not change it (the metrics' values are
+// checked in mlm's TestEvaluateForced and TestEvaluateMatchesFillMask).
+func TestEvaluatePlumbing(t *testing.T) {
 	f := mlmenginetest.Start(t, 0, 20)
 	e := newEngine(t, f)
 	ctx := context.Background()
