@@ -2,6 +2,7 @@ package mlm
 
 import (
 	"context"
+	"encoding/binary"
 	"math"
 	"os"
 	"path/filepath"
@@ -36,14 +37,19 @@ func TestSaveWithHalfPrecision(t *testing.T) {
 	for _, v := range want {
 		scale = math.Max(scale, math.Abs(float64(v)))
 	}
+	// The expected values come from roundHalf/roundBF16 and the stored bits
+	// are read with decodeF16/decodeBF16, all written here from the formats'
+	// definitions and checked on hand-worked bit patterns in
+	// TestSaveHalfPrecisionBitPatterns, not with the saver's converters.
 	tests := []struct {
-		dtype safetensors.DType
-		round func(float32) float32
+		dtype  safetensors.DType
+		round  func(float32) float64
+		decode func(uint16) float64
 		// relTol bounds the logit difference relative to the largest logit.
 		relTol float64
 	}{
-		{safetensors.F16, func(f float32) float32 { return safetensors.F16ToFloat32(safetensors.Float32ToF16(f)) }, 5e-3},
-		{safetensors.BF16, func(f float32) float32 { return safetensors.BF16ToFloat32(safetensors.Float32ToBF16(f)) }, 4e-2},
+		{safetensors.F16, roundHalf, decodeF16, 5e-3},
+		{safetensors.BF16, roundBF16, decodeBF16, 4e-2},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.dtype), func(t *testing.T) {
@@ -76,14 +82,14 @@ func TestSaveWithHalfPrecision(t *testing.T) {
 				if got.DType != tt.dtype {
 					t.Errorf("tensor %s has dtype %s, want %s", w.Name, got.DType, tt.dtype)
 				}
-				gv, err := got.Float32s()
-				if err != nil {
-					t.Fatal(err)
-				}
 				wv, _ := w.Float32s()
+				if len(got.Data) != 2*len(wv) {
+					t.Fatalf("tensor %s has %d bytes, want %d", w.Name, len(got.Data), 2*len(wv))
+				}
 				for i := range wv {
-					if r := tt.round(wv[i]); gv[i] != r {
-						t.Fatalf("tensor %s[%d] = %g, want %g (%g rounded to %s)", w.Name, i, gv[i], r, wv[i], tt.dtype)
+					g := tt.decode(binary.LittleEndian.Uint16(got.Data[2*i:]))
+					if r := tt.round(wv[i]); g != r {
+						t.Fatalf("tensor %s[%d] = %g, want %g (%g rounded to %s)", w.Name, i, g, r, wv[i], tt.dtype)
 					}
 				}
 			}
@@ -106,6 +112,172 @@ func TestSaveWithHalfPrecision(t *testing.T) {
 			}
 			t.Logf("%s: %d bytes (float32 %d), max logit difference %.3g (largest logit %.3g)", tt.dtype, info.Size(), refInfo.Size(), d, scale)
 		})
+	}
+}
+
+// roundHalf rounds f to IEEE 754 binary16 (11 significant bits, exponent
+// down to -14, subnormals on the grid 2^-24, ties to even, above 65504 to
+// infinity), computed exactly in float64.
+func roundHalf(f float32) float64 {
+	x := float64(f)
+	a := math.Abs(x)
+	var q float64
+	switch {
+	case a == 0 || math.IsInf(a, 0):
+		return x
+	case a < 0x1p-14:
+		q = math.RoundToEven(a*0x1p24) / 0x1p24
+	default:
+		frac, exp := math.Frexp(a) // a = frac·2^exp, frac in [0.5, 1)
+		q = math.Ldexp(math.RoundToEven(math.Ldexp(frac, 11)), exp-11)
+	}
+	if q > 65504 {
+		q = math.Inf(1)
+	}
+	return math.Copysign(q, x)
+}
+
+// roundBF16 rounds f to bfloat16 (8 significant bits, float32's exponent
+// range, subnormals on the grid 2^-133, ties to even).
+func roundBF16(f float32) float64 {
+	x := float64(f)
+	a := math.Abs(x)
+	var q float64
+	switch {
+	case a == 0 || math.IsInf(a, 0):
+		return x
+	case a < 0x1p-126:
+		q = math.RoundToEven(a*0x1p133) / 0x1p133
+	default:
+		frac, exp := math.Frexp(a)
+		q = math.Ldexp(math.RoundToEven(math.Ldexp(frac, 8)), exp-8)
+	}
+	if q > 0x1.fep127 {
+		q = math.Inf(1)
+	}
+	return math.Copysign(q, x)
+}
+
+// decodeF16 reads binary16 bits: sign, 5 exponent bits (bias 15), 10
+// fraction bits.
+func decodeF16(h uint16) float64 {
+	sign := 1.0
+	if h&0x8000 != 0 {
+		sign = -1
+	}
+	e, m := int(h>>10)&0x1f, float64(h&0x3ff)
+	switch e {
+	case 0x1f:
+		if m != 0 {
+			return math.NaN()
+		}
+		return sign * math.Inf(1)
+	case 0:
+		return sign * m * 0x1p-24
+	}
+	return sign * math.Ldexp(1024+m, e-25)
+}
+
+// decodeBF16 reads bfloat16 bits: sign, 8 exponent bits (bias 127), 7
+// fraction bits.
+func decodeBF16(h uint16) float64 {
+	sign := 1.0
+	if h&0x8000 != 0 {
+		sign = -1
+	}
+	e, m := int(h>>7)&0xff, float64(h&0x7f)
+	switch e {
+	case 0xff:
+		if m != 0 {
+			return math.NaN()
+		}
+		return sign * math.Inf(1)
+	case 0:
+		return sign * m * 0x1p-133
+	}
+	return sign * math.Ldexp(128+m, e-134)
+}
+
+// halfCases are float32 values with their binary16 and bfloat16 bit
+// patterns, worked out by hand from the formats (see the comments).
+var halfCases = []struct {
+	in        float32
+	f16, bf16 uint16
+	why       string
+}{
+	{1, 0x3c00, 0x3f80, "exponent bias 15 / 127, fraction 0"},
+	{-2, 0xc000, 0xc000, "sign bit, exponent 16 / 128"},
+	{0.1, 0x2e66, 0x3dcd, "1.6·2^-4: fraction 0.6·1024 = 614.4 → 614; float32 0x3dcccccd rounds up"},
+	{1.0 / 3, 0x3555, 0x3eab, "fraction 341.33 → 341 = 0x155; float32 0x3eaaaaab rounds up"},
+	{65504, 0x7bff, 0x4780, "largest half; float32 0x477fe000 rounds up to 65536 in bfloat16"},
+	{65520, 0x7c00, 0x4780, "half tie between 65504 and 65536 goes to even: infinity"},
+	{-1e6, 0xfc00, 0xc974, "half overflows to -infinity; float32 0xc9742400 rounds down"},
+	{0x1p-14, 0x0400, 0x3880, "smallest normal half"},
+	{0x1p-24, 0x0001, 0x3380, "smallest subnormal half"},
+	{0x3p-25, 0x0002, 0x33c0, "1.5 subnormal steps: tie to even 2"},
+	{0x1p-25, 0x0000, 0x3300, "half a subnormal step: tie to even 0"},
+	{1 + 0x1p-11, 0x3c00, 0x3f80, "half tie between 1 and 1+2^-10: even is 1"},
+	{1 + 0x3p-11, 0x3c02, 0x3f80, "half tie between 1+2^-10 and 1+2^-9: even is 1+2^-9"},
+	{1 + 0x1p-8, 0x3c04, 0x3f80, "exact in half; bfloat16 tie 0x3f80/0x3f81: even 0x3f80"},
+	{1 + 0x3p-8, 0x3c0c, 0x3f82, "exact in half; bfloat16 tie 0x3f81/0x3f82: even 0x3f82"},
+}
+
+// TestSaveHalfPrecisionBitPatterns plants halfCases in a model's word
+// embeddings, saves it in F16 and BF16 and checks the stored bits against
+// the hand-worked patterns. It also checks the test's own roundHalf,
+// roundBF16 and decoders on them, which TestSaveWithHalfPrecision relies on.
+func TestSaveHalfPrecisionBitPatterns(t *testing.T) {
+	for _, c := range halfCases {
+		if r, d := roundHalf(c.in), decodeF16(c.f16); r != d {
+			t.Errorf("roundHalf(%g) = %g, hand-worked %#04x is %g", c.in, r, c.f16, d)
+		}
+		if r, d := roundBF16(c.in), decodeBF16(c.bf16); r != d {
+			t.Errorf("roundBF16(%g) = %g, hand-worked %#04x is %g", c.in, r, c.bf16, d)
+		}
+	}
+	const name = "bert.embeddings.word_embeddings.weight"
+	m := newTestModel(t, 4)
+	dir := writeState(t, m, func(sd []safetensors.Tensor) []safetensors.Tensor {
+		for i, x := range sd {
+			if x.Name != name {
+				continue
+			}
+			v, _ := x.Float32s()
+			for j, c := range halfCases {
+				v[j] = c.in
+			}
+			sd[i], _ = safetensors.FromFloat32s(x.Name, safetensors.F32, x.Shape, v)
+		}
+		return sd
+	})
+	planted, err := Load(context.Background(), dir, Options{Device: "cpu", Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer planted.Close()
+	for _, dtype := range []safetensors.DType{safetensors.F16, safetensors.BF16} {
+		out := t.TempDir()
+		if err := planted.SaveWith(context.Background(), out, SaveOptions{DType: dtype}); err != nil {
+			t.Fatal(err)
+		}
+		f, err := safetensors.ReadFile(filepath.Join(out, SafetensorsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, ok := f.Tensor(name)
+		if !ok || len(w.Data) < 2*len(halfCases) {
+			t.Fatalf("%s: tensor %s missing or short", dtype, name)
+		}
+		for j, c := range halfCases {
+			got := binary.LittleEndian.Uint16(w.Data[2*j:])
+			want := c.f16
+			if dtype == safetensors.BF16 {
+				want = c.bf16
+			}
+			if got != want {
+				t.Errorf("%s of %g stored as %#04x, want %#04x (%s)", dtype, c.in, got, want, c.why)
+			}
+		}
 	}
 }
 

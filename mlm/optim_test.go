@@ -137,7 +137,6 @@ func TestAdamWGroups(t *testing.T) {
 	if opt.step != 1 {
 		t.Errorf("optimizer step = %d, want 1", opt.step)
 	}
-	// Clipping scales to the maximum norm.
 	for _, p := range params {
 		p.Tensor.MustDrop()
 	}
@@ -157,5 +156,274 @@ func TestClipGradNorm(t *testing.T) {
 	vb, _ := tensorFloat32s(b)
 	if math.Abs(float64(va[0])-0.6) > 1e-5 || math.Abs(float64(vb[1])-0.8) > 1e-5 {
 		t.Errorf("clipped to %v %v, want [0.6 0] [0 0.8]", va, vb)
+	}
+}
+
+// adamRef is an independent float64 AdamW (Loshchilov & Hutter, in
+// torch.optim.AdamW's form) with torch.nn.utils.clip_grad_norm_'s global
+// clipping in front, written from the papers' formulas and not from
+// optim.go. The switches turn single ingredients off, to show that the
+// test's settings make each of them matter.
+type adamRef struct {
+	b1, b2, eps, wd, maxNorm float64
+	noBiasCorrection         bool
+}
+
+// run takes len(lrs) steps from w0 with grads[step][param][element] and
+// returns the parameters; decay says which parameters are decayed.
+func (r adamRef) run(w0 [][]float64, decay []bool, grads [][][]float64, lrs []float64) [][]float64 {
+	w := make([][]float64, len(w0))
+	m := make([][]float64, len(w0))
+	v := make([][]float64, len(w0))
+	for i := range w0 {
+		w[i] = append([]float64(nil), w0[i]...)
+		m[i] = make([]float64, len(w0[i]))
+		v[i] = make([]float64, len(w0[i]))
+	}
+	for step, lr := range lrs {
+		t := float64(step + 1)
+		sq := 0.0
+		for _, g := range grads[step] {
+			for _, x := range g {
+				sq += x * x
+			}
+		}
+		coef := 1.0
+		if norm := math.Sqrt(sq); r.maxNorm > 0 && norm > r.maxNorm {
+			coef = r.maxNorm / (norm + 1e-6)
+		}
+		bc1, bc2 := 1-math.Pow(r.b1, t), 1-math.Pow(r.b2, t)
+		if r.noBiasCorrection {
+			bc1, bc2 = 1, 1
+		}
+		for i := range w {
+			for j := range w[i] {
+				g := grads[step][i][j] * coef
+				if decay[i] {
+					w[i][j] *= 1 - lr*r.wd
+				}
+				m[i][j] = r.b1*m[i][j] + (1-r.b1)*g
+				v[i][j] = r.b2*v[i][j] + (1-r.b2)*g*g
+				mHat, vHat := m[i][j]/bc1, v[i][j]/bc2
+				w[i][j] -= lr * mHat / (math.Sqrt(vHat) + r.eps)
+			}
+		}
+	}
+	return w
+}
+
+func maxDiff(a, b [][]float64) float64 {
+	d := 0.0
+	for i := range a {
+		for j := range a[i] {
+			d = math.Max(d, math.Abs(a[i][j]-b[i][j]))
+		}
+	}
+	return d
+}
+
+// setGrads makes the gradient of every parameter exactly g (float32) by
+// backpropagating Σ g·w, as a loss would.
+func setGrads(t *testing.T, params []NamedTensor, g [][]float64) {
+	t.Helper()
+	var loss *ts.Tensor
+	for i, p := range params {
+		vals := make([]float32, len(g[i]))
+		for j, x := range g[i] {
+			vals[j] = float32(x)
+		}
+		shape, err := p.Tensor.Size()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ts.OfDataSize(float32Bytes(vals), shape, gotch.Float)
+		if err != nil {
+			t.Fatal(err)
+		}
+		term := p.Tensor.MustMul(c, false).MustSum(gotch.Float, true)
+		c.MustDrop()
+		if loss == nil {
+			loss = term
+		} else {
+			loss = loss.MustAdd(term, true)
+			term.MustDrop()
+		}
+	}
+	if err := loss.Backward(); err != nil {
+		t.Fatal(err)
+	}
+	loss.MustDrop()
+}
+
+// TestAdamWManyStepsMatchesReference runs ten optimizer steps (global
+// clipping, then AdamW) through optimizerStep, the function training
+// calls, on a decayed weight matrix and an undecayed bias, with gradients
+// that change size and sign from step to step and a learning rate that
+// changes too, and compares the parameters after every step with adamRef.
+// β1, β2, ε, the bias correction, the weight decay and the clipping are
+// chosen so that each changes the result by far more than the tolerance,
+// which the test checks on the reference first: a wrong β, ε, bias
+// correction, decay or clipping in optim.go cannot pass.
+func TestAdamWManyStepsMatchesReference(t *testing.T) {
+	const (
+		steps = 10
+		tol   = 2e-5 // float32 parameters and moments; 3.5e-7 observed
+	)
+	ref := adamRef{b1: 0.7, b2: 0.9, eps: 0.05, wd: 0.3, maxNorm: 2}
+	w0 := [][]float64{{0.5, -1, 1.5, -0.25, 2, 0.75}, {0.1, -0.2, 0.3}}
+	names := []string{"l.dense.weight", "l.dense.bias"}
+	shapes := [][]int64{{2, 3}, {3}}
+	decay := []bool{true, false}
+	grads := make([][][]float64, steps)
+	lrs := make([]float64, steps)
+	clipped := 0
+	for s := range grads {
+		// Steps 2, 5 and 8 have a large gradient (norm above maxNorm).
+		scale := 0.4
+		if s%3 == 2 {
+			scale = 3
+		}
+		sq := 0.0
+		grads[s] = make([][]float64, len(w0))
+		for i := range w0 {
+			grads[s][i] = make([]float64, len(w0[i]))
+			for j := range w0[i] {
+				g := float64(float32(scale * math.Sin(1.3*float64(s)+0.7*float64(3*i+j)+0.2)))
+				grads[s][i][j] = g
+				sq += g * g
+			}
+		}
+		if math.Sqrt(sq) > ref.maxNorm {
+			clipped++
+		}
+		lrs[s] = 0.02 * float64(s%4+1)
+	}
+	if clipped == 0 || clipped == steps {
+		t.Fatalf("%d of %d steps clipped; the test needs some of each", clipped, steps)
+	}
+	want := ref.run(w0, decay, grads, lrs)
+
+	// Each ingredient must matter: the reference without it (or with it
+	// changed a little) ends more than 10× the tolerance away.
+	for _, v := range []struct {
+		name string
+		r    adamRef
+	}{
+		{"beta1 0.7 → 0.75", func() adamRef { r := ref; r.b1 = 0.75; return r }()},
+		{"beta2 0.9 → 0.95", func() adamRef { r := ref; r.b2 = 0.95; return r }()},
+		{"eps 0.05 → 0.06", func() adamRef { r := ref; r.eps = 0.06; return r }()},
+		{"no bias correction", func() adamRef { r := ref; r.noBiasCorrection = true; return r }()},
+		{"no weight decay", func() adamRef { r := ref; r.wd = 0; return r }()},
+		{"no clipping", func() adamRef { r := ref; r.maxNorm = 0; return r }()},
+	} {
+		if d := maxDiff(want, v.r.run(w0, decay, grads, lrs)); d < 10*tol {
+			t.Errorf("reference with %s moves the result by only %g; the test could not see it", v.name, d)
+		}
+	}
+	// Decaying the bias too must matter (the no-decay group is tested).
+	if d := maxDiff(want, ref.run(w0, []bool{true, true}, grads, lrs)); d < 10*tol {
+		t.Errorf("decaying the bias moves the result by only %g", d)
+	}
+
+	runtime.LockOSThread() // libtorch's grad mode is per thread
+	defer runtime.UnlockOSThread()
+	prev, err := ts.GradSetEnabled(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ts.GradSetEnabled(prev)
+	params := make([]NamedTensor, len(w0))
+	for i := range w0 {
+		vals := make([]float32, len(w0[i]))
+		for j, x := range w0[i] {
+			vals[j] = float32(x)
+		}
+		x, err := ts.OfDataSize(float32Bytes(vals), shapes[i], gotch.Float)
+		if err != nil {
+			t.Fatal(err)
+		}
+		params[i] = NamedTensor{Name: names[i], Tensor: x.MustSetRequiresGrad(true, true)}
+	}
+	defer func() {
+		for _, p := range params {
+			p.Tensor.MustDrop()
+		}
+	}()
+	opt, err := newAdamW(params, AdamWOptions{Beta1: ref.b1, Beta2: ref.b2, Eps: ref.eps, WeightDecay: ref.wd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opt.drop()
+	var m *Model // optimizerStep uses none of the model's state
+	worst := 0.0
+	for s := 0; s < steps; s++ {
+		setGrads(t, params, grads[s])
+		if err := m.optimizerStep(opt, lrs[s], ref.maxNorm); err != nil {
+			t.Fatal(err)
+		}
+		wantS := ref.run(w0, decay, grads[:s+1], lrs[:s+1])
+		for i, p := range params {
+			got, err := tensorFloat32s(p.Tensor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j := range got {
+				d := math.Abs(float64(got[j]) - wantS[i][j])
+				worst = math.Max(worst, d)
+				if d > tol {
+					t.Errorf("step %d: %s[%d] = %.7f, reference %.7f", s+1, p.Name, j, got[j], wantS[i][j])
+				}
+			}
+		}
+	}
+	t.Logf("largest difference from the float64 reference over %d steps: %.2g", steps, worst)
+}
+
+// TestClippedUpdateHandWorked checks one clipped AdamW step against values
+// worked out by hand. Gradients (3, 0) and (0, 4) have global norm 5;
+// with maxNorm 1 they become (0.6, 0) and (0, 0.8) (times 5/(5+1e-6),
+// which moves nothing at this tolerance). The first step with bias
+// correction moves each element by lr·g/(|g|+ε): with lr 1 and ε 0.5,
+// 0.6/1.1 = 0.545454… and 0.8/1.3 = 0.615384…; unclipped it would be
+// 3/3.5 = 0.857… and 4/4.5 = 0.888…, so a step without clipping fails.
+func TestClippedUpdateHandWorked(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	prev, err := ts.GradSetEnabled(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ts.GradSetEnabled(prev)
+	params := []NamedTensor{
+		{Name: "a.bias", Tensor: ts.MustOfSlice([]float32{0, 0}).MustSetRequiresGrad(true, true)},
+		{Name: "b.bias", Tensor: ts.MustOfSlice([]float32{0, 0}).MustSetRequiresGrad(true, true)},
+	}
+	defer func() {
+		for _, p := range params {
+			p.Tensor.MustDrop()
+		}
+	}()
+	opt, err := newAdamW(params, AdamWOptions{Eps: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opt.drop()
+	setGrads(t, params, [][]float64{{3, 0}, {0, 4}})
+	var m *Model
+	if err := m.optimizerStep(opt, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	want := [][]float32{{-0.5454545, 0}, {0, -0.6153846}}
+	for i, p := range params {
+		got, err := tensorFloat32s(p.Tensor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range got {
+			if math.Abs(float64(got[j]-want[i][j])) > 1e-6 {
+				t.Errorf("%s = %.7f after a clipped step, want %.7f", p.Name, got, want[i])
+				break
+			}
+		}
 	}
 }

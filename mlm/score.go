@@ -204,10 +204,22 @@ func (m *Model) bald(prep []prepared, idx []int, samples int) []float64 {
 		p.MustDrop()
 		ent.MustDrop()
 	}
+	return mutualInformation(sumP, sumEnt, samples)
+}
+
+// mutualInformation returns, per row, H(sumP/samples) − sumEnt/samples
+// (at least 0): BALD from the summed probabilities [M, V] and summed
+// entropies [M] of samples draws. It consumes sumP and sumEnt. A token
+// whose mean probability underflowed to 0 adds nothing (0·log 0 = 0)
+// instead of making the result NaN.
+func mutualInformation(sumP, sumEnt *ts.Tensor, samples int) []float64 {
 	inv := ts.FloatScalar(1 / float64(samples))
 	defer inv.MustDrop()
 	check(inPlace(sumP, func() error { return sumP.MulScalar_(inv) }))
-	logMean := must(sumP.Log(false))
+	tiny := ts.FloatScalar(math.SmallestNonzeroFloat32)
+	defer tiny.MustDrop()
+	floored := must(sumP.ClampMin(tiny, false))
+	logMean := must(floored.Log(true))
 	hMean := entropyOf(sumP, logMean)
 	logMean.MustDrop()
 	sumP.MustDrop()

@@ -239,11 +239,18 @@ func (s *Store) DownloadDir(ctx context.Context, prefix, cacheRoot string) (stri
 
 func (s *Store) fetchToCache(ctx context.Context, prefix string, m Manifest, sum, cacheRoot string) (string, error) {
 	final := filepath.Join(cacheRoot, sum)
-	if cachedComplete(final, m) {
-		s.log.Debug("checkpoint cache hit", "prefix", prefix, "dir", final)
-		return final, nil
+	if _, err := os.Stat(final); err == nil {
+		ok, why := s.verifyCached(ctx, final, m)
+		if ok {
+			s.log.Debug("checkpoint cache hit", "prefix", prefix, "dir", final)
+			return final, nil
+		}
+		s.log.Warn("checkpoint cache damaged; downloading again", "prefix", prefix, "dir", final, "reason", why)
 	}
 	if err := os.RemoveAll(final); err != nil {
+		return "", fmt.Errorf("download checkpoint %s: clear damaged cache %s: %w", prefix, final, err)
+	}
+	if err := os.Remove(stampPath(final)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("download checkpoint %s: clear damaged cache %s: %w", prefix, final, err)
 	}
 	if err := os.MkdirAll(cacheRoot, 0o755); err != nil {
@@ -269,25 +276,18 @@ func (s *Store) fetchToCache(ctx context.Context, prefix string, m Manifest, sum
 		}
 	}
 	if err := os.Rename(tmp, final); err != nil {
-		if cachedComplete(final, m) { // another worker won the race
+		if ok, _ := s.verifyCached(ctx, final, m); ok { // another worker won the race
 			return final, nil
 		}
 		return "", fmt.Errorf("download checkpoint %s: move into cache: %w", prefix, err)
 	}
+	// The files were hashed while downloading; record that with their
+	// identity. Without the stamp the next use hashes them again.
+	if err := stampDownloaded(final, m); err != nil {
+		s.log.Warn("cannot record the verified checkpoint cache; its files will be hashed again at next use", "dir", final, "err", err)
+	}
 	s.log.Info("checkpoint downloaded", "prefix", prefix, "dir", final, "files", len(m.Files), "bytes", m.Size())
 	return final, nil
-}
-
-// cachedComplete reports whether dir holds every manifest file with the
-// right size (content was verified before the folder was created).
-func cachedComplete(dir string, m Manifest) bool {
-	for _, e := range m.Files {
-		fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(e.Path)))
-		if err != nil || !fi.Mode().IsRegular() || fi.Size() != e.Size {
-			return false
-		}
-	}
-	return true
 }
 
 // Pointer is the content of models/<name>/latest.

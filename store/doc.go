@@ -79,5 +79,11 @@
 // DownloadDir and DownloadLatest fetch a checkpoint into
 // <cache>/<manifest-sha256>/, downloading into a temporary folder and
 // renaming it when complete and verified; a worker that already holds that
-// folder fetches only the manifest.
+// folder fetches only the manifest. Beside the folder,
+// <manifest-sha256>.verified.json records each file's SHA-256 and identity
+// (size, modification time, inode, status-change time) when it was
+// hashed; a file whose identity changed since is hashed again before the
+// folder is used, and a folder with a file that no longer matches its
+// manifest is downloaded again (see cache.go for why not size alone, and
+// why not a hash at every use).
 package store

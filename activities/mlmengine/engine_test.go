@@ -12,6 +12,7 @@ import (
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/activities/mlmengine"
 	"github.com/clozeloop/clozeloop/activities/mlmengine/mlmenginetest"
+	"github.com/clozeloop/clozeloop/mlm"
 	"github.com/clozeloop/clozeloop/workflows"
 )
 
@@ -42,7 +43,10 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
-func TestScoreShard(t *testing.T) {
+// TestScoreShardPlumbing checks sharding, skipping, progress and that every
+// score is present and in range (the values are checked in mlm and in
+// TestScoreShardToMatchesReference).
+func TestScoreShardPlumbing(t *testing.T) {
 	f := mlmenginetest.Start(t, 30, 0)
 	e := newEngine(t, f)
 	ctx := context.Background()
@@ -151,7 +155,10 @@ func TestScoreShardErrors(t *testing.T) {
 	}
 }
 
-func TestEvaluate(t *testing.T) {
+// TestEvaluatePlumbing checks that the activity reports every metric in
+// range and that chunking does not change it (the metrics' values are
+// checked in mlm's TestEvaluateForced and TestEvaluateMatchesFillMask).
+func TestEvaluatePlumbing(t *testing.T) {
 	f := mlmenginetest.Start(t, 0, 20)
 	e := newEngine(t, f)
 	ctx := context.Background()
@@ -304,14 +311,45 @@ func TestFineTuneBadInput(t *testing.T) {
 	}
 }
 
-// The multi-mask split matches what mlm trains on.
+// TestFineTuneMultiMask checks that an item with two blanks trains on both
+// answers, each at its own mask: the activity's fine-tune ends with the
+// same loss as mlm.FineTune given the answers in order, and a different one
+// from the answers swapped or from the first blank alone, so an expansion
+// that dropped, merged or reordered the answers fails.
 func TestFineTuneMultiMask(t *testing.T) {
 	f := mlmenginetest.Start(t, 0, 0)
 	e := newEngine(t, f)
-	res, err := e.FineTune(context.Background(), activities.TrainRequest{BaseModelURI: mlmenginetest.ModelURI, OutputPrefix: "mm",
-		Examples: []activities.Example{{ItemID: "x", Text: "the cat [MASK] the red [MASK] .", Label: "sees | book"}},
-		Settings: workflows.FineTuneSettings{MaxSteps: 2, BatchSize: 1}}, nil)
+	ctx := context.Background()
+	const text = "the cat [MASK] the red [MASK] ."
+	settings := workflows.FineTuneSettings{MaxSteps: 2, BatchSize: 1}
+	res, err := e.FineTune(ctx, activities.TrainRequest{BaseModelURI: mlmenginetest.ModelURI, OutputPrefix: "mm",
+		Examples: []activities.Example{{ItemID: "x", Text: text, Label: "sees | book"}}, Settings: settings}, nil)
 	if err != nil || res.Steps != 2 {
 		t.Fatalf("%+v, %v", res, err)
+	}
+	direct := func(ex mlm.Example) mlm.FineTuneResult {
+		t.Helper()
+		m, err := e.LoadModel(ctx, mlmenginetest.ModelURI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		out, err := m.FineTune(ctx, []mlm.Example{ex}, nil, mlm.FineTuneOptions{MaxSteps: settings.MaxSteps, BatchSize: settings.BatchSize}, nil)
+		if err != nil || out.Trained != 1 || len(out.Skipped) != 0 {
+			t.Fatalf("direct fine-tune on %+v: %+v, %v", ex, out, err)
+		}
+		return out
+	}
+	want := direct(mlm.Example{Text: text, Answers: []string{"sees", "book"}})
+	if math.Abs(res.FinalLoss-want.FinalLoss) > 1e-6 {
+		t.Errorf("activity's final loss %.7g, mlm's on answers [sees book] %.7g", res.FinalLoss, want.FinalLoss)
+	}
+	for _, wrong := range []mlm.Example{
+		{Text: text, Answers: []string{"book", "sees"}},
+		{Text: "the cat [MASK] the red book .", Answers: []string{"sees"}},
+	} {
+		if d := math.Abs(direct(wrong).FinalLoss - want.FinalLoss); d < 1e-3 {
+			t.Errorf("training on %+v ends within %g of the right expansion; the test could not tell them apart", wrong, d)
+		}
 	}
 }

@@ -156,7 +156,7 @@ func referenceShard(t *testing.T, e *Engine, f *mlmenginetest.Fixture, req activ
 		for _, p := range sel {
 			score := p.Score
 			if byRnk {
-				score = float64(len(sel)-p.Rank+1) / float64(len(sel))
+				score = rankScore(p.Rank, len(sel))
 			}
 			items[p.Index].Scores[s] = score
 		}
@@ -199,6 +199,29 @@ func targetTexts(t *testing.T, f *mlmenginetest.Fixture) []string {
 	return out
 }
 
+// rankScore is the score the diversity strategies give the item ranked
+// rank (1 = chosen first) of n: (n − rank + 1) / n, so that the first
+// scores 1 and the last 1/n. TestRankScoreHandWorked pins it to values
+// worked out by hand, so the reference does not merely repeat score.go.
+func rankScore(rank, n int) float64 { return float64(n-rank+1) / float64(n) }
+
+func TestRankScoreHandWorked(t *testing.T) {
+	tests := []struct {
+		rank, n int
+		want    float64
+	}{
+		{1, 1, 1},
+		{1, 4, 1}, {2, 4, 0.75}, {3, 4, 0.5}, {4, 4, 0.25},
+		{1, 5, 1}, {2, 5, 0.8}, {5, 5, 0.2},
+		{3, 8, 0.75},
+	}
+	for _, tc := range tests {
+		if got := rankScore(tc.rank, tc.n); got != tc.want {
+			t.Errorf("rankScore(%d, %d) = %g, want %g", tc.rank, tc.n, got, tc.want)
+		}
+	}
+}
+
 func jsonl(t *testing.T, items []activities.ScoredItem) []byte {
 	t.Helper()
 	var b bytes.Buffer
@@ -227,12 +250,16 @@ func TestScoreShardToMatchesReference(t *testing.T) {
 		strategies   []string
 		skip         string
 		chunk        int
+		// divScores are the kcenter and hybrid scores every shard's file
+		// must hold, best first, worked out by hand: the limit's items
+		// ranked 1..n score n/n, (n−1)/n, …, 1/n.
+		divScores []float64
 	}{
-		{"defaults, one shard", defaultDiversityLimits(), 1, 8, all, "p0003", 7},
-		{"cut diversity sets", diversityLimits{items: 4, kcenterCap: 9, hybridFactor: 3}, 1, 6, all, "", 7},
-		{"kcenter cap below items", diversityLimits{items: 5, kcenterCap: 2, hybridFactor: 2}, 2, 3, []string{"kcenter", "hybrid", "entropy"}, "p0010", 4},
-		{"density shortlist cut", diversityLimits{items: 2, kcenterCap: 2, hybridFactor: 3}, 2, 4, []string{"density", "target", "entropy"}, "p0004", 5},
-		{"uncertainty only, m beyond shard", defaultDiversityLimits(), 3, 100, []string{"margin", "random"}, "", 512},
+		{"defaults, one shard", defaultDiversityLimits(), 1, 8, all, "p0003", 7, nil},
+		{"cut diversity sets", diversityLimits{items: 4, kcenterCap: 9, hybridFactor: 3}, 1, 6, all, "", 7, []float64{1, 0.75, 0.5, 0.25}},
+		{"kcenter cap below items", diversityLimits{items: 5, kcenterCap: 2, hybridFactor: 2}, 2, 3, []string{"kcenter", "hybrid", "entropy"}, "p0010", 4, []float64{1, 0.8, 0.6, 0.4, 0.2}},
+		{"density shortlist cut", diversityLimits{items: 2, kcenterCap: 2, hybridFactor: 3}, 2, 4, []string{"density", "target", "entropy"}, "p0004", 5, nil},
+		{"uncertainty only, m beyond shard", defaultDiversityLimits(), 3, 100, []string{"margin", "random"}, "", 512, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -264,6 +291,25 @@ func TestScoreShardToMatchesReference(t *testing.T) {
 				}
 				if want := jsonl(t, wantItems); !bytes.Equal(got, want) {
 					t.Errorf("shard %d: scores file differs from the reference (%d vs %d bytes)", shard, len(got), len(want))
+				}
+				if tc.divScores != nil {
+					for _, s := range []string{"kcenter", "hybrid"} {
+						var scores []float64
+						dec := json.NewDecoder(bytes.NewReader(got))
+						for dec.More() {
+							var it activities.ScoredItem
+							if err := dec.Decode(&it); err != nil {
+								t.Fatal(err)
+							}
+							if v, ok := it.Scores[s]; ok {
+								scores = append(scores, v)
+							}
+						}
+						sort.Sort(sort.Reverse(sort.Float64Slice(scores)))
+						if !reflect.DeepEqual(scores, tc.divScores) {
+							t.Errorf("shard %d: %s scores %v, want %v", shard, s, scores, tc.divScores)
+						}
+					}
 				}
 				items, err := e.ScoreShard(ctx, req, nil)
 				if err != nil {

@@ -280,15 +280,19 @@ func WriteScripts(dir string) error {
 
 // FindPython returns the first interpreter that imports torch, and torch's
 // version. It tries candidates in order; without candidates it tries
-// $CLOZELOOP_PYTHON, python3 on PATH, then /usr/bin/python3 (Debian's, which
-// python3-torch installs into, even when another python3 is first on PATH).
-// The error wraps ErrNoTorch and says what each candidate answered.
+// $CLOZELOOP_PYTHON alone when that is set (an interpreter named on purpose
+// overrides the search, so that pointing it at a python without torch
+// shows what happens without torch), otherwise python3 on PATH, then
+// /usr/bin/python3 (Debian's, which python3-torch installs into, even when
+// another python3 is first on PATH). The error wraps ErrNoTorch and says
+// what each candidate answered.
 func FindPython(ctx context.Context, candidates ...string) (python, version string, err error) {
 	if len(candidates) == 0 {
 		if p := os.Getenv(PythonEnv); p != "" {
-			candidates = append(candidates, p)
+			candidates = []string{p}
+		} else {
+			candidates = []string{"python3", "/usr/bin/python3"}
 		}
-		candidates = append(candidates, "python3", "/usr/bin/python3")
 	}
 	var tried []string
 	seen := map[string]bool{}

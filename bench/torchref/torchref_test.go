@@ -118,6 +118,26 @@ func TestFindPythonWithoutTorch(t *testing.T) {
 	}
 }
 
+// TestFindPythonHonoursEnv: an interpreter named in CLOZELOOP_PYTHON is the
+// only one tried, so pointing it at a python without torch shows what a
+// machine without torch does (the tests then skip, or fail under CI=true)
+// even where /usr/bin/python3 has torch.
+func TestFindPythonHonoursEnv(t *testing.T) {
+	fake := filepath.Join(t.TempDir(), "python3")
+	script := "#!/bin/sh\necho \"ModuleNotFoundError: No module named 'torch'\" >&2\nexit 1\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(PythonEnv, fake)
+	_, _, err := FindPython(context.Background())
+	if !errors.Is(err, ErrNoTorch) {
+		t.Fatalf("err = %v, want ErrNoTorch", err)
+	}
+	if strings.Contains(err.Error(), "/usr/bin/python3") || !strings.Contains(err.Error(), fake) {
+		t.Errorf("error %q: want only %s tried", err, fake)
+	}
+}
+
 func TestRunTiny(t *testing.T) {
 	python := torchPython(t)
 	ctx := context.Background()
