@@ -334,7 +334,10 @@ func TestFineTuneMultiMask(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer m.Close()
-		out, err := m.FineTune(ctx, []mlm.Example{ex}, nil, mlm.FineTuneOptions{MaxSteps: settings.MaxSteps, BatchSize: settings.BatchSize}, nil)
+		// The activity fills the recipe's defaults (learning rate, warm-up).
+		s := settings.WithDefaults()
+		out, err := m.FineTune(ctx, []mlm.Example{ex}, nil, mlm.FineTuneOptions{MaxSteps: s.MaxSteps, BatchSize: s.BatchSize,
+			LR: s.LearningRate, WarmupRatio: s.WarmupRatio}, nil)
 		if err != nil || out.Trained != 1 || len(out.Skipped) != 0 {
 			t.Fatalf("direct fine-tune on %+v: %+v, %v", ex, out, err)
 		}

@@ -159,7 +159,7 @@ func (e *Engine) FineTune(ctx context.Context, req activities.TrainRequest, prog
 	}
 	defer m.Close()
 
-	s := req.Settings
+	s := req.Settings.WithDefaults()
 	every := s.CheckpointEvery
 	if every <= 0 {
 		every = e.o.CheckpointEvery

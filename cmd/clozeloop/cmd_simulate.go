@@ -6,6 +6,7 @@ import (
 
 	"github.com/clozeloop/clozeloop/mlm"
 	"github.com/clozeloop/clozeloop/sim"
+	"github.com/clozeloop/clozeloop/workflows"
 )
 
 func simulateCmd() command {
@@ -45,12 +46,12 @@ func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 	poolSample := fs.Int("pool-sample", 2000, "score a random sample of this many unlabelled items per round (0: the whole pool)")
 	evalLimit := fs.Int("eval-limit", 500, "evaluate on a seeded random subset of N eval items, the same for every strategy and seed (0: all)")
 	evalSeed := fs.Int64("eval-seed", 1, "seed of the --eval-limit subset")
-	mode := fs.String("finetune-mode", "from-start", "from-start: fine-tune a fresh copy of the starting model on all labels every round (order-independent); continue: keep training the previous round's model on all labels (as a long-running workflow does)")
+	mode := fs.String("finetune-mode", "continue", "from-start: fine-tune a fresh copy of the starting model on all labels every round (order-independent); continue: keep training the previous round's model on all labels (as a long-running workflow does)")
 	steps := fs.Int("finetune-steps", 0, "optimizer steps per fine-tune (0: use --finetune-epochs)")
-	epochs := fs.Int("finetune-epochs", 5, "passes over the labels per fine-tune (ignored with --finetune-steps)")
-	ftBatch := fs.Int("finetune-batch", 16, "examples per fine-tune step")
-	lr := fs.Float64("lr", 2e-5, "peak fine-tune learning rate (at 1e-4 the shipped model overfits the few labels and falls below its starting accuracy; see README)")
-	warmup := fs.Float64("warmup-ratio", 0.1, "share of the fine-tune steps spent warming up the learning rate (run config fine_tune.warmup_ratio)")
+	epochs := fs.Int("finetune-epochs", workflows.DefaultFineTuneEpochs, "passes over the labels per fine-tune (ignored with --finetune-steps)")
+	ftBatch := fs.Int("finetune-batch", workflows.DefaultFineTuneBatchSize, "examples per fine-tune step")
+	lr := fs.Float64("lr", workflows.DefaultFineTuneLearningRate, "peak fine-tune learning rate (run config fine_tune.learning_rate)")
+	warmup := fs.Float64("warmup-ratio", workflows.DefaultFineTuneWarmupRatio, "share of the fine-tune steps spent warming up the learning rate (run config fine_tune.warmup_ratio)")
 	replayWeight := fs.Float64("replay-weight", 0, "masked-LM replay weight in [0, 1] (run config fine_tune.replay_weight): replays the labelled items with their answers filled in, as the workflow does, plus the --replay texts")
 	replayFile := fs.String("replay", "", "general replay text file, one text per line (e.g. DATA/raw.txt), used besides the labelled items when --replay-weight > 0")
 	replayMax := fs.Int("replay-max", 5000, "keep a seeded random sample of at most this many --replay lines (0: all)")
