@@ -8,13 +8,18 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/devserver"
@@ -220,9 +225,38 @@ func TestTemporalBackend(t *testing.T) {
 	if err := run.Get(ctx, &out); err != nil {
 		t.Fatal(err)
 	}
-	if out.Rounds != 1 || out.LabelsTotal != 2 || out.History[0].Skipped != 0 {
+	if out.Rounds != 1 || out.LabelsTotal != 2 || out.History[0].Skipped != 0 || out.History[0].LeadExtensions != 1 {
 		t.Fatalf("result %+v", out)
 	}
+	if os.Getenv("CLOZELOOP_RECORD_HISTORIES") == "1" {
+		recordHistory(t, c, cfg.RunID, run.GetRunID())
+	}
+}
+
+// recordHistory writes the run's history to
+// workflows/testdata/<id>-run1.json for TestReplayRecordedHistories: a
+// run under ChangeLabelSemantics version 1 with answers as lists, a
+// self-skip, rejected updates, and a lead's ExtendRound.
+func recordHistory(t *testing.T, c client.Client, id, runID string) {
+	t.Helper()
+	it := c.GetWorkflowHistory(context.Background(), id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	h := &historypb.History{}
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("..", "workflows", "testdata", id+"-run1.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %s (%d events)", path, len(h.Events))
 }
 
 // attacks sends the four attacks reported in issue 13 to a real run whose
