@@ -101,6 +101,28 @@ func TestAuth(t *testing.T) {
 		{name: "admin closes too", method: "POST", path: "/api/v1/runs/run-1/close", ct: jsonCT, header: bearer("root"),
 			body: `{"round":2}`, want: 200, calls: []string{"close run-1"}},
 
+		// Extending a round: leads only, JSON only, same origin only.
+		{name: "annotator may not extend", method: "POST", path: "/api/v1/runs/run-1/extend", ct: jsonCT, header: bearer("ann"),
+			body: `{"round":2,"extend":"24h"}`, want: 403, errLike: "needs the lead role"},
+		{name: "extend without a token", method: "POST", path: "/api/v1/runs/run-1/extend", ct: jsonCT,
+			body: `{"round":2,"extend":"24h"}`, want: 401},
+		{name: "text/plain extend with a lead token", method: "POST", path: "/api/v1/runs/run-1/extend", ct: "text/plain",
+			header: bearer("boss"), body: `{"round":2,"extend":"24h"}`, want: 415, errLike: "application/json"},
+		{name: "cross-origin extend", method: "POST", path: "/api/v1/runs/run-1/extend", ct: jsonCT,
+			header: with(bearer("boss"), "Origin", "https://evil.example"), body: `{"round":2,"extend":"24h"}`, want: 403, errLike: "cross-origin"},
+		{name: "lead extends with bad JSON", method: "POST", path: "/api/v1/runs/run-1/extend", ct: jsonCT, header: bearer("boss"),
+			body: `{"round":2,"extend":`, want: 400, errLike: "bad JSON"},
+		{name: "lead extends", method: "POST", path: "/api/v1/runs/run-1/extend", ct: jsonCT,
+			header: with(bearer("boss"), "Origin", "http://hook.test"), body: `{"round":2,"extend":"24h","reason":"holiday"}`, want: 200,
+			calls: []string{"extend run-1"},
+			check: func(t *testing.T, f *fakeBackend) {
+				if len(f.extends) != 1 || f.extends[0].Reason != "extended by boss: holiday" || f.extends[0].Extend.D() != 24*time.Hour {
+					t.Errorf("extends %+v", f.extends)
+				}
+			}},
+		{name: "admin extends too", method: "POST", path: "/api/v1/runs/run-1/extend", ct: jsonCT, header: bearer("root"),
+			body: `{"round":2,"extend":"1h"}`, want: 200, calls: []string{"extend run-1"}},
+
 		// 2. Anyone is anyone.
 		{name: "no token on a read", method: "GET", path: "/api/v1/runs", want: 401},
 		{name: "unknown token", method: "GET", path: "/api/v1/runs", header: map[string]string{"Authorization": "Bearer clz_" + strings.Repeat("A", 43)},

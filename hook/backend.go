@@ -81,4 +81,7 @@ type Backend interface {
 	// CloseRound sends the CloseRound Update and waits for its result; a
 	// validator rejection is a *RejectedError.
 	CloseRound(ctx context.Context, runID string, req workflows.CloseRequest) (workflows.Status, error)
+	// ExtendRound sends the ExtendRound Update and waits for its result; a
+	// validator rejection is a *RejectedError.
+	ExtendRound(ctx context.Context, runID string, req workflows.ExtendRequest) (workflows.Status, error)
 }

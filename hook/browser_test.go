@@ -133,6 +133,45 @@ func TestBrowserKeyboard(t *testing.T) {
 	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
 	defer cancelBrowser()
 
+	// A lead signs in, extends the round from the page (the prompt,
+	// replaced here, answers "2h") and signs out again.
+	_, leadTok, err := AddAccount(ctx, accounts, "boss", RoleLead, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := api.Status(ctx, cfg.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(bctx,
+		chromedp.Navigate(hs.URL+"/runs/"+cfg.RunID),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), leadTok),
+		chromedp.KeyEvent(kb.Enter),
+		chromedp.WaitVisible(chromedp.ID("extend")),
+		chromedp.WaitVisible(chromedp.CSS(`.item`)),
+	)
+	if err != nil {
+		t.Fatalf("lead signs in: %v", err)
+	}
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`window.prompt = () => "2h"; true`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(bctx, chromedp.Click(chromedp.ID("extend"))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, ctx, "the page's extension reaches the workflow", func() error {
+		st, err := api.Status(ctx, cfg.RunID)
+		if err == nil && (st.LeadExtensions != 1 || st.Deadline.Sub(before.Deadline) != 2*time.Hour) {
+			err = fmt.Errorf("status %+v, deadline before %v", st, before.Deadline)
+		}
+		return err
+	})
+	waitFor(t, bctx, "the extension's message", `#msg.ok`)
+	if err := chromedp.Do(bctx, chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("token"))); err != nil {
+		t.Fatalf("lead signs out: %v", err)
+	}
+
 	focused := chromedp.Evaluate[string](`(() => { const d = document.activeElement.closest(".item"); return d ? d.dataset.item : ""; })()`)
 	// Sign in by typing the token: the form posts it and the page opens the
 	// run with the first blank of the first item focused.
@@ -159,6 +198,13 @@ func TestBrowserKeyboard(t *testing.T) {
 		`[...document.querySelectorAll(".item")[0].querySelectorAll(".blank")].map(b => [...b.querySelectorAll(".chip")].map(c => c.textContent).join(",")).join(" | ")`))
 	if err != nil {
 		t.Fatal(err)
+	}
+	leadOnly, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.getElementById("extend").hidden && document.getElementById("close").hidden`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !leadOnly {
+		t.Error("an annotator sees the Close or Extend controls")
 	}
 	if !strings.Contains(who, "ann (annotator)") {
 		t.Errorf("header says %q, want the signed-in annotator", who)

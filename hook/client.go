@@ -126,6 +126,14 @@ func (c *Client) CloseRound(ctx context.Context, runID string, req CloseRequest)
 	return st, err
 }
 
+// ExtendRound moves a round's deadline later (round 0: the current one);
+// leads only.
+func (c *Client) ExtendRound(ctx context.Context, runID string, req ExtendRequest) (workflows.Status, error) {
+	var st workflows.Status
+	err := c.do(ctx, http.MethodPost, runPath(runID)+"/extend", req, &st)
+	return st, err
+}
+
 // Skip skips an item: for the caller only (scope "self", the default) or,
 // for a lead, for everyone (scope "all").
 func (c *Client) Skip(ctx context.Context, runID, itemID string, req NoteRequest) error {

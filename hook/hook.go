@@ -133,6 +133,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST /api/v1/runs/{run}/items/{item}/skip", h.protect(RoleAnnotator, h.note(true)))
 	m.HandleFunc("POST /api/v1/runs/{run}/items/{item}/flag", h.protect(RoleAnnotator, h.note(false)))
 	m.HandleFunc("POST /api/v1/runs/{run}/close", h.protect(RoleLead, h.closeRound))
+	m.HandleFunc("POST /api/v1/runs/{run}/extend", h.protect(RoleLead, h.extendRound))
 	m.HandleFunc("GET /api/v1/annotators", h.protect(RoleAdmin, h.listAccounts))
 	m.HandleFunc("POST /api/v1/annotators", h.protect(RoleAdmin, h.addAccount))
 	m.HandleFunc("POST /api/v1/annotators/{name}/revoke", h.protect(RoleAdmin, h.revokeAccount))
@@ -236,7 +237,7 @@ func writeBackendError(w http.ResponseWriter, err error) {
 // describe the round's state rather than the submission itself; they map to
 // 409 Conflict (reload the batch), every other rejection to 422.
 var conflictReasons = []string{"wrong round", "is closed", "already closed", "already answered", "no round is open", "was skipped",
-	"already has its", "skipped item"}
+	"already has its", "skipped item", "already extended"}
 
 func rejectionStatus(reason string) int {
 	for _, c := range conflictReasons {
@@ -604,16 +605,75 @@ func (h *Handler) closeRound(w http.ResponseWriter, r *http.Request) {
 		}
 		req.Round = st.Round
 	}
-	reason := strings.TrimSpace(req.Reason)
+	reason := h.leadReason(r, "closed", req.Reason)
+	st, err := h.backend.CloseRound(ctx, run, workflows.CloseRequest{Round: req.Round, Reason: reason, EndRun: req.EndRun})
+	if err != nil {
+		writeBackendError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// leadReason is the reason of a lead's close or extension, prefixed with
+// who asked ("closed by boss: enough").
+func (h *Handler) leadReason(r *http.Request, verb, reason string) string {
+	reason = strings.TrimSpace(reason)
 	id := identityOf(r.Context())
 	who := id.Name
 	if id.Via == viaNone {
 		who = strings.TrimSpace(r.Header.Get(h.opts.AnnotatorHeader))
 	}
 	if who != "" {
-		reason = strings.TrimSpace("closed by " + who + ": " + reason)
+		reason = strings.TrimSpace(verb + " by " + who + ": " + reason)
 	}
-	st, err := h.backend.CloseRound(ctx, run, workflows.CloseRequest{Round: req.Round, Reason: reason, EndRun: req.EndRun})
+	return reason
+}
+
+// ExtendRequest is the body of POST /api/v1/runs/{run}/extend: the round's
+// deadline moves Extend later (a Go duration such as "24h" or "90m", or a
+// number of seconds; at most 30 days per request, at most
+// workflows.MaxLeadExtensionsPerRound requests per round). Round 0 extends
+// the current round.
+type ExtendRequest struct {
+	Round  int                `json:"round"`
+	Extend workflows.Duration `json:"extend"`
+	Reason string             `json:"reason,omitempty"`
+}
+
+func (h *Handler) extendRound(w http.ResponseWriter, r *http.Request) {
+	run, ok := pathID(w, r, "run")
+	if !ok {
+		return
+	}
+	var req ExtendRequest
+	if !decode(w, r, &req, false) {
+		return
+	}
+	if req.Round < 0 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("round must not be negative, got %d", req.Round))
+		return
+	}
+	if err := checkText("reason", req.Reason, maxReasonLen, false); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	// The round is checked by the workflow; the duration here too.
+	if err := (workflows.ExtendRequest{Round: max(req.Round, 1), Extend: req.Extend}).Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.UpdateTimeout)
+	defer cancel()
+	if req.Round == 0 {
+		st, err := h.backend.Status(ctx, run)
+		if err != nil {
+			writeBackendError(w, err)
+			return
+		}
+		req.Round = st.Round
+	}
+	st, err := h.backend.ExtendRound(ctx, run, workflows.ExtendRequest{Round: req.Round, Extend: req.Extend,
+		Reason: h.leadReason(r, "extended", req.Reason)})
 	if err != nil {
 		writeBackendError(w, err)
 		return

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/clozeloop/clozeloop/workflows"
 )
@@ -31,6 +32,7 @@ type fakeBackend struct {
 	flagged []workflows.ItemNote
 	signals []workflows.LabelSubmission
 	closes  []workflows.CloseRequest
+	extends []workflows.ExtendRequest
 	// fail, when set, is returned by every call.
 	fail error
 }
@@ -168,6 +170,27 @@ func (f *fakeBackend) CloseRound(ctx context.Context, runID string, req workflow
 	f.open = false
 	f.closes = append(f.closes, req)
 	return workflows.Status{RunID: runID, Round: f.round, Phase: workflows.PhasePersist}, nil
+}
+
+func (f *fakeBackend) ExtendRound(ctx context.Context, runID string, req workflows.ExtendRequest) (workflows.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("extend", runID); err != nil {
+		return workflows.Status{}, err
+	}
+	if !f.open {
+		return workflows.Status{}, &RejectedError{Update: workflows.ExtendRound, Reason: fmt.Sprintf("round %d is already closed", f.round)}
+	}
+	if req.Round != f.round {
+		return workflows.Status{}, &RejectedError{Update: workflows.ExtendRound,
+			Reason: fmt.Sprintf("wrong round: asked to extend round %d, the current round is %d", req.Round, f.round)}
+	}
+	if len(f.extends) == workflows.MaxLeadExtensionsPerRound {
+		return workflows.Status{}, &RejectedError{Update: workflows.ExtendRound,
+			Reason: fmt.Sprintf("round %d was already extended %d times, the most a round allows", f.round, len(f.extends))}
+	}
+	f.extends = append(f.extends, req)
+	return workflows.Status{RunID: runID, Round: f.round, Phase: workflows.PhaseLabeling, Extensions: len(f.extends), LeadExtensions: len(f.extends)}, nil
 }
 
 func newTestHandler(t *testing.T, f *fakeBackend, opts Options) (*Handler, *bytes.Buffer) {
@@ -375,6 +398,47 @@ func TestHandler(t *testing.T) {
 		{name: "close wrong round", method: "POST", path: "/api/v1/runs/run-1/close", want: 409, errLike: "wrong round", body: `{"round":7}`},
 		{name: "close closed round", method: "POST", path: "/api/v1/runs/run-1/close", want: 409, errLike: "already closed",
 			body: `{"round":2}`, setup: func(f *fakeBackend) { f.open = false }},
+		{
+			name: "extend", method: "POST", path: "/api/v1/runs/run-1/extend", want: 200, body: `{"round":2,"extend":"24h","reason":"holiday"}`,
+			header: map[string]string{"X-Annotator": "lead"}, inBody: `"lead_extensions": 1`,
+			check: func(t *testing.T, f *fakeBackend) {
+				want := workflows.ExtendRequest{Round: 2, Extend: workflows.Duration(24 * time.Hour), Reason: "extended by lead: holiday"}
+				if len(f.extends) != 1 || f.extends[0] != want {
+					t.Errorf("extends = %+v, want %+v", f.extends, want)
+				}
+			},
+		},
+		{
+			name: "extend the current round by seconds", method: "POST", path: "/api/v1/runs/run-1/extend", want: 200, body: `{"extend":3600}`,
+			check: func(t *testing.T, f *fakeBackend) {
+				if strings.Join(f.calls, ",") != "status run-1,extend run-1" || len(f.extends) != 1 ||
+					f.extends[0] != (workflows.ExtendRequest{Round: 2, Extend: workflows.Duration(time.Hour)}) {
+					t.Errorf("calls %q, extends = %+v", f.calls, f.extends)
+				}
+			},
+		},
+		{name: "extend without a duration", method: "POST", path: "/api/v1/runs/run-1/extend", want: 400, errLike: "positive duration",
+			body: `{"round":2}`},
+		{name: "extend by a negative duration", method: "POST", path: "/api/v1/runs/run-1/extend", want: 400, errLike: "positive duration",
+			body: `{"round":2,"extend":"-1h"}`},
+		{name: "extend by more than 30 days", method: "POST", path: "/api/v1/runs/run-1/extend", want: 400, errLike: "30 days",
+			body: `{"round":2,"extend":"721h"}`},
+		{name: "extend by a bad duration", method: "POST", path: "/api/v1/runs/run-1/extend", want: 400, errLike: "bad JSON",
+			body: `{"round":2,"extend":"tomorrow"}`},
+		{name: "extend bad JSON", method: "POST", path: "/api/v1/runs/run-1/extend", want: 400, errLike: "bad JSON", body: `{"round":`},
+		{name: "extend empty body", method: "POST", path: "/api/v1/runs/run-1/extend", want: 400, errLike: "empty body"},
+		{name: "extend unknown field", method: "POST", path: "/api/v1/runs/run-1/extend", want: 400, errLike: "unknown field",
+			body: `{"round":2,"extend":"1h","deadline":"2030-01-01T00:00:00Z"}`},
+		{name: "extend wrong round", method: "POST", path: "/api/v1/runs/run-1/extend", want: 409, errLike: "wrong round",
+			body: `{"round":7,"extend":"1h"}`},
+		{name: "extend closed round", method: "POST", path: "/api/v1/runs/run-1/extend", want: 409, errLike: "already closed",
+			body: `{"round":2,"extend":"1h"}`, setup: func(f *fakeBackend) { f.open = false }},
+		{name: "extend too often", method: "POST", path: "/api/v1/runs/run-1/extend", want: 409, errLike: "already extended",
+			body: `{"round":2,"extend":"1h"}`, setup: func(f *fakeBackend) {
+				f.extends = make([]workflows.ExtendRequest, workflows.MaxLeadExtensionsPerRound)
+			}},
+		{name: "extend unknown run", method: "POST", path: "/api/v1/runs/nope/extend", want: 404, errLike: "unknown run",
+			body: `{"round":2,"extend":"1h"}`},
 		{name: "unknown API path", method: "GET", path: "/api/v1/nothing", want: 404, errLike: "no API endpoint"},
 		{name: "wrong method on API", method: "DELETE", path: "/api/v1/runs/run-1/status", want: 404, errLike: "no API endpoint"},
 		{name: "control characters in item id", method: "POST", path: "/api/v1/runs/run-1/items/a%01b/skip", want: 400,

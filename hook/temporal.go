@@ -169,6 +169,13 @@ func (b *TemporalBackend) CloseRound(ctx context.Context, runID string, req work
 	return st, err
 }
 
+// ExtendRound sends the ExtendRound Update and waits for its result.
+func (b *TemporalBackend) ExtendRound(ctx context.Context, runID string, req workflows.ExtendRequest) (workflows.Status, error) {
+	var st workflows.Status
+	err := b.update(ctx, runID, workflows.ExtendRound, req, &st)
+	return st, err
+}
+
 func (b *TemporalBackend) signal(ctx context.Context, runID, name string, arg any) error {
 	if err := b.allowed(runID); err != nil {
 		return err

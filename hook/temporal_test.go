@@ -8,13 +8,18 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/devserver"
@@ -122,9 +127,47 @@ func TestTemporalBackend(t *testing.T) {
 		return nil
 	})
 
+	// The reported attacks, against the real workflow: each is refused
+	// before it reaches Temporal, and the round stays open and untouched.
+	attacks(t, ctx, hs, c, srv.Namespace(), cfg.RunID, batch)
+
+	// A lead extends the round through the hook: the real workflow moves
+	// its deadline; a wrong round is a conflict.
+	accounts, toks := testAccounts(t)
+	ha, err := New(NewTemporalBackend(c, srv.Namespace(), nil), Options{Logger: quiet, Auth: AuthOptions{Accounts: accounts}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hsa := httptest.NewServer(ha)
+	defer hsa.Close()
+	lead := &Client{BaseURL: hsa.URL, HTTP: hsa.Client(), Token: toks["boss"]}
+	ann := &Client{BaseURL: hsa.URL, HTTP: hsa.Client(), Token: toks["ann"]}
+	before, err := lead.Status(ctx, cfg.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ann.ExtendRound(ctx, cfg.RunID, ExtendRequest{Round: 1, Extend: workflows.Duration(24 * time.Hour)})
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusForbidden {
+		t.Fatalf("annotator extends: %v, want 403", err)
+	}
+	_, err = lead.ExtendRound(ctx, cfg.RunID, ExtendRequest{Round: 3, Extend: workflows.Duration(time.Hour)})
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict || !strings.Contains(apiErr.Message, "wrong round") {
+		t.Fatalf("extend wrong round: %v, want 409", err)
+	}
+	st, err := lead.ExtendRound(ctx, cfg.RunID, ExtendRequest{Round: 1, Extend: workflows.Duration(24 * time.Hour), Reason: "holiday"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Deadline.Sub(before.Deadline); got != 24*time.Hour || st.LeadExtensions != 1 || st.Extensions != 1 {
+		t.Fatalf("after the extension: deadline moved %v, extensions %d (%d by leads); want 24h, 1, 1", got, st.Extensions, st.LeadExtensions)
+	}
+	if b, err := api.Batch(ctx, cfg.RunID); err != nil || !b.Deadline.Equal(st.Deadline) {
+		t.Fatalf("batch deadline %v (%v), want %v", b.Deadline, err, st.Deadline)
+	}
+
 	// The validator's rejection reaches the client as 422 with its reason.
 	_, err = api.SubmitLabels(ctx, cfg.RunID, LabelsRequest{Annotator: "ann", Round: 1, Labels: []ItemLabel{{ItemID: "nope", Answer: "cat"}}})
-	var apiErr *APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusUnprocessableEntity || !strings.Contains(apiErr.Message, `unknown item id "nope"`) {
 		t.Fatalf("unknown item: %v, want 422 with the validator's reason", err)
 	}
@@ -182,8 +225,140 @@ func TestTemporalBackend(t *testing.T) {
 	if err := run.Get(ctx, &out); err != nil {
 		t.Fatal(err)
 	}
-	if out.Rounds != 1 || out.LabelsTotal != 2 || out.History[0].Skipped != 0 {
+	if out.Rounds != 1 || out.LabelsTotal != 2 || out.History[0].Skipped != 0 || out.History[0].LeadExtensions != 1 {
 		t.Fatalf("result %+v", out)
+	}
+	if os.Getenv("CLOZELOOP_RECORD_HISTORIES") == "1" {
+		recordHistory(t, c, cfg.RunID, run.GetRunID())
+	}
+}
+
+// recordHistory writes the run's history to
+// workflows/testdata/<id>-run1.json for TestReplayRecordedHistories: a
+// run under ChangeLabelSemantics version 1 with answers as lists, a
+// self-skip, rejected updates, and a lead's ExtendRound.
+func recordHistory(t *testing.T, c client.Client, id, runID string) {
+	t.Helper()
+	it := c.GetWorkflowHistory(context.Background(), id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	h := &historypb.History{}
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("..", "workflows", "testdata", id+"-run1.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %s (%d events)", path, len(h.Events))
+}
+
+// attacks sends the four attacks reported in issue 13 to a real run whose
+// round 1 is open (batch), through the loopback hook without
+// authentication at hs and through a hook with accounts, and checks that
+// each is refused and that the round is untouched.
+func attacks(t *testing.T, ctx context.Context, hs *httptest.Server, c client.Client, namespace, runID string, batch workflows.BatchView) {
+	t.Helper()
+	post := func(base, path, ct, body string, header map[string]string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := hs.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	accounts, toks := testAccounts(t)
+	quiet := slog.New(slog.DiscardHandler)
+	ha, err := New(NewTemporalBackend(c, namespace, nil), Options{Logger: quiet, Auth: AuthOptions{Accounts: accounts}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hsa := httptest.NewServer(ha)
+	defer hsa.Close()
+	bearer := func(name string) map[string]string { return map[string]string{"Authorization": "Bearer " + toks[name]} }
+	item, two := batch.Items[0], batch.Items[1]
+	closePath := "/api/v1/runs/" + runID + "/close"
+	labelsPath := "/api/v1/runs/" + runID + "/labels"
+	tests := []struct {
+		name, base, path, ct, body string
+		header                     map[string]string
+		want                       int
+	}{
+		// 1. A web page on another site closes the round (and, on the old
+		// main, ended the run): a "simple" cross-site POST.
+		{name: "cross-origin text/plain close, no body", base: hs.URL, path: closePath, ct: "text/plain",
+			header: map[string]string{"Origin": "https://evil.example"}, want: http.StatusUnsupportedMediaType},
+		{name: "cross-origin form close", base: hs.URL, path: closePath, ct: "application/x-www-form-urlencoded", body: "round=1",
+			header: map[string]string{"Origin": "https://evil.example"}, want: http.StatusUnsupportedMediaType},
+		{name: "cross-origin JSON close", base: hs.URL, path: closePath, ct: "application/json", body: `{"round":1}`,
+			header: map[string]string{"Origin": "https://evil.example"}, want: http.StatusForbidden},
+		// 2. No valid token: refused on a hook with accounts.
+		{name: "close without a token", base: hsa.URL, path: closePath, ct: "application/json", body: `{"round":1}`,
+			want: http.StatusUnauthorized},
+		{name: "answer with an unknown token", base: hsa.URL, path: labelsPath, ct: "application/json",
+			body:   `{"round":1,"labels":[{"item_id":"` + item.ItemID + `","answers":["cat"]}]}`,
+			header: map[string]string{"Authorization": "Bearer clz_" + strings.Repeat("A", 43)}, want: http.StatusUnauthorized},
+		// Anyone is anyone: an annotator answers as others, skips for
+		// everyone or for someone else.
+		{name: "answer as someone else", base: hsa.URL, path: labelsPath, ct: "application/json", header: bearer("ann"),
+			body: `{"annotator":"ann2","round":1,"labels":[{"item_id":"` + item.ItemID + `","answers":["cat"]}]}`, want: http.StatusForbidden},
+		{name: "answer as someone else by header", base: hsa.URL, path: labelsPath + "?async=1", ct: "application/json",
+			header: map[string]string{"Authorization": "Bearer " + toks["ann"], "X-Annotator": "ann2"},
+			body:   `{"round":1,"labels":[{"item_id":"` + item.ItemID + `","answers":["cat"]}]}`, want: http.StatusForbidden},
+		{name: "annotator skips for everyone", base: hsa.URL, path: "/api/v1/runs/" + runID + "/items/" + item.ItemID + "/skip",
+			ct: "application/json", header: bearer("ann"), body: `{"round":1,"scope":"all"}`, want: http.StatusForbidden},
+		{name: "annotator skips for someone else", base: hsa.URL, path: "/api/v1/runs/" + runID + "/items/" + item.ItemID + "/skip",
+			ct: "application/json", header: bearer("ann"), body: `{"round":1,"annotator":"ann2"}`, want: http.StatusForbidden},
+		{name: "annotator closes", base: hsa.URL, path: closePath, ct: "application/json", header: bearer("ann"), body: `{"round":1}`,
+			want: http.StatusForbidden},
+		// 3. Wrong answer counts: three answers for one blank, on the
+		// update and on the signal path.
+		{name: "three answers for one blank", base: hsa.URL, path: labelsPath, ct: "application/json", header: bearer("ann"),
+			body: `{"round":1,"labels":[{"item_id":"` + two.ItemID + `","answers":["a","b","c"]}]}`, want: http.StatusUnprocessableEntity},
+		{name: "three answers for one blank, async", base: hs.URL, path: labelsPath + "?async=1", ct: "application/json",
+			body: `{"annotator":"x","round":1,"labels":[{"item_id":"` + two.ItemID + `","answers":["a","b","c"]}]}`, want: http.StatusUnprocessableEntity},
+	}
+	for _, tt := range tests {
+		if code, body := post(tt.base, tt.path, tt.ct, tt.body, tt.header); code != tt.want {
+			t.Errorf("%s: %d %s, want %d", tt.name, code, body, tt.want)
+		}
+	}
+	// The run goes on: round 1 is still open, with no answer, skip or
+	// flag (a Status query is answered after every signal sent before it).
+	api := &Client{BaseURL: hs.URL, HTTP: hs.Client()}
+	st, err := api.Status(ctx, runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := api.Batch(ctx, runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Phase != workflows.PhaseLabeling || st.Round != 1 || st.LabelsReceived != 0 || !b.Open {
+		t.Fatalf("after the attacks: status %+v, batch open %v; want round 1 labelling with no labels", st, b.Open)
+	}
+	for _, it := range b.Items {
+		if it.Answers != 0 || it.Skipped || it.Flagged || len(it.SkippedBy) > 0 {
+			t.Fatalf("after the attacks: item %+v changed", it)
+		}
 	}
 }
 

@@ -145,18 +145,39 @@ func (w *activeLearning) registerHandlers(ctx workflow.Context) error {
 	if err != nil {
 		return fmt.Errorf("register %s update: %w", CloseRound, err)
 	}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, ExtendRound,
+		func(ctx workflow.Context, req ExtendRequest) (Status, error) {
+			w.extend(ctx, req, "update")
+			return w.status(), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req ExtendRequest) error {
+			return w.cur.checkExtend(req)
+		}},
+	)
+	if err != nil {
+		return fmt.Errorf("register %s update: %w", ExtendRound, err)
+	}
 	return nil
+}
+
+// extend moves the open round's deadline for a checked ExtendRequest; the
+// waiting loop (waitForLabels) waits for the new deadline.
+func (w *activeLearning) extend(ctx workflow.Context, req ExtendRequest, via string) {
+	w.cur.extend(req.Extend.D())
+	workflow.GetLogger(ctx).Info("round deadline extended by a lead", "round", w.cur.number, "by", req.Extend.D().String(),
+		"deadline", w.cur.deadline, "lead_extensions", w.cur.leadExtensions, "reason", cut(req.Reason, MaxReasonBytes), "via", via)
 }
 
 // signalChannels are the channels of every signal the workflow accepts.
 type signalChannels struct {
-	labels, close, skip, flag workflow.ReceiveChannel
+	labels, close, extend, skip, flag workflow.ReceiveChannel
 }
 
 func (w *activeLearning) channels(ctx workflow.Context) signalChannels {
 	return signalChannels{
 		labels: workflow.GetSignalChannel(ctx, SignalLabels),
 		close:  workflow.GetSignalChannel(ctx, CloseRound),
+		extend: workflow.GetSignalChannel(ctx, ExtendRound),
 		skip:   workflow.GetSignalChannel(ctx, SignalSkip),
 		flag:   workflow.GetSignalChannel(ctx, SignalFlag),
 	}
@@ -176,6 +197,11 @@ func (w *activeLearning) listenForSignals(ctx workflow.Context) {
 			var req CloseRequest
 			c.Receive(ctx, &req)
 			w.onClose(ctx, req)
+		})
+		sel.AddReceive(ch.extend, func(c workflow.ReceiveChannel, _ bool) {
+			var req ExtendRequest
+			c.Receive(ctx, &req)
+			w.onExtend(ctx, req)
 		})
 		sel.AddReceive(ch.skip, func(c workflow.ReceiveChannel, _ bool) {
 			var n ItemNote
@@ -208,6 +234,11 @@ func (w *activeLearning) drainSignals(ctx workflow.Context) {
 		for ch.close.ReceiveAsync(&req) {
 			w.onClose(ctx, req)
 			req, got = CloseRequest{}, true
+		}
+		var ext ExtendRequest
+		for ch.extend.ReceiveAsync(&ext) {
+			w.onExtend(ctx, ext)
+			ext, got = ExtendRequest{}, true
 		}
 		var n ItemNote
 		for ch.skip.ReceiveAsync(&n) {
@@ -251,6 +282,16 @@ func (w *activeLearning) onClose(ctx workflow.Context, req CloseRequest) {
 	}
 	w.cur.closeAsked = true
 	w.cur.endRun = w.cur.endRun || req.EndRun
+}
+
+// onExtend applies an ExtendRound signal; an invalid one (the Update's
+// validator would refuse it) is logged and ignored.
+func (w *activeLearning) onExtend(ctx workflow.Context, req ExtendRequest) {
+	if err := w.cur.checkExtend(req); err != nil {
+		workflow.GetLogger(ctx).Warn("ExtendRound signal ignored", "round", req.Round, "error", err)
+		return
+	}
+	w.extend(ctx, req, "signal")
 }
 
 func (w *activeLearning) onNote(ctx workflow.Context, n ItemNote, skip bool) {
@@ -304,7 +345,8 @@ func (w *activeLearning) status() Status {
 		st.LabelsReceived = r.answerCount()
 		st.LabelsNeeded = r.activeItems() * r.quorum
 		st.Deadline = r.deadline
-		st.Extensions = r.extensions
+		st.Extensions = r.allExtensions()
+		st.LeadExtensions = r.leadExtensions
 		if !r.legacy {
 			st.Agreement = r.agreement()
 		}
@@ -416,7 +458,7 @@ func (w *activeLearning) runRound(ctx workflow.Context) (*Result, error) {
 	w.carry.LabelsTotal = persisted.Labeled
 	metrics := RoundMetrics{
 		Round: number, EndedBy: endedBy, Items: len(batch), Labeled: w.cur.labeledItems(), Answers: w.cur.answerCount(),
-		Extensions: w.cur.extensions, LabelSetURI: persisted.LabelSetURI, Dropped: w.cur.dropped, Agreement: agreement,
+		Extensions: w.cur.allExtensions(), LeadExtensions: w.cur.leadExtensions, LabelSetURI: persisted.LabelSetURI, Dropped: w.cur.dropped, Agreement: agreement,
 	}
 	for _, d := range decisions {
 		metrics.Ties += b2i(d.Tie)
@@ -587,7 +629,8 @@ func (w *activeLearning) waitForLabels(ctx workflow.Context) (string, error) {
 		minLabels = func() int { return max(1, min(cfg.MinLabels, r.activeItems())) }
 	}
 	for {
-		wait := r.deadline.Sub(workflow.Now(ctx))
+		waitedFor := r.deadline
+		wait := waitedFor.Sub(workflow.Now(ctx))
 		done, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return r.complete() || r.closeAsked })
 		if err != nil {
 			return "", fmt.Errorf("round %d: waiting for labels: %w", r.number, err)
@@ -597,6 +640,12 @@ func (w *activeLearning) waitForLabels(ctx workflow.Context) (string, error) {
 			return "quorum", nil
 		case done:
 			return "closed", nil
+		case r.deadline.After(waitedFor):
+			// A lead extended the round (ExtendRound) while it waited:
+			// wait on for the new deadline. Runs that were never extended
+			// never take this branch, so their command sequence is
+			// unchanged.
+			continue
 		case r.labeledItems() >= minLabels():
 			return "deadline", nil
 		case cfg.Extension.MaxExtensions == 0 || r.extensions < cfg.Extension.MaxExtensions:

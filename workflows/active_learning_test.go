@@ -107,7 +107,17 @@ func TestWaitForLabels(t *testing.T) {
 			cfg.MinLabels = tc.minLabels
 			cfg.Extension = ExtensionPolicy{Extend: Duration(24 * time.Hour), MaxExtensions: tc.maxExtensions}
 			var outs []*outcome
+			var started, closedAt time.Time
 			res, _ := chain(t, cfg, l, func(env *testsuite.TestWorkflowEnvironment, run int) {
+				started = env.Now()
+				// The round closes when PersistLabels starts (the
+				// callbacks below stop once the run completes, so they
+				// alone would not notice a round that closed early).
+				l.onPersist = func() {
+					if closedAt.IsZero() {
+						closedAt = env.Now()
+					}
+				}
 				for at, n := range tc.answers {
 					env.RegisterDelayedCallback(func() {
 						b := batchOf(t, env)
@@ -145,6 +155,9 @@ func TestWaitForLabels(t *testing.T) {
 				}, tc.closedBy)
 			})
 			mustAccept(t, outs)
+			if open := closedAt.Sub(started); open <= tc.stillOpenAt || open > tc.closedBy {
+				t.Errorf("the round closed %v after the start, want after %v and by %v", open, tc.stillOpenAt, tc.closedBy)
+			}
 			h := res.History[0]
 			if h.EndedBy != tc.wantEndedBy || h.Extensions != tc.wantExtensions {
 				t.Errorf("ended by %q with %d extensions, want %q with %d", h.EndedBy, h.Extensions, tc.wantEndedBy, tc.wantExtensions)

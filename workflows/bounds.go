@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"time"
 	"unicode/utf8"
 )
 
@@ -37,6 +38,11 @@ const (
 	MaxSelfSkipsPerRound = 200
 	// MaxReasonBytes bounds a skip, flag or close reason.
 	MaxReasonBytes = 300
+	// MaxLeadExtensionsPerRound bounds the ExtendRound requests a round
+	// accepts; MaxExtendPerRequest how much later one request may move
+	// the deadline.
+	MaxLeadExtensionsPerRound = 10
+	MaxExtendPerRequest       = 30 * 24 * time.Hour
 	// MaxLateRecords bounds the late answers and notes kept between two
 	// PersistLabels (and carried through continue-as-new).
 	MaxLateRecords = 100

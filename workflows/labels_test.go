@@ -248,9 +248,10 @@ func TestMaskCountAndAgreement(t *testing.T) {
 // TestWorstCaseClientLoad sends what no honest client sends, within the
 // hook's 1 MiB body limit per message: 2,500 long answers for one item in
 // one signal and from 2,500 annotators, as many oversized Updates, 500
-// flags and skips with long reasons, answers for unknown items and 3,000
-// late answers. The workflow keeps running, and every PersistLabels input
-// and the continue-as-new input stay under 256 KiB.
+// flags, skips and deadline extensions with long reasons, answers for
+// unknown items and 3,000 late answers. The workflow keeps running, a
+// round takes at most MaxLeadExtensionsPerRound extensions, and every
+// PersistLabels input and the continue-as-new input stay under 256 KiB.
 func TestWorstCaseClientLoad(t *testing.T) {
 	l := newLab(40)
 	cfg := baseConfig()
@@ -304,6 +305,7 @@ func TestWorstCaseClientLoad(t *testing.T) {
 					it := b.Items[i%len(b.Items)].ItemID
 					env.SignalWorkflow(SignalFlag, ItemNote{Round: round, ItemID: it, Annotator: fmt.Sprintf("%s-f-%d", long[:100], i), Reason: reason})
 					env.SignalWorkflow(SignalSkip, ItemNote{Round: round, ItemID: it, Annotator: fmt.Sprintf("%s-s-%d", long[:100], i), Reason: reason})
+					env.SignalWorkflow(ExtendRound, ExtendRequest{Round: round, Extend: Duration(time.Minute), Reason: reason})
 				}
 			}, time.Hour+time.Duration(slice+10)*time.Minute)
 		}
@@ -311,6 +313,11 @@ func TestWorstCaseClientLoad(t *testing.T) {
 	})
 	if runs != 2 || res.Rounds != 2 {
 		t.Fatalf("runs=%d rounds=%d, want the run to go on to 2 rounds", runs, res.Rounds)
+	}
+	for _, h := range res.History {
+		if h.LeadExtensions != MaxLeadExtensionsPerRound {
+			t.Errorf("round %d took %d extensions from 500 requests, want the bound %d", h.Round, h.LeadExtensions, MaxLeadExtensionsPerRound)
+		}
 	}
 	const bound = 256 << 10
 	for _, p := range l.persisted {

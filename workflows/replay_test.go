@@ -17,6 +17,10 @@ import (
 // in-memory activities: two rounds with label signals and Updates (one
 // rejected), a skip, flags, a deadline extension, a CloseRound signal and
 // late answers and flags sent while the round was training.
+// hook-run-run1.json was recorded under ChangeLabelSemantics version 1 by
+// hook's TestTemporalBackend (CLOZELOOP_RECORD_HISTORIES=1 go test ./hook
+// -run TestTemporalBackend): answers as lists through the hook, a
+// self-skip signal, and a lead's ExtendRound update.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil {

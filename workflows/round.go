@@ -40,7 +40,10 @@ type round struct {
 	dropped        int
 	closeAsked     bool
 	endRun         bool
+	// extensions counts the policy's extensions, leadExtensions those
+	// leads asked for (ExtendRound).
 	extensions     int
+	leadExtensions int
 }
 
 func newRound(number, quorum int, items []Candidate) *round {
@@ -97,6 +100,34 @@ func (r *round) validate(s LabelSubmission) error {
 		seen[a.ItemID] = true
 	}
 	return nil
+}
+
+// checkExtend validates an ExtendRound request against the round without
+// changing anything; the error text is what the lead sees.
+func (r *round) checkExtend(req ExtendRequest) error {
+	switch {
+	case r == nil:
+		return fmt.Errorf("no round is open yet")
+	case req.Round != r.number:
+		return fmt.Errorf("wrong round: asked to extend round %d, the current round is %d", req.Round, r.number)
+	case !r.open || r.closeAsked:
+		return fmt.Errorf("round %d is already closed", r.number)
+	case r.leadExtensions >= MaxLeadExtensionsPerRound:
+		return fmt.Errorf("round %d was already extended %d times, the most a round allows", r.number, r.leadExtensions)
+	}
+	return req.Validate()
+}
+
+// extend moves the deadline d later for a lead.
+func (r *round) extend(d time.Duration) {
+	r.deadline = r.deadline.Add(d)
+	r.leadExtensions++
+}
+
+// allExtensions counts every move of the deadline, by the policy and by
+// leads.
+func (r *round) allExtensions() int {
+	return r.extensions + r.leadExtensions
 }
 
 // checkAnswer validates one answer and returns its normalised blanks.

@@ -39,6 +39,9 @@ const (
 	SignalLabels = "labels"
 	// CloseRound is both an Update and a Signal that ends the open round early.
 	CloseRound = "CloseRound"
+	// ExtendRound is both an Update and a Signal that moves the open
+	// round's deadline later (an ExtendRequest).
+	ExtendRound = "ExtendRound"
 	// SignalSkip removes one item from the open round.
 	SignalSkip = "Skip"
 	// SignalFlag marks one item for review.
@@ -505,6 +508,28 @@ type CloseRequest struct {
 	EndRun bool `json:"end_run,omitempty"`
 }
 
+// ExtendRequest is the payload of ExtendRound: the open round's deadline
+// moves Extend later (at most MaxExtendPerRequest, at most
+// MaxLeadExtensionsPerRound times per round).
+type ExtendRequest struct {
+	Round  int      `json:"round"`
+	Extend Duration `json:"extend"`
+	Reason string   `json:"reason,omitempty"`
+}
+
+// Validate checks the request on its own (not against the round).
+func (r ExtendRequest) Validate() error {
+	switch {
+	case r.Round < 1:
+		return fmt.Errorf("round must be a positive round number, got %d", r.Round)
+	case r.Extend <= 0:
+		return fmt.Errorf("extend must be a positive duration such as \"24h\", got %s", r.Extend.D())
+	case r.Extend.D() > MaxExtendPerRequest:
+		return fmt.Errorf("extend %s is longer than %s (30 days), the most one request may add", r.Extend.D(), MaxExtendPerRequest)
+	}
+	return nil
+}
+
 // RawAnswer is every answer received, counted or not, as it was sent (cut
 // to the bounds of bounds.go when it was too long to count anyway).
 type RawAnswer struct {
@@ -669,15 +694,19 @@ const (
 
 // Status is the answer of the Status query.
 type Status struct {
-	RunID          string             `json:"run_id"`
-	Phase          Phase              `json:"phase"`
-	Round          int                `json:"round"`
-	Items          int                `json:"items"`
-	ItemsComplete  int                `json:"items_complete"`
-	LabelsReceived int                `json:"labels_received"`
-	LabelsNeeded   int                `json:"labels_needed"`
-	Deadline       time.Time          `json:"deadline,omitzero"`
+	RunID          string    `json:"run_id"`
+	Phase          Phase     `json:"phase"`
+	Round          int       `json:"round"`
+	Items          int       `json:"items"`
+	ItemsComplete  int       `json:"items_complete"`
+	LabelsReceived int       `json:"labels_received"`
+	LabelsNeeded   int       `json:"labels_needed"`
+	Deadline       time.Time `json:"deadline,omitzero"`
+	// Extensions counts the times the open round's deadline moved: by the
+	// extension policy (too few labels at the deadline) and by leads
+	// (ExtendRound); LeadExtensions counts the latter.
 	Extensions     int                `json:"extensions"`
+	LeadExtensions int                `json:"lead_extensions,omitempty"`
 	LastMetrics    map[string]float64 `json:"last_metrics,omitempty"`
 	ModelURI       string             `json:"model_uri"`
 	LabelSetURI    string             `json:"label_set_uri,omitempty"`
@@ -718,24 +747,27 @@ type BatchView struct {
 
 // RoundMetrics summarises one finished round.
 type RoundMetrics struct {
-	Round         int                `json:"round"`
-	EndedBy       string             `json:"ended_by"`
-	Items         int                `json:"items"`
-	Labeled       int                `json:"labeled"`
-	Answers       int                `json:"answers"`
-	Ties          int                `json:"ties,omitempty"`
-	Flagged       int                `json:"flagged,omitempty"`
-	Skipped       int                `json:"skipped,omitempty"`
-	Extensions    int                `json:"extensions,omitempty"`
-	Steps         int                `json:"steps"`
-	FinalLoss     float64            `json:"final_loss"`
-	Metrics       map[string]float64 `json:"metrics,omitempty"`
-	Forgetting    map[string]float64 `json:"forgetting,omitempty"`
-	Promoted      bool               `json:"promoted"`
-	CandidateURI  string             `json:"candidate_uri"`
-	ModelURI      string             `json:"model_uri"`
-	LabelSetURI   string             `json:"label_set_uri"`
-	PromotionNote string             `json:"promotion_note,omitempty"`
+	Round      int    `json:"round"`
+	EndedBy    string `json:"ended_by"`
+	Items      int    `json:"items"`
+	Labeled    int    `json:"labeled"`
+	Answers    int    `json:"answers"`
+	Ties       int    `json:"ties,omitempty"`
+	Flagged    int    `json:"flagged,omitempty"`
+	Skipped    int    `json:"skipped,omitempty"`
+	Extensions int    `json:"extensions,omitempty"`
+	// LeadExtensions counts the extensions leads asked for (ExtendRound);
+	// they are included in Extensions.
+	LeadExtensions int                `json:"lead_extensions,omitempty"`
+	Steps          int                `json:"steps"`
+	FinalLoss      float64            `json:"final_loss"`
+	Metrics        map[string]float64 `json:"metrics,omitempty"`
+	Forgetting     map[string]float64 `json:"forgetting,omitempty"`
+	Promoted       bool               `json:"promoted"`
+	CandidateURI   string             `json:"candidate_uri"`
+	ModelURI       string             `json:"model_uri"`
+	LabelSetURI    string             `json:"label_set_uri"`
+	PromotionNote  string             `json:"promotion_note,omitempty"`
 	// Dropped counts records the bounds left out.
 	Dropped   int        `json:"dropped,omitempty"`
 	Agreement *Agreement `json:"agreement,omitempty"`

@@ -52,6 +52,9 @@ func statusCmd() command {
 			case *workflows.Status:
 				fmt.Fprintf(env.stdout, "run %s: round %d, %s\nitems %d (%d complete), answers %d/%d, deadline %s\nmodel %s\nmetrics %v\n",
 					o.RunID, o.Round, o.Phase, o.Items, o.ItemsComplete, o.LabelsReceived, o.LabelsNeeded, o.Deadline.Format("2006-01-02 15:04 MST"), o.ModelURI, o.LastMetrics)
+				if o.Extensions > 0 {
+					fmt.Fprintf(env.stdout, "deadline extended %d time(s), %d by leads\n", o.Extensions, o.LeadExtensions)
+				}
 				if a := o.Adaptation; a != nil {
 					fmt.Fprintf(env.stdout, "adapted %s -> %s in %d steps (loss %.4f): metrics %v, before %v\n",
 						a.BaseModelURI, a.ModelURI, a.Steps, a.FinalLoss, a.Metrics, a.BaseMetrics)
