@@ -259,3 +259,15 @@ func (s *Server) serveCDN(w http.ResponseWriter, r *http.Request) {
 	}
 	http.ServeContent(w, r, sum, time.Time{}, strings.NewReader(string(data)))
 }
+
+// CountCDN counts the requests of a Requests list that went to the
+// storage host (LFS downloads).
+func CountCDN(reqs []string) int {
+	n := 0
+	for _, r := range reqs {
+		if strings.HasPrefix(r, "GET cdn ") {
+			n++
+		}
+	}
+	return n
+}
