@@ -159,7 +159,7 @@ func (c *Client) Pull(ctx context.Context, ref Ref) (Snapshot, error) {
 		n, err := c.fetchFile(ctx, ref, info.SHA, name)
 		snap.Downloaded += n
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", ref, err)
 		}
 		snap.Files = append(snap.Files, name)
 		return nil
@@ -287,7 +287,7 @@ func (c *Client) head(ctx context.Context, ref Ref, commit, name string) (fileMe
 		req.Header.Set("Accept-Encoding", "identity")
 		resp, err := hc.Do(req)
 		if err != nil {
-			return fileMeta{}, fmt.Errorf("ask the Hub for %s of %s: %w", name, ref, err)
+			return fileMeta{}, fmt.Errorf("ask the Hub for %s: %w", name, err)
 		}
 		resp.Body.Close()
 		loc := resp.Header.Get("Location")
@@ -304,7 +304,7 @@ func (c *Client) head(ctx context.Context, ref Ref, commit, name string) (fileMe
 			return metaFrom(resp, target.String(), name)
 		}
 		if resp.StatusCode != http.StatusOK {
-			return fileMeta{}, fmt.Errorf("%s of %s: %w", name, ref, responseError(resp, c.cfg.Token != ""))
+			return fileMeta{}, fmt.Errorf("%s: %w", name, responseError(resp, c.cfg.Token != ""))
 		}
 		return metaFrom(resp, u, name)
 	}
@@ -359,16 +359,28 @@ func (c *Client) fetchFile(ctx context.Context, ref Ref, commit, name string) (i
 		return 0, err
 	}
 	if meta.commit != "" && meta.commit != commit {
-		return 0, fmt.Errorf("hub answered %s of %s at commit %s, asked for %s", name, ref, meta.commit, commit)
+		return 0, fmt.Errorf("hub answered %s at commit %s, asked for %s", name, meta.commit, commit)
 	}
 	blob := filepath.Join(root, "blobs", meta.etag)
 	var n int64
-	if st, err := os.Stat(blob); err != nil || !st.Mode().IsRegular() {
-		if n, err = c.download(ctx, meta, blob, name); err != nil {
-			return n, err
+	if !isFile(blob) {
+		unlock, err := lockBlob(ctx, c.cfg.CacheDir, ref.Repo, meta.etag)
+		if err != nil {
+			return 0, err
+		}
+		defer unlock()
+		if !isFile(blob) { // another process may have finished it meanwhile
+			if n, err = c.download(ctx, meta, blob, name); err != nil {
+				return n, err
+			}
 		}
 	}
 	return n, link(blob, pointer)
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
 
 // link makes pointer a relative symlink to blob, as the Python client does.

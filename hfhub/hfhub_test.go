@@ -387,6 +387,7 @@ func TestErrors(t *testing.T) {
 		c := newClient(t, srv, cache, func(c *hfhub.Config) { c.Token = tc.token })
 		srv.Requests()
 		_, err := c.Resolve(context.Background(), mustRef(t, tc.ref))
+		t.Logf("%s: %v", tc.ref, err)
 		if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.text) {
 			t.Errorf("%s: error %v, want %v with %q", tc.ref, err, tc.is, tc.text)
 		}

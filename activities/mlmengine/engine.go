@@ -226,7 +226,7 @@ func (e *Engine) hubModel(ctx context.Context, uri string) (hfhub.Snapshot, erro
 		for _, final := range []error{hfhub.ErrRepoNotFound, hfhub.ErrRevisionNotFound, hfhub.ErrEntryNotFound, hfhub.ErrGated,
 			hfhub.ErrUnauthorized, hfhub.ErrNotFillMask, hfhub.ErrNotAModel, hfhub.ErrNotCached} {
 			if errors.Is(err, final) {
-				return snap, fmt.Errorf("%w: hub model %s: %w", activities.ErrBadCheckpoint, uri, err)
+				return snap, fmt.Errorf("%w: %w", activities.ErrBadCheckpoint, err)
 			}
 		}
 		return snap, fmt.Errorf("hub model %s: %w", uri, err)

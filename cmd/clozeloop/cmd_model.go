@@ -88,7 +88,7 @@ func runModelPull(ctx context.Context, env *cmdEnv, args []string) error {
 	snap, err := c.Pull(ctx, ref)
 	bar.done()
 	if err != nil {
-		return fmt.Errorf("pull %s: %w", ref, err)
+		return fmt.Errorf("pull: %w", err)
 	}
 	rep := pullReport{Ref: ref.String(), Repo: ref.Repo, Revision: ref.Revision, Commit: snap.Commit, Dir: snap.Dir,
 		Files: snap.Files, Downloaded: snap.Downloaded, Offline: c.Config().Offline}
@@ -185,7 +185,7 @@ func resolveModel(ctx context.Context, env *cmdEnv, model string) (dir, commit s
 		if bare {
 			return "", "", fmt.Errorf("model %s: no such local folder, and on the Hub: %w", model, err)
 		}
-		return "", "", fmt.Errorf("model %s: %w", model, err)
+		return "", "", err // it names the reference
 	}
 	env.log.Info("hub model", "ref", ref.String(), "commit", snap.Commit, "dir", snap.Dir, "cached", snap.Cached, "downloaded_bytes", snap.Downloaded)
 	return snap.Dir, snap.Commit, nil
