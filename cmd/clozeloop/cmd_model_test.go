@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,6 +148,42 @@ func TestPredictFromHub(t *testing.T) {
 		stderr.Reset()
 		if code := run(tc.args, &stdout, &stderr); code != tc.code || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%q: exit %d, %s", tc.args, code, stderr.String())
+		}
+	}
+}
+
+// TestResolveModel: local paths win over bare Hub names, which are tried
+// only when no such path exists; hf:// always goes to the Hub.
+func TestResolveModel(t *testing.T) {
+	srv := hubtest.New()
+	defer srv.Close()
+	hubEnv(t, srv.URL())
+	t.Chdir(t.TempDir())
+	if err := os.MkdirAll("org/local", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := &cmdEnv{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	tests := []struct {
+		model, dir, err string
+	}{
+		{"", "", ""},
+		{"org/local", "org/local", ""},
+		{"some/deep/folder", "some/deep/folder", ""},
+		{"./org/absent", "./org/absent", ""},
+		{"org/absent", "", "no such local folder, and on the Hub: hf://org/absent@main: repository not found"},
+		{"hf://org/local", "", "hf://org/local@main: repository not found"},
+		{"hf://org/a/b", "", "want org/name"},
+	}
+	for _, tc := range tests {
+		dir, commit, err := resolveModel(context.Background(), env, tc.model)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.model, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || dir != tc.dir || commit != "" {
+			t.Errorf("%q: %q, %q, %v; want %q", tc.model, dir, commit, err, tc.dir)
 		}
 	}
 }
