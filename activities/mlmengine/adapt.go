@@ -87,6 +87,9 @@ func (e *Engine) Adapt(ctx context.Context, req activities.AdaptRequest, progres
 		return res, fmt.Errorf("adapt: %w", err)
 	}
 	defer m.Close()
+	if err := e.recordHubModel(ctx, req.OutputPrefix, req.BaseModelURI); err != nil {
+		return res, fmt.Errorf("adapt: %w", err)
+	}
 
 	every := s.CheckpointEvery
 	if every <= 0 {

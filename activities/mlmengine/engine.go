@@ -3,9 +3,11 @@
 // package mlm and the S3 object store of package store.
 //
 // Model URIs are store key prefixes of Hugging Face checkpoint folders
-// uploaded with store.UploadDir (they carry a MANIFEST.json). They are
-// downloaded into a local, content-addressed cache (Options.CacheDir) and,
-// for scoring and evaluation, loaded once through Options.Models.
+// uploaded with store.UploadDir (they carry a MANIFEST.json), or Hugging
+// Face Hub references hf://org/name[@revision] (resolved through
+// Options.Hub into the Hub's shared cache). Store keys are downloaded into a
+// local, content-addressed cache (Options.CacheDir) and, for scoring and
+// evaluation, loaded once through Options.Models.
 // Fine-tuning always loads a fresh copy of the base model, because training
 // changes the weights.
 //
@@ -18,14 +20,17 @@ package mlmengine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 
 	"github.com/clozeloop/clozeloop/activities"
+	"github.com/clozeloop/clozeloop/hfhub"
 	"github.com/clozeloop/clozeloop/mlm"
 	"github.com/clozeloop/clozeloop/store"
 )
@@ -71,6 +76,10 @@ type Options struct {
 	WaitHeartbeat time.Duration
 	// Logger receives progress and warnings (default slog.Default()).
 	Logger *slog.Logger
+	// Hub resolves hf:// model URIs (nil: they are refused as bad
+	// checkpoints). A worker without internet uses a client with
+	// Config.Offline and a filled cache.
+	Hub *hfhub.Client
 }
 
 // Engine implements activities.Scorer, activities.Trainer and
@@ -159,6 +168,10 @@ func (e *Engine) LoadModel(ctx context.Context, uri string) (*mlm.Model, error) 
 // download fetches the checkpoint at uri into the content-addressed cache
 // and returns its folder.
 func (e *Engine) download(ctx context.Context, uri string) (string, error) {
+	if hfhub.IsRef(uri) {
+		snap, err := e.hubModel(ctx, uri)
+		return snap.Dir, err
+	}
 	dir, _, err := e.o.Store.DownloadDir(ctx, uri, e.modelCache())
 	if err != nil {
 		return "", storeErr(fmt.Sprintf("download model %s", uri), activities.ErrBadCheckpoint, err)
@@ -193,4 +206,71 @@ func (e *Engine) acquire(ctx context.Context, uri string) (*mlm.Model, func(), e
 		return nil, nil, err
 	}
 	return m, func() { m.Close() }, nil
+}
+
+// hubModel resolves a Hub reference through the shared Hugging Face cache
+// (no request when the cache holds it). Answers about the model itself
+// (missing repository, revision or file, gated, not a fill-mask model, not
+// cached while offline) wrap activities.ErrBadCheckpoint; network errors
+// are retryable.
+func (e *Engine) hubModel(ctx context.Context, uri string) (hfhub.Snapshot, error) {
+	if e.o.Hub == nil {
+		return hfhub.Snapshot{}, fmt.Errorf("%w: model %s: this worker has no Hugging Face Hub client", activities.ErrBadCheckpoint, uri)
+	}
+	ref, err := hfhub.ParseRef(uri)
+	if err != nil {
+		return hfhub.Snapshot{}, fmt.Errorf("%w: %w", activities.ErrBadCheckpoint, err)
+	}
+	snap, err := e.o.Hub.Resolve(ctx, ref)
+	if err != nil {
+		for _, final := range []error{hfhub.ErrRepoNotFound, hfhub.ErrRevisionNotFound, hfhub.ErrEntryNotFound, hfhub.ErrGated,
+			hfhub.ErrUnauthorized, hfhub.ErrNotFillMask, hfhub.ErrNotAModel, hfhub.ErrNotCached} {
+			if errors.Is(err, final) {
+				return snap, fmt.Errorf("%w: %w", activities.ErrBadCheckpoint, err)
+			}
+		}
+		return snap, fmt.Errorf("hub model %s: %w", uri, err)
+	}
+	if !snap.Cached {
+		e.log.Info("hub model downloaded", "ref", ref.String(), "commit", snap.Commit, "bytes", snap.Downloaded)
+	}
+	return snap, nil
+}
+
+// HubModelFile is written beside a fine-tune's or adaptation's result when
+// its base model is a Hub reference: the commit it resolved to, so that the
+// run can be reproduced after the Hub repository moves on.
+const HubModelFile = "hub_model.json"
+
+// HubModelRecord is the content of HubModelFile.
+type HubModelRecord struct {
+	URI      string `json:"uri"`
+	Repo     string `json:"repo"`
+	Revision string `json:"revision"`
+	Commit   string `json:"commit"`
+	// Pinned is the reference to the resolved commit.
+	Pinned string `json:"pinned"`
+}
+
+// recordHubModel writes <prefix>/hub_model.json when uri is a Hub
+// reference (resolved from the cache: the model was just loaded).
+func (e *Engine) recordHubModel(ctx context.Context, prefix, uri string) error {
+	if !hfhub.IsRef(uri) {
+		return nil
+	}
+	snap, err := e.hubModel(ctx, uri)
+	if err != nil {
+		return err
+	}
+	pinned := snap.Ref
+	pinned.Revision = snap.Commit
+	data, err := json.MarshalIndent(HubModelRecord{URI: uri, Repo: snap.Ref.Repo, Revision: snap.Ref.Revision, Commit: snap.Commit, Pinned: pinned.String()}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", HubModelFile, err)
+	}
+	key := path.Join(prefix, HubModelFile)
+	if _, err := e.o.Store.PutBytes(ctx, key, append(data, '\n')); err != nil {
+		return fmt.Errorf("record hub model commit in %s: %w", key, err)
+	}
+	return nil
 }

@@ -158,6 +158,9 @@ func (e *Engine) FineTune(ctx context.Context, req activities.TrainRequest, prog
 		return res, fmt.Errorf("fine-tune: %w", err)
 	}
 	defer m.Close()
+	if err := e.recordHubModel(ctx, req.OutputPrefix, req.BaseModelURI); err != nil {
+		return res, fmt.Errorf("fine-tune: %w", err)
+	}
 
 	s := req.Settings.WithDefaults()
 	every := s.CheckpointEvery

@@ -51,7 +51,7 @@ func parseDType(s string) (safetensors.DType, error) {
 
 func runConvert(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "convert", "--model DIR --out DIR [--dtype f16|bf16|f32] [--json]")
-	modelDir := fs.String("model", "", "model directory (config.json, model.safetensors or pytorch_model.bin, tokenizer files)")
+	modelDir := fs.String("model", "", "model directory (config.json, model.safetensors or pytorch_model.bin, tokenizer files), or a Hugging Face Hub model hf://org/name[@revision]")
 	out := fs.String("out", "", "output model directory (must differ from --model)")
 	dtypeName := fs.String("dtype", "f16", "precision of the written weights: f16, bf16 or f32")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
@@ -62,7 +62,11 @@ func runConvert(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	src, err := filepath.Abs(*modelDir)
+	dir, _, err := resolveModel(ctx, env, *modelDir)
+	if err != nil {
+		return err
+	}
+	src, err := filepath.Abs(dir)
 	if err != nil {
 		return fmt.Errorf("model folder %s: %w", *modelDir, err)
 	}

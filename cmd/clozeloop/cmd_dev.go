@@ -110,7 +110,7 @@ func devCmd() command {
 			fs.StringVar(&o.s3Addr, "s3-addr", "127.0.0.1:9000", "embedded S3 listen address (loopback only)")
 			fs.StringVar(&o.hookAddr, "hook-addr", "127.0.0.1:8080", "annotation page and API listen address")
 			fs.StringVar(&o.namespace, "namespace", devserver.DefaultNamespace, "Temporal namespace")
-			fs.StringVar(&o.modelDir, "model", "", "starting model folder (Hugging Face layout); default DATA/models/start, where the shipped wordnet-small model (a small BERT pretrained on WordNet) is written when the folder holds no model or an older copy of it")
+			fs.StringVar(&o.modelDir, "model", "", "starting model folder (Hugging Face layout) or Hugging Face Hub model hf://org/name[@revision]; default DATA/models/start, where the shipped wordnet-small model (a small BERT pretrained on WordNet) is written when the folder holds no model or an older copy of it")
 			fs.StringVar(&o.wordnetDir, "wordnet-dir", dataset.DefaultWordNetDir, "WordNet files for the demo data set (Debian package wordnet-base)")
 			fs.BoolVar(&o.demo, "demo", true, "build the WordNet data set if missing and start a demo active-learning run")
 			fs.BoolVar(&o.demoAnnotate, "demo-annotate", false, "answer every batch from the gold answers through the hook's API, exit after --demo-rounds rounds")
@@ -129,6 +129,11 @@ func devCmd() command {
 			if o.demoRounds < 1 || o.demoBatch < 1 {
 				return usagef("--demo-rounds and --demo-batch must be at least 1")
 			}
+			dir, _, err := resolveModel(ctx, env, o.modelDir)
+			if err != nil {
+				return err
+			}
+			o.modelDir = dir
 			return runDev(ctx, env, o)
 		},
 	}

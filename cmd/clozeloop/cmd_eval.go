@@ -62,7 +62,7 @@ type evalReport struct {
 
 func runEval(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "eval", "--model DIR --eval FILE [--limit N] [--batch 32] [--threads N] [--baseline-corpus FILE]... [--baseline-answers FILE] [--json]")
-	modelDir := fs.String("model", "", "model directory (config.json, model.safetensors, tokenizer files)")
+	modelDir := fs.String("model", "", "model directory (config.json, model.safetensors, tokenizer files), or a Hugging Face Hub model hf://org/name[@revision]")
 	evalFile := fs.String("eval", "", "eval set (JSONL: text with [MASK], gold answers; docs/DATA.md)")
 	limit := fs.Int("limit", 0, "score a random sample of this many items (0: all)")
 	seed := fs.Uint64("seed", 1, "seed of the --limit sample")
@@ -118,7 +118,11 @@ func runEval(ctx context.Context, env *cmdEnv, args []string) error {
 	items = sampleEvalItems(items, *limit, *seed)
 	rep.Sampled = len(items)
 
-	m, err := mlm.Load(ctx, *modelDir, mlm.Options{Device: *device, Threads: *threads})
+	dir, _, err := resolveModel(ctx, env, *modelDir)
+	if err != nil {
+		return err
+	}
+	m, err := mlm.Load(ctx, dir, mlm.Options{Device: *device, Threads: *threads})
 	if err != nil {
 		return err
 	}

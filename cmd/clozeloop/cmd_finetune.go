@@ -38,7 +38,7 @@ type finetuneReport struct {
 
 func runFinetune(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "finetune", "--model DIR --data FILE.jsonl --out DIR [--replay FILE --replay-weight W] [flags]")
-	modelDir := fs.String("model", "", "model directory to start from")
+	modelDir := fs.String("model", "", "model directory to start from, or a Hugging Face Hub model hf://org/name[@revision]")
 	data := fs.String("data", "", `JSONL of annotated items: {"text": "... [MASK] ...", "answers": ["word"]} ("gold" is accepted for "answers")`)
 	replay := fs.String("replay", "", "unlabelled texts, one per line, for masked-LM replay against forgetting")
 	out := fs.String("out", "", "output model directory (checkpoints/ while training)")
@@ -83,7 +83,11 @@ func runFinetune(ctx context.Context, env *cmdEnv, args []string) error {
 		return usagef("%s holds a checkpoint: pass --resume to continue it, or choose another --out", ckDir)
 	}
 	o.CheckpointDir, o.ResumeDir = ckDir, ckDir
-	m, err := mlm.Load(ctx, *modelDir, mlm.Options{Device: *device, Threads: *threads, Seed: o.Seed})
+	dir, _, err := resolveModel(ctx, env, *modelDir)
+	if err != nil {
+		return err
+	}
+	m, err := mlm.Load(ctx, dir, mlm.Options{Device: *device, Threads: *threads, Seed: o.Seed})
 	if err != nil {
 		return err
 	}

@@ -20,8 +20,8 @@ func predictCmd() command {
 }
 
 func runPredict(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "predict", `--model DIR [--top-k 5] [--targets a,b] [--file F|-] [--json] ["text with [MASK]" ...]`)
-	modelDir := fs.String("model", "", "model directory (config.json, model.safetensors, tokenizer files)")
+	fs := newFlagSet(env, "predict", `--model DIR|hf://org/name[@rev] [--top-k 5] [--targets a,b] [--file F|-] [--json] ["text with [MASK]" ...]`)
+	modelDir := fs.String("model", "", "model directory (config.json, model.safetensors, tokenizer files), or a Hugging Face Hub model hf://org/name[@revision]")
 	topK := fs.Int("top-k", 5, "predictions per mask")
 	targets := fs.String("targets", "", "comma-separated candidate words to score instead of the whole vocabulary")
 	file := fs.String("file", "", "read texts from this file, one per line (- for stdin)")
@@ -55,7 +55,11 @@ func runPredict(ctx context.Context, env *cmdEnv, args []string) error {
 			tg = append(tg, t)
 		}
 	}
-	m, err := mlm.Load(ctx, *modelDir, mlm.Options{Device: *device, Threads: *threads})
+	dir, _, err := resolveModel(ctx, env, *modelDir)
+	if err != nil {
+		return err
+	}
+	m, err := mlm.Load(ctx, dir, mlm.Options{Device: *device, Threads: *threads})
 	if err != nil {
 		return err
 	}

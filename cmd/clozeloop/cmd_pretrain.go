@@ -76,7 +76,7 @@ type pretrainReport struct {
 func runPretrain(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "pretrain", "--corpus FILE [--init DIR | --config tiny|small|base --vocab-size 8000] --out DIR --steps N [flags]")
 	corpus := fs.String("corpus", "", "raw text, one text per line")
-	initDir := fs.String("init", "", "continue pretraining this model directory instead of creating a new model")
+	initDir := fs.String("init", "", "continue pretraining this model directory (or Hugging Face Hub model hf://org/name[@revision]) instead of creating a new model")
 	cfgName := fs.String("config", "small", "size of a new model: tiny, small (4 layers, hidden 256) or base (bert-base)")
 	vocab := fs.Int("vocab-size", 8000, "WordPiece vocabulary size of a new model (trained on the corpus)")
 	out := fs.String("out", "", "output model directory (Hugging Face files, training_args.json; checkpoints/ while training)")
@@ -132,7 +132,10 @@ func runPretrain(ctx context.Context, env *cmdEnv, args []string) error {
 		env.log.Info("resuming", "checkpoint", latest)
 		m, err = mlm.Load(ctx, latest, opts)
 	case *initDir != "":
-		m, err = mlm.Load(ctx, *initDir, opts)
+		var dir string
+		if dir, _, err = resolveModel(ctx, env, *initDir); err == nil {
+			m, err = mlm.Load(ctx, dir, opts)
+		}
 	default:
 		rep.Config = *cfgName
 		if _, err := pretrainConfig(*cfgName, *vocab); err != nil {

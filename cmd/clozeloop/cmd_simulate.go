@@ -33,7 +33,7 @@ type simulateOutput struct {
 
 func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "simulate", "--model DIR --data DIR --out DIR [--strategies random,entropy,margin,hybrid] [flags]")
-	modelDir := fs.String("model", "", "starting model directory (config.json, weights, tokenizer)")
+	modelDir := fs.String("model", "", "starting model directory (config.json, weights, tokenizer), or a Hugging Face Hub model hf://org/name[@revision]")
 	dataDir := fs.String("data", "", "data folder with pool.jsonl, oracle.jsonl and eval.jsonl (from 'clozeloop data build')")
 	out := fs.String("out", "", "output folder for results.json, results.csv, summary.csv and the plots")
 	strategies := fs.String("strategies", "random,entropy,margin,hybrid", "strategies to compare, comma-separated (separate with ';' when one has commas, e.g. a mix entropy:0.8,random:0.2 or density(by=margin,beta=2)); also density, target, kcenter, bald, surprisal")
@@ -123,6 +123,11 @@ func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	env.log.Info("simulation data", "pool", len(data.Pool), "eval", len(data.Eval), "eval_total", data.EvalTotal,
 		"replay_texts", len(data.Replay), "strategies", strings.Join(strats, " | "), "seeds", *seeds)
+	dir, _, err := resolveModel(ctx, env, *modelDir)
+	if err != nil {
+		return err
+	}
+	*modelDir = dir
 	mopts := mlm.Options{Device: *device, Threads: *threads}
 	var adapted *sim.AdaptRecord
 	if adapt.Steps > 0 {

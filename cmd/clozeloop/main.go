@@ -61,6 +61,7 @@ func commands() []command {
 		devCmd(),
 		convertCmd(),
 		evalCmd(),
+		modelCmd(),
 	}
 }
 

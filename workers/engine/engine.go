@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/activities/mlmengine"
 	"github.com/clozeloop/clozeloop/activities/storeblobs"
+	"github.com/clozeloop/clozeloop/hfhub"
 	"github.com/clozeloop/clozeloop/mlm"
 	"github.com/clozeloop/clozeloop/store"
 	"github.com/clozeloop/clozeloop/workers"
@@ -36,6 +38,9 @@ type Options struct {
 	CheckpointEvery int
 	// Logger receives the engine's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Hub resolves hf:// model URIs; nil reads the Hugging Face variables
+	// (HF_ENDPOINT, HF_TOKEN, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE).
+	Hub *hfhub.Client
 }
 
 // NewActivities returns the production activities: the object store as
@@ -57,10 +62,18 @@ func NewActivities(ctx context.Context, o Options) (*activities.Activities, erro
 			return nil, fmt.Errorf("engine: open object store %s: %w", o.StoreConfig, err)
 		}
 	}
+	hub := o.Hub
+	if hub == nil {
+		cfg, err := hfhub.ConfigFromEnv(os.Getenv)
+		if err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
+		hub = hfhub.New(cfg)
+	}
 	cache := &workers.ModelCache[*mlm.Model]{Close: func(m *mlm.Model) { _ = m.Close() }, Max: o.MaxModels}
 	eng, err := mlmengine.New(mlmengine.Options{
 		Store: st, CacheDir: o.CacheDir, Device: o.Device, Threads: o.Threads, Models: cache,
-		CheckpointEvery: o.CheckpointEvery, Logger: log,
+		CheckpointEvery: o.CheckpointEvery, Logger: log, Hub: hub,
 	})
 	if err != nil {
 		return nil, err
