@@ -17,7 +17,7 @@ type Bought struct {
 	// MultiPiece is the share of the items' gold answers that the model's
 	// tokenizer splits into several word pieces.
 	MultiPiece float64 `json:"multi_piece"`
-	// Sources is the share of the items per pool source (meta.source; ""
+	// Sources is the share of the items per pool source (Item.Source; ""
 	// for items without one).
 	Sources map[string]float64 `json:"sources"`
 	// FreqRank is the mean frequency rank of the items' gold answers among

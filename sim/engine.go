@@ -10,8 +10,9 @@ import (
 type Item struct {
 	ID   string
 	Text string
-	// Source is the item's origin as the pool record's meta.source names
-	// it ("wordnet", a corpus name; "" when the record has none).
+	// Source is the item's origin as the pool record's source field (or,
+	// failing that, its meta.source) names it ("wordnet", a corpus name;
+	// "" when the record has none).
 	Source string
 }
 
