@@ -108,6 +108,12 @@ func TestBrowserKeyboard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every account exists before the hook first reads them: it rereads
+	// the accounts only every --accounts-ttl.
+	_, leadTok, err := AddAccount(ctx, accounts, "boss", RoleLead, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	h, err := New(NewTemporalBackend(c, srv.Namespace(), nil), Options{Logger: quiet, Auth: AuthOptions{Accounts: accounts}})
 	if err != nil {
 		t.Fatal(err)
@@ -135,10 +141,6 @@ func TestBrowserKeyboard(t *testing.T) {
 
 	// A lead signs in, extends the round from the page (the prompt,
 	// replaced here, answers "2h") and signs out again.
-	_, leadTok, err := AddAccount(ctx, accounts, "boss", RoleLead, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	before, err := api.Status(ctx, cfg.RunID)
 	if err != nil {
 		t.Fatal(err)
