@@ -13,7 +13,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/dataset"
@@ -103,10 +102,7 @@ func (e *Engine) Adapt(ctx context.Context, req activities.AdaptRequest, progres
 		Steps: s.Steps, BatchSize: s.BatchSize, SeqLen: s.SeqLen, Packing: packing, LR: s.LearningRate,
 		MaskProb: s.MaskProb, Seed: uint64(s.Seed), CheckpointDir: ckptDir, CheckpointEvery: every,
 	}
-	up := &checkpointUploader{e: e, dir: ckptDir, prefix: req.OutputPrefix}
-	if req.Resume != nil && req.Resume.CheckpointURI != "" {
-		up.step, up.uri = req.Resume.CheckpointStep, req.Resume.CheckpointURI
-	}
+	up := newCheckpointUploader(e, ckptDir, req.OutputPrefix, req.Resume)
 	trainCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	texts := 0
@@ -135,23 +131,11 @@ func (e *Engine) Adapt(ctx context.Context, req activities.AdaptRequest, progres
 		return res, fmt.Errorf("continued pretraining: %w", err)
 	}
 
-	final := filepath.Join(work, "final")
-	if err := m.Save(ctx, final); err != nil {
-		return res, fmt.Errorf("adapt: save model: %w", err)
-	}
-	if _, _, err := e.o.Store.UploadDir(ctx, final, modelURI); err != nil {
-		return res, fmt.Errorf("adapt: upload model to %s: %w", modelURI, err)
-	}
 	rec := trainRecord{Fingerprint: fp, CheckpointURI: modelURI, Steps: out.Steps, ResumedFrom: out.ResumedFrom,
 		FinalLoss: out.FinalLoss, Trained: texts, Sequences: out.Sequences}
-	data, err := json.MarshalIndent(rec, "", "  ")
-	if err != nil {
-		return res, fmt.Errorf("adapt: encode %s: %w", resultKey, err)
+	if err := e.publish(ctx, m, work, resultKey, req.OutputPrefix, rec); err != nil {
+		return res, fmt.Errorf("adapt: %w", err)
 	}
-	if _, err := e.o.Store.PutBytes(ctx, resultKey, data); err != nil {
-		return res, fmt.Errorf("adapt: write %s: %w", resultKey, err)
-	}
-	e.deleteCheckpoints(ctx, req.OutputPrefix)
 	e.log.Info("adaptation done", "model", modelURI, "corpus", what, "texts", texts, "sequences", out.Sequences,
 		"steps", out.Steps, "resumed_from", out.ResumedFrom, "loss", out.FinalLoss)
 	return activities.AdaptResult{CheckpointURI: modelURI, Steps: out.Steps, FinalLoss: out.FinalLoss,
@@ -209,59 +193,4 @@ func (e *Engine) adaptCorpus(ctx context.Context, req activities.AdaptRequest, n
 			yield("", fmt.Errorf("read pool %s: %w", uri, err))
 		}
 	}, uri
-}
-
-// checkpointUploader uploads the newest local checkpoint of a training run
-// to CheckpointURI(prefix, step) from the progress callback, which runs on
-// the training goroutine between steps, when the checkpoint folder is
-// complete and not being written.
-type checkpointUploader struct {
-	e      *Engine
-	dir    string
-	prefix string
-
-	mu   sync.Mutex
-	step int
-	uri  string
-	err  error
-}
-
-// upload uploads a checkpoint newer than the last one uploaded, if any;
-// on failure it records the error, cancels training and returns false.
-func (u *checkpointUploader) upload(ctx context.Context, cancel context.CancelFunc) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.err != nil {
-		return false
-	}
-	_, step, ok, err := mlm.LatestCheckpoint(u.dir)
-	if err != nil {
-		u.err = fmt.Errorf("read local checkpoint: %w", err)
-		cancel()
-		return false
-	}
-	if ok && step > u.step {
-		uri := CheckpointURI(u.prefix, step)
-		if _, _, err := u.e.o.Store.UploadDir(ctx, u.dir, uri); err != nil {
-			u.err = fmt.Errorf("upload checkpoint of step %d: %w", step, err)
-			cancel()
-			return false
-		}
-		u.step, u.uri = step, uri
-		u.e.log.Info("checkpoint uploaded", "step", step, "uri", uri)
-	}
-	return true
-}
-
-// last returns the step and URI of the last uploaded checkpoint.
-func (u *checkpointUploader) last() (int, string) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.step, u.uri
-}
-
-func (u *checkpointUploader) error() error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.err
 }

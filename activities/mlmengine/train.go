@@ -178,54 +178,20 @@ func (e *Engine) FineTune(ctx context.Context, req activities.TrainRequest, prog
 		replay = mlm.ReplayTexts(exs)
 	}
 
-	// Checkpoints are uploaded from the progress callback, which runs on
-	// the training goroutine between steps: the checkpoint folder is then
-	// complete and not being written.
+	up := newCheckpointUploader(e, ckptDir, req.OutputPrefix, req.Resume)
 	trainCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var (
-		mu          sync.Mutex
-		uploadErr   error
-		uploaded    int
-		uploadedURI string
-		uploads     []string
-	)
-	if req.Resume != nil && req.Resume.CheckpointURI != "" {
-		uploaded, uploadedURI = req.Resume.CheckpointStep, req.Resume.CheckpointURI
-	}
-	report := func(p mlm.Progress) {
-		mu.Lock()
-		defer mu.Unlock()
-		if uploadErr != nil {
+	out, err := m.FineTune(trainCtx, exs, replay, opts, func(p mlm.Progress) {
+		if !up.upload(ctx, cancel) {
 			return
-		}
-		_, step, ok, err := mlm.LatestCheckpoint(ckptDir)
-		if err != nil {
-			uploadErr = fmt.Errorf("read local checkpoint: %w", err)
-			cancel()
-			return
-		}
-		if ok && step > uploaded {
-			uri := CheckpointURI(req.OutputPrefix, step)
-			if _, _, err := e.o.Store.UploadDir(ctx, ckptDir, uri); err != nil {
-				uploadErr = fmt.Errorf("upload checkpoint of step %d: %w", step, err)
-				cancel()
-				return
-			}
-			uploaded, uploadedURI = step, uri
-			uploads = append(uploads, uri)
-			e.log.Info("fine-tune checkpoint uploaded", "step", step, "uri", uri)
 		}
 		if progress != nil {
+			step, uri := up.last()
 			progress(activities.TrainProgress{Step: p.Step, TotalSteps: p.TotalSteps, Loss: p.Loss,
-				CheckpointURI: uploadedURI, CheckpointStep: uploaded})
+				CheckpointURI: uri, CheckpointStep: step})
 		}
-	}
-	out, err := m.FineTune(trainCtx, exs, replay, opts, report)
-	mu.Lock()
-	upErr := uploadErr
-	mu.Unlock()
-	if upErr != nil {
+	})
+	if upErr := up.error(); upErr != nil {
 		return res, fmt.Errorf("fine-tune %s: %w", req.BaseModelURI, upErr)
 	}
 	if err != nil {
@@ -241,25 +207,100 @@ func (e *Engine) FineTune(ctx context.Context, req activities.TrainRequest, prog
 		e.log.Warn("fine-tune skipped examples", "count", len(out.Skipped), "first", out.Skipped[0].Reason)
 	}
 
-	final := filepath.Join(work, "final")
-	if err := m.Save(ctx, final); err != nil {
-		return res, fmt.Errorf("fine-tune: save model: %w", err)
-	}
-	if _, _, err := e.o.Store.UploadDir(ctx, final, modelURI); err != nil {
-		return res, fmt.Errorf("fine-tune: upload model to %s: %w", modelURI, err)
-	}
 	rec := trainRecord{Fingerprint: fp, CheckpointURI: modelURI, Steps: out.Steps, ResumedFrom: out.ResumedFrom,
 		FinalLoss: out.FinalLoss, Trained: out.Trained, Skipped: len(out.Skipped)}
-	data, err := json.MarshalIndent(rec, "", "  ")
-	if err != nil {
-		return res, fmt.Errorf("fine-tune: encode %s: %w", resultKey, err)
+	if err := e.publish(ctx, m, work, resultKey, req.OutputPrefix, rec); err != nil {
+		return res, fmt.Errorf("fine-tune: %w", err)
 	}
-	if _, err := e.o.Store.PutBytes(ctx, resultKey, data); err != nil {
-		return res, fmt.Errorf("fine-tune: write %s: %w", resultKey, err)
-	}
-	e.deleteCheckpoints(ctx, req.OutputPrefix)
 	e.log.Info("fine-tune done", "model", modelURI, "steps", out.Steps, "resumed_from", out.ResumedFrom, "loss", out.FinalLoss)
 	return activities.TrainResult{CheckpointURI: modelURI, Steps: out.Steps, FinalLoss: out.FinalLoss, ResumedFrom: out.ResumedFrom}, nil
+}
+
+// publish saves the trained model, uploads it to rec.CheckpointURI, then
+// records rec at resultKey (so that a repeated request finds it) and
+// deletes the intermediate checkpoints under outputPrefix.
+func (e *Engine) publish(ctx context.Context, m *mlm.Model, work, resultKey, outputPrefix string, rec trainRecord) error {
+	final := filepath.Join(work, "final")
+	if err := m.Save(ctx, final); err != nil {
+		return fmt.Errorf("save model: %w", err)
+	}
+	if _, _, err := e.o.Store.UploadDir(ctx, final, rec.CheckpointURI); err != nil {
+		return fmt.Errorf("upload model to %s: %w", rec.CheckpointURI, err)
+	}
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", resultKey, err)
+	}
+	if _, err := e.o.Store.PutBytes(ctx, resultKey, data); err != nil {
+		return fmt.Errorf("write %s: %w", resultKey, err)
+	}
+	e.deleteCheckpoints(ctx, outputPrefix)
+	return nil
+}
+
+// checkpointUploader uploads the newest local checkpoint of a training run
+// to CheckpointURI(prefix, step) from the progress callback, which runs on
+// the training goroutine between steps, when the checkpoint folder is
+// complete and not being written.
+type checkpointUploader struct {
+	e      *Engine
+	dir    string
+	prefix string
+
+	mu   sync.Mutex
+	step int
+	uri  string
+	err  error
+}
+
+// newCheckpointUploader starts from the checkpoint a retried activity was
+// given back (resume), if any.
+func newCheckpointUploader(e *Engine, dir, prefix string, resume *activities.TrainProgress) *checkpointUploader {
+	u := &checkpointUploader{e: e, dir: dir, prefix: prefix}
+	if resume != nil && resume.CheckpointURI != "" {
+		u.step, u.uri = resume.CheckpointStep, resume.CheckpointURI
+	}
+	return u
+}
+
+// upload uploads a checkpoint newer than the last one uploaded, if any;
+// on failure it records the error, cancels training and returns false.
+func (u *checkpointUploader) upload(ctx context.Context, cancel context.CancelFunc) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.err != nil {
+		return false
+	}
+	_, step, ok, err := mlm.LatestCheckpoint(u.dir)
+	if err != nil {
+		u.err = fmt.Errorf("read local checkpoint: %w", err)
+		cancel()
+		return false
+	}
+	if ok && step > u.step {
+		uri := CheckpointURI(u.prefix, step)
+		if _, _, err := u.e.o.Store.UploadDir(ctx, u.dir, uri); err != nil {
+			u.err = fmt.Errorf("upload checkpoint of step %d: %w", step, err)
+			cancel()
+			return false
+		}
+		u.step, u.uri = step, uri
+		u.e.log.Info("checkpoint uploaded", "step", step, "uri", uri)
+	}
+	return true
+}
+
+// last returns the step and URI of the last uploaded checkpoint.
+func (u *checkpointUploader) last() (int, string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.step, u.uri
+}
+
+func (u *checkpointUploader) error() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.err
 }
 
 func mkdirAll(dir string) string {
