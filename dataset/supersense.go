@@ -1,11 +1,9 @@
 package dataset
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -372,42 +370,4 @@ func findSynsetLemma(example string, lemmas []string, morph *Morphology) (int, s
 		}
 	}
 	return -1, example
-}
-
-// readSynsets calls fn with every synset of a WordNet data file, skipping
-// the licence header. A malformed line fails with its file and line.
-func readSynsets(ctx context.Context, path string, fn func(Synset) error) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open WordNet data (install Debian's wordnet-base): %w", err)
-	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
-	for lineNo := 1; ; lineNo++ {
-		line, err := br.ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("read %s: %w", path, err)
-		}
-		if line == "" && errors.Is(err, io.EOF) {
-			return nil
-		}
-		if lineNo%4096 == 0 {
-			if cerr := ctx.Err(); cerr != nil {
-				return cerr
-			}
-		}
-		line = strings.TrimRight(line, "\r\n")
-		if !strings.HasPrefix(line, " ") && strings.TrimSpace(line) != "" {
-			syn, perr := ParseSynset(line)
-			if perr != nil {
-				return fmt.Errorf("%s:%d: %w", path, lineNo, perr)
-			}
-			if ferr := fn(syn); ferr != nil {
-				return fmt.Errorf("%s:%d: %w", path, lineNo, ferr)
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-	}
 }

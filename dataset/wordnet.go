@@ -233,14 +233,15 @@ func BuildWordNet(ctx context.Context, opts WordNetOptions) (*BuildStats, error)
 	return stats, nil
 }
 
-func buildWordNetFile(ctx context.Context, path, pos string, morph *Morphology, out *outputs) error {
+// readSynsets calls fn with every synset of a WordNet data file, skipping
+// the licence header. A malformed line fails with its file and line.
+func readSynsets(ctx context.Context, path string, fn func(Synset) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("open WordNet data (install Debian's wordnet-base): %w", err)
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 1<<20)
-	st := out.stats.WordNet
 	for lineNo := 1; ; lineNo++ {
 		line, err := br.ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -255,25 +256,30 @@ func buildWordNetFile(ctx context.Context, path, pos string, morph *Morphology, 
 			}
 		}
 		line = strings.TrimRight(line, "\r\n")
-		if strings.HasPrefix(line, " ") || strings.TrimSpace(line) == "" {
-			// The licence header lines start with two spaces.
-			continue
-		}
-		syn, perr := ParseSynset(line)
-		if perr != nil {
-			return fmt.Errorf("%s:%d: %w", path, lineNo, perr)
-		}
-		st.Synsets++
-		if len(syn.Examples) > 0 {
-			st.SynsetsWithExamples++
-		}
-		if werr := addSynset(syn, pos, morph, out); werr != nil {
-			return fmt.Errorf("%s:%d: %w", path, lineNo, werr)
+		if !strings.HasPrefix(line, " ") && strings.TrimSpace(line) != "" {
+			syn, perr := ParseSynset(line)
+			if perr != nil {
+				return fmt.Errorf("%s:%d: %w", path, lineNo, perr)
+			}
+			if ferr := fn(syn); ferr != nil {
+				return fmt.Errorf("%s:%d: %w", path, lineNo, ferr)
+			}
 		}
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 	}
+}
+
+func buildWordNetFile(ctx context.Context, path, pos string, morph *Morphology, out *outputs) error {
+	st := out.stats.WordNet
+	return readSynsets(ctx, path, func(syn Synset) error {
+		st.Synsets++
+		if len(syn.Examples) > 0 {
+			st.SynsetsWithExamples++
+		}
+		return addSynset(syn, pos, morph, out)
+	})
 }
 
 func addSynset(syn Synset, pos string, morph *Morphology, out *outputs) error {
