@@ -274,29 +274,15 @@ func (a *Activities) FineTune(ctx context.Context, in workflows.FineTuneInput) (
 		return out, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("fine-tune: label set %s has no labelled example", in.LabelSetURI), "BadData", nil)
 	}
-	var resume *TrainProgress
-	if activity.HasHeartbeatDetails(ctx) {
-		var p TrainProgress
-		if err := activity.GetHeartbeatDetails(ctx, &p); err == nil && p.CheckpointURI != "" {
-			resume = &p
-			out.ResumedFromStep = p.CheckpointStep
-			a.log().Info("fine-tune resumes from its last checkpoint", "round", in.Round, "step", p.CheckpointStep, "checkpoint", p.CheckpointURI)
-		}
-	}
-	last := TrainProgress{}
+	resume := resumePoint(ctx)
 	if resume != nil {
-		last = *resume
+		out.ResumedFromStep = resume.CheckpointStep
+		a.log().Info("fine-tune resumes from its last checkpoint", "round", in.Round, "step", resume.CheckpointStep, "checkpoint", resume.CheckpointURI)
 	}
 	res, err := a.Trainer.FineTune(ctx, TrainRequest{
 		BaseModelURI: in.BaseModelURI, Examples: set.Examples, OutputPrefix: in.OutputPrefix,
 		Settings: in.Settings, Resume: resume,
-	}, func(p TrainProgress) {
-		if p.CheckpointURI == "" { // keep the last resumable point in every heartbeat
-			p.CheckpointURI, p.CheckpointStep = last.CheckpointURI, last.CheckpointStep
-		}
-		last = p
-		activity.RecordHeartbeat(ctx, p)
-	})
+	}, trainHeartbeat(ctx, resume))
 	if err != nil {
 		return out, nonRetryable(fmt.Sprintf("fine-tune %s on %s", in.BaseModelURI, in.LabelSetURI), err)
 	}
@@ -305,6 +291,35 @@ func (a *Activities) FineTune(ctx context.Context, in workflows.FineTuneInput) (
 		out.ResumedFromStep = res.ResumedFrom // where the trainer actually continued from
 	}
 	return out, nil
+}
+
+// resumePoint is the last checkpoint a training activity heartbeated
+// before this attempt, or nil.
+func resumePoint(ctx context.Context) *TrainProgress {
+	if !activity.HasHeartbeatDetails(ctx) {
+		return nil
+	}
+	var p TrainProgress
+	if err := activity.GetHeartbeatDetails(ctx, &p); err != nil || p.CheckpointURI == "" {
+		return nil
+	}
+	return &p
+}
+
+// trainHeartbeat heartbeats a training activity's progress, carrying the
+// last resumable checkpoint (starting at resume) in every heartbeat.
+func trainHeartbeat(ctx context.Context, resume *TrainProgress) func(TrainProgress) {
+	last := TrainProgress{}
+	if resume != nil {
+		last = *resume
+	}
+	return func(p TrainProgress) {
+		if p.CheckpointURI == "" {
+			p.CheckpointURI, p.CheckpointStep = last.CheckpointURI, last.CheckpointStep
+		}
+		last = p
+		activity.RecordHeartbeat(ctx, p)
+	}
 }
 
 // Evaluate computes the metrics of a model on the eval set and, when given,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/clozeloop/clozeloop/workflows"
@@ -19,29 +18,15 @@ func (a *Activities) Adapt(ctx context.Context, in workflows.AdaptInput) (workfl
 	if a.Adapter == nil {
 		return out, temporal.NewNonRetryableApplicationError("adapt: this worker has no adaptation engine", "NoAdapter", nil)
 	}
-	var resume *TrainProgress
-	if activity.HasHeartbeatDetails(ctx) {
-		var p TrainProgress
-		if err := activity.GetHeartbeatDetails(ctx, &p); err == nil && p.CheckpointURI != "" {
-			resume = &p
-			out.ResumedFromStep = p.CheckpointStep
-			a.log().Info("adaptation resumes from its last checkpoint", "step", p.CheckpointStep, "checkpoint", p.CheckpointURI)
-		}
-	}
-	last := TrainProgress{}
+	resume := resumePoint(ctx)
 	if resume != nil {
-		last = *resume
+		out.ResumedFromStep = resume.CheckpointStep
+		a.log().Info("adaptation resumes from its last checkpoint", "step", resume.CheckpointStep, "checkpoint", resume.CheckpointURI)
 	}
 	res, err := a.Adapter.Adapt(ctx, AdaptRequest{
 		BaseModelURI: in.BaseModelURI, PoolURI: in.PoolURI, OutputPrefix: in.OutputPrefix,
 		Settings: in.Settings, Resume: resume,
-	}, func(p TrainProgress) {
-		if p.CheckpointURI == "" { // keep the last resumable point in every heartbeat
-			p.CheckpointURI, p.CheckpointStep = last.CheckpointURI, last.CheckpointStep
-		}
-		last = p
-		activity.RecordHeartbeat(ctx, p)
-	})
+	}, trainHeartbeat(ctx, resume))
 	if err != nil {
 		corpus := in.PoolURI
 		if in.Settings.TextURI != "" {
