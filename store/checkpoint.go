@@ -157,7 +157,7 @@ func scanDir(ctx context.Context, dir string) (Manifest, []string, error) {
 }
 
 // UploadDir uploads every file under localDir to prefix (e.g. a round's
-// RoundKeys.Checkpoint()), then writes the manifest (prefix + MANIFEST.json)
+// candidate model, runs/<run-id>/models/round-0003/), then writes the manifest (prefix + MANIFEST.json)
 // last, so the checkpoint becomes visible only once complete. Files already
 // stored with the same checksum are skipped, so re-running an interrupted or
 // finished upload is cheap and idempotent. It returns the manifest and its

@@ -48,15 +48,7 @@ func TestCheckpointSyncAndCache(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	ctx := context.Background()
 	local, files := makeCheckpoint(t, 1)
-	run, err := store.Run("run-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	round, err := run.Round(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := round.Checkpoint()
+	prefix := "runs/run-1/models/round-0003/"
 
 	m, sum, err := e.st.UploadDir(ctx, local, prefix)
 	if err != nil {

@@ -48,15 +48,17 @@
 //
 // # Layout
 //
-// All keys below are relative to Config.Prefix. Build them with Run, Round
-// and Model; never format them by hand.
+// All keys below are relative to Config.Prefix. The store builds the keys
+// of published models (Model, ModelKeys); a run's keys are the workflows'
+// (under its output prefix, default runs/<run-id>), listed here for
+// orientation:
 //
-//	runs/<run-id>/round-<n>/batch.jsonl      items selected for annotation
-//	runs/<run-id>/round-<n>/labels.jsonl     labels collected in round n
-//	runs/<run-id>/round-<n>/metrics.json     evaluation after round n
-//	runs/<run-id>/round-<n>/checkpoint/…     model fine-tuned in round n
-//	runs/<run-id>/round-<n>/checkpoint/MANIFEST.json
-//	runs/<run-id>/labels/all.jsonl           labels of all rounds, merged
+//	runs/<run-id>/rounds/<NNNN>/scores/…     the scoring shards' scores
+//	runs/<run-id>/rounds/<NNNN>/train/…      the fine-tune's resumable checkpoints
+//	runs/<run-id>/labels/round-<NNNN>.json   round files (labels, votes, agreement)
+//	runs/<run-id>/labels/set-<NNNN>.json     the label set a round fine-tunes on
+//	runs/<run-id>/models/round-<NNNN>/…      candidate models, MANIFEST.json last
+//	runs/<run-id>/models/current.json        the run's current model (compare-and-swap)
 //	models/<name>/<version>/…                published model versions
 //	models/<name>/<version>/MANIFEST.json
 //	models/<name>/latest                     pointer to the newest version

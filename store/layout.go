@@ -3,23 +3,16 @@ package store
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 )
 
 // Fixed object names of the run layout (see the package documentation).
 const (
-	BatchFile      = "batch.jsonl"
-	LabelsFile     = "labels.jsonl"
-	MetricsFile    = "metrics.json"
-	CheckpointDir  = "checkpoint"
-	ManifestFile   = "MANIFEST.json"
-	LatestPointer  = "latest"
-	AllLabelsFile  = "all.jsonl"
-	maxKeyLen      = 1024
-	maxIDLen       = 128
-	roundDirPrefix = "round-"
+	ManifestFile  = "MANIFEST.json"
+	LatestPointer = "latest"
+	maxKeyLen     = 1024
+	maxIDLen      = 128
 )
 
 // validateKey checks that key is a relative, slash-separated S3 key without
@@ -56,7 +49,7 @@ func ValidateKey(key string) error {
 	return nil
 }
 
-// validateID checks a run id, model name or model version: 1–128 characters
+// validateID checks a model name or model version: 1–128 characters
 // from [A-Za-z0-9._-], not starting with "." or "-".
 func validateID(kind, id string) error {
 	if id == "" || len(id) > maxIDLen {
@@ -72,66 +65,6 @@ func validateID(kind, id string) error {
 	}
 	return nil
 }
-
-// RunKeys builds the keys of one active-learning run. Create it with Run.
-type RunKeys struct{ id string }
-
-// Run returns the key builder for run id (validated: letters, digits, '.',
-// '_', '-').
-func Run(id string) (RunKeys, error) {
-	if err := validateID("run id", id); err != nil {
-		return RunKeys{}, err
-	}
-	return RunKeys{id: id}, nil
-}
-
-// ID returns the run id.
-func (r RunKeys) ID() string { return r.id }
-
-// Prefix returns "runs/<run-id>/".
-func (r RunKeys) Prefix() string { return "runs/" + r.id + "/" }
-
-// AllLabels returns "runs/<run-id>/labels/all.jsonl", the merged labels of
-// every round.
-func (r RunKeys) AllLabels() string { return r.Prefix() + "labels/" + AllLabelsFile }
-
-// Round returns the key builder for round n (n >= 0).
-func (r RunKeys) Round(n int) (RoundKeys, error) {
-	if r.id == "" {
-		return RoundKeys{}, fmt.Errorf("%w: zero RunKeys; create it with store.Run", ErrInvalidKey)
-	}
-	if n < 0 {
-		return RoundKeys{}, fmt.Errorf("%w: round %d is negative", ErrInvalidKey, n)
-	}
-	return RoundKeys{run: r, n: n}, nil
-}
-
-// RoundKeys builds the keys of one round of a run.
-type RoundKeys struct {
-	run RunKeys
-	n   int
-}
-
-// Number returns the round number.
-func (k RoundKeys) Number() int { return k.n }
-
-// Prefix returns "runs/<run-id>/round-<n>/".
-func (k RoundKeys) Prefix() string {
-	return k.run.Prefix() + roundDirPrefix + strconv.Itoa(k.n) + "/"
-}
-
-// Batch returns the key of the items selected for annotation in this round.
-func (k RoundKeys) Batch() string { return k.Prefix() + BatchFile }
-
-// Labels returns the key of the labels collected in this round.
-func (k RoundKeys) Labels() string { return k.Prefix() + LabelsFile }
-
-// Metrics returns the key of this round's evaluation metrics.
-func (k RoundKeys) Metrics() string { return k.Prefix() + MetricsFile }
-
-// Checkpoint returns the prefix ("…/checkpoint/") of the model fine-tuned in
-// this round; pass it to UploadDir and DownloadDir.
-func (k RoundKeys) Checkpoint() string { return k.Prefix() + CheckpointDir + "/" }
 
 // ModelKeys builds the keys of a published model. Create it with Model.
 type ModelKeys struct{ name string }

@@ -6,15 +6,7 @@ import (
 	"testing"
 )
 
-func TestRunLayout(t *testing.T) {
-	run, err := Run("exp-2024.01_a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	round, err := run.Round(2)
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestModelLayout(t *testing.T) {
 	model, err := Model("bert-base")
 	if err != nil {
 		t.Fatal(err)
@@ -24,14 +16,7 @@ func TestRunLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct{ got, want string }{
-		{run.Prefix(), "runs/exp-2024.01_a/"},
-		{run.AllLabels(), "runs/exp-2024.01_a/labels/all.jsonl"},
-		{round.Prefix(), "runs/exp-2024.01_a/round-2/"},
-		{round.Batch(), "runs/exp-2024.01_a/round-2/batch.jsonl"},
-		{round.Labels(), "runs/exp-2024.01_a/round-2/labels.jsonl"},
-		{round.Metrics(), "runs/exp-2024.01_a/round-2/metrics.json"},
-		{round.Checkpoint(), "runs/exp-2024.01_a/round-2/checkpoint/"},
-		{ManifestKey(round.Checkpoint()), "runs/exp-2024.01_a/round-2/checkpoint/MANIFEST.json"},
+		{ManifestKey("runs/r/models/round-0002/"), "runs/r/models/round-0002/MANIFEST.json"},
 		{version, "models/bert-base/v7/"},
 		{model.Latest(), "models/bert-base/latest"},
 	}
@@ -47,14 +32,12 @@ func TestLayoutRejectsBadIDs(t *testing.T) {
 		name string
 		fn   func() error
 	}{
-		{"empty run", func() error { _, err := Run(""); return err }},
-		{"slash in run", func() error { _, err := Run("a/b"); return err }},
-		{"dot-dot run", func() error { _, err := Run(".."); return err }},
-		{"leading dash", func() error { _, err := Run("-x"); return err }},
-		{"too long", func() error { _, err := Run(strings.Repeat("a", 129)); return err }},
+		{"empty name", func() error { _, err := Model(""); return err }},
+		{"slash in name", func() error { _, err := Model("a/b"); return err }},
+		{"dot-dot name", func() error { _, err := Model(".."); return err }},
+		{"leading dash", func() error { _, err := Model("-x"); return err }},
+		{"too long", func() error { _, err := Model(strings.Repeat("a", 129)); return err }},
 		{"space", func() error { _, err := Model("my model"); return err }},
-		{"negative round", func() error { r, _ := Run("r"); _, err := r.Round(-1); return err }},
-		{"zero RunKeys", func() error { _, err := RunKeys{}.Round(1); return err }},
 		{"reserved version", func() error { m, _ := Model("m"); _, err := m.Version("latest"); return err }},
 		{"zero ModelKeys", func() error { _, err := ModelKeys{}.Version("v1"); return err }},
 	}
