@@ -119,7 +119,9 @@ var SummaryCSVHeader = []string{"strategy", "seeds",
 	"bought_items", "bought_context_words", "bought_multi_piece", "bought_freq_rank", "bought_sources",
 	"score_s_per_round", "select_s_per_round", "finetune_s_per_round", "eval_s_per_round"}
 
-func sourcesCell(m map[string]float64) string {
+// sourcesCell writes the shares as "a=0.1;b=0.9", sorted by source, with
+// prec decimals (-1: as many as needed to read the value back).
+func sourcesCell(m map[string]float64, prec int) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -127,7 +129,7 @@ func sourcesCell(m map[string]float64) string {
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = k + "=" + f64(m[k])
+		parts[i] = k + "=" + strconv.FormatFloat(m[k], 'f', prec, 64)
 	}
 	return strings.Join(parts, ";")
 }
@@ -158,7 +160,7 @@ func summaryRows(res *Results) [][]string {
 		row = append(row, vs...)
 		row = append(row,
 			optF64(s.TargetTop1), optF64(s.LabelsToTarget), optF64(s.LabelSavings), optF64(s.LabelSavingsPct), s.SavingsNote,
-			strconv.Itoa(s.Bought.Items), f64(s.Bought.ContextWords), f64(s.Bought.MultiPiece), f64(s.Bought.FreqRank), sourcesCell(s.Bought.Sources),
+			strconv.Itoa(s.Bought.Items), f64(s.Bought.ContextWords), f64(s.Bought.MultiPiece), f64(s.Bought.FreqRank), sourcesCell(s.Bought.Sources, -1),
 			f64(s.Time.Score), f64(s.Time.Select), f64(s.Time.FineTune), f64(s.Time.Eval),
 		)
 		rows = append(rows, row)
@@ -234,7 +236,7 @@ func WriteTable(w io.Writer, res *Results) error {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "strategy\titems\tcontext words\tmulti-piece\tfreq rank\tsources")
 	for _, s := range res.Summary {
-		src := sourcesCell(s.Bought.Sources)
+		src := sourcesCell(s.Bought.Sources, 3)
 		if src == "=1" || src == "" {
 			src = "-"
 		}
