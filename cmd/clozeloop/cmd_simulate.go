@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/clozeloop/clozeloop/mlm"
@@ -32,6 +33,9 @@ type simulateOutput struct {
 }
 
 func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
+	if len(args) > 0 && args[0] == "compare" {
+		return runSimulateCompare(env, args[1:])
+	}
 	fs := newFlagSet(env, "simulate", "--model DIR --data DIR --out DIR [--strategies random,entropy,margin,hybrid] [flags]")
 	modelDir := fs.String("model", "", "starting model directory (config.json, weights, tokenizer), or a Hugging Face Hub model hf://org/name[@revision]")
 	dataDir := fs.String("data", "", "data folder with pool.jsonl, oracle.jsonl and eval.jsonl (from 'clozeloop data build')")
@@ -151,4 +155,47 @@ func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 			EvalSeed: res.EvalSeed, Base: res.Base, Summary: res.Summary, Adapt: adapted})
 	}
 	return sim.WriteTable(env.stdout, res)
+}
+
+// simulateCompareOutput is what simulate compare --json prints.
+type simulateCompareOutput struct {
+	A           string           `json:"a"`
+	B           string           `json:"b"`
+	BaseA       sim.Accuracy     `json:"base_a"`
+	BaseB       sim.Accuracy     `json:"base_b"`
+	Comparisons []sim.Comparison `json:"comparisons"`
+}
+
+// runSimulateCompare pairs two simulations' runs seed by seed (A − B), to
+// measure what differs between them, such as an adaptation phase.
+func runSimulateCompare(env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "simulate compare", "[--json] A B   (output folders or results.json files of two simulations)")
+	bootN := fs.Int("bootstrap-resamples", sim.DefaultBootstrapResamples, "bootstrap resamples of the paired confidence intervals")
+	bootSeed := fs.Uint64("bootstrap-seed", 1, "seed of the bootstrap confidence intervals")
+	asJSON := fs.Bool("json", false, "print the comparison as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return usageError{fmt.Errorf("simulate compare needs two simulations, A and B; got %d arguments", fs.NArg())}
+	}
+	if *bootN < 1 {
+		return usageError{fmt.Errorf("--bootstrap-resamples must be at least 1, got %d", *bootN)}
+	}
+	a, err := sim.ReadResults(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	b, err := sim.ReadResults(fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	cmp, err := sim.Compare(a, b, sim.BootstrapOptions{Resamples: *bootN, Seed: *bootSeed})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(env.stdout, simulateCompareOutput{A: fs.Arg(0), B: fs.Arg(1), BaseA: a.Base, BaseB: b.Base, Comparisons: cmp})
+	}
+	return sim.WriteComparison(env.stdout, a, b, cmp)
 }

@@ -83,4 +83,33 @@ func TestSimulateCommand(t *testing.T) {
 			t.Errorf("%v accepted", bad)
 		}
 	}
+
+	// simulate compare pairs two simulations seed by seed; a simulation
+	// against itself differs by zero everywhere.
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"simulate", "compare", "--json", "--bootstrap-resamples", "100", out, filepath.Join(out, "results.json")}, &stdout, &stderr); code != 0 {
+		t.Fatalf("simulate compare: exit %d: %s", code, stderr.String())
+	}
+	var cmp simulateCompareOutput
+	if err := json.Unmarshal(stdout.Bytes(), &cmp); err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	if len(cmp.Comparisons) != 4 || cmp.BaseA != cmp.BaseB {
+		t.Fatalf("simulate compare: %+v", cmp)
+	}
+	for _, c := range cmp.Comparisons {
+		if len(c.AULCTop1.Diffs) != 2 || c.AULCTop1.Ties != 2 || c.AULCTop1.Mean != 0 || c.FinalTop5.Ties != 2 {
+			t.Errorf("%s compared with itself: %+v", c.Strategy, c)
+		}
+	}
+	for _, bad := range [][]string{
+		{"simulate", "compare", out},                           // one simulation
+		{"simulate", "compare", out, filepath.Join(out, "no")}, // missing results
+		{"simulate", "compare", "--bootstrap-resamples", "0", out, out},
+	} {
+		if code := run(bad, &stdout, &stderr); code == 0 {
+			t.Errorf("%v accepted", bad)
+		}
+	}
 }
