@@ -247,7 +247,8 @@ func (m *Model) BenchTrain(ctx context.Context, batch, length int, bopts BenchOp
 			return err
 		}
 		loss = l
-		return m.optimizerStep(opt, 1e-4, 1)
+		_, err = m.optimizerStep(opt, 1e-4, 1)
+		return err
 	}
 	res, err = timeRuns(ctx, bopts, batch, batch*length, step, step)
 	if err != nil {

@@ -79,6 +79,9 @@ type Progress struct {
 	TokensPerSec float64
 	// LR is the learning rate used for the step.
 	LR float64
+	// GradNorm is the global L2 norm of the step's gradients before
+	// clipping (as torch.nn.utils.clip_grad_norm_ returns it).
+	GradNorm float64
 }
 
 // FineTuneOptions configure FineTune. Zero values take the defaults noted.
@@ -617,7 +620,8 @@ func (m *Model) train(ctx context.Context, src batchSource, spec trainSpec, prog
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return out, fmt.Errorf("step %d: loss is %g (lower the learning rate)", step+1, loss)
 		}
-		if err := m.optimizerStep(opt, lr, spec.maxGradNorm); err != nil {
+		gradNorm, err := m.optimizerStep(opt, lr, spec.maxGradNorm)
+		if err != nil {
 			return out, fmt.Errorf("step %d: %w", step+1, err)
 		}
 		step++
@@ -628,7 +632,7 @@ func (m *Model) train(ctx context.Context, src batchSource, spec trainSpec, prog
 		out.finalLoss = loss
 		if progress != nil {
 			progress(Progress{
-				Step: step, TotalSteps: spec.totalSteps, Epoch: epoch, Loss: loss, LR: lr,
+				Step: step, TotalSteps: spec.totalSteps, Epoch: epoch, Loss: loss, LR: lr, GradNorm: gradNorm,
 				TokensPerSec: float64(out.tokens) / time.Since(started).Seconds(),
 			})
 		}
@@ -722,19 +726,20 @@ func (m *Model) microStep(items []trainItem, replayWeight, scale float64) (loss 
 }
 
 // optimizerStep clips the gradients, applies AdamW with lr and zeroes the
-// gradients, all under no-grad.
-func (m *Model) optimizerStep(opt *adamW, lr, maxNorm float64) (err error) {
+// gradients, all under no-grad. It returns the gradients' global norm
+// before clipping.
+func (m *Model) optimizerStep(opt *adamW, lr, maxNorm float64) (norm float64, err error) {
 	defer catch(&err, "optimizer step")
 	if _, err := ts.GradSetEnabled(false); err != nil {
-		return err
+		return 0, err
 	}
 	defer ts.GradSetEnabled(true)
 	grads := opt.grads()
 	defer dropAll(grads)
-	clipGradNorm(grads, maxNorm)
+	norm = clipGradNorm(grads, maxNorm)
 	opt.update(grads, lr)
 	opt.zeroGrads()
-	return nil
+	return norm, nil
 }
 
 // trimEvery is how often (in optimizer steps) training hands the C

@@ -61,9 +61,13 @@ func NoWeightDecay(name string) bool {
 }
 
 // LinearSchedule returns the learning rate at optimizer step step (0-based)
-// of total: a linear warm-up from 0 to peak over warmup steps, then a
-// linear decay to 0 at total, as Hugging Face's
-// get_linear_schedule_with_warmup (evaluated for the step being taken).
+// of total: a linear warm-up to peak over warmup steps, then a linear decay
+// towards 0 at total. After the warm-up it equals Hugging Face's
+// get_linear_schedule_with_warmup for the step being taken,
+// peak·(total−step)/(total−warmup), so the last step still has a small
+// positive rate. The warm-up is one step ahead of Hugging Face's: step k
+// uses peak·(k+1)/warmup, where Hugging Face uses peak·k/warmup and so
+// spends its first step at rate 0.
 func LinearSchedule(step, warmup, total int, peak float64) float64 {
 	s := float64(step + 1)
 	if warmup > 0 && step < warmup {

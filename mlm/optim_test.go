@@ -358,7 +358,7 @@ func TestAdamWManyStepsMatchesReference(t *testing.T) {
 	worst := 0.0
 	for s := 0; s < steps; s++ {
 		setGrads(t, params, grads[s])
-		if err := m.optimizerStep(opt, lrs[s], ref.maxNorm); err != nil {
+		if _, err := m.optimizerStep(opt, lrs[s], ref.maxNorm); err != nil {
 			t.Fatal(err)
 		}
 		wantS := ref.run(w0, decay, grads[:s+1], lrs[:s+1])
@@ -410,8 +410,12 @@ func TestClippedUpdateHandWorked(t *testing.T) {
 	defer opt.drop()
 	setGrads(t, params, [][]float64{{3, 0}, {0, 4}})
 	var m *Model
-	if err := m.optimizerStep(opt, 1, 1); err != nil {
+	norm, err := m.optimizerStep(opt, 1, 1)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if math.Abs(norm-5) > 1e-6 {
+		t.Errorf("optimizerStep returned gradient norm %g, want 5 (before clipping)", norm)
 	}
 	want := [][]float32{{-0.5454545, 0}, {0, -0.6153846}}
 	for i, p := range params {

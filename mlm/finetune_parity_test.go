@@ -1,0 +1,207 @@
+package mlm
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/clozeloop/clozeloop/safetensors"
+)
+
+// TestFineTuneStepsMatchPyTorch runs five optimizer steps of FineTune
+// (gradient accumulation over two micro-batches, linear warm-up, weight
+// decay, gradient clipping on some steps and not on others) and the same
+// steps in bench/torchref/finetune_ref.py: plain PyTorch autograd on the
+// independent forward pass of bert_ref.py, F.cross_entropy,
+// clip_grad_norm_ and torch.optim.AdamW with Hugging Face Trainer's
+// no-decay groups. Loss and gradient norm per step and every parameter
+// after the last step must agree. A wrong bias correction, decay group,
+// clipping or accumulation scale fails it.
+func TestFineTuneStepsMatchPyTorch(t *testing.T) {
+	python := torchPython(t)
+	ref, err := filepath.Abs("../bench/torchref")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb = 0, 0
+	m, err := New(cfg, testTokenizer(t), Options{Device: "cpu", Threads: 1, Seed: 21})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	start := t.TempDir()
+	if err := m.Save(context.Background(), start); err != nil {
+		t.Fatal(err)
+	}
+
+	examples := []Example{
+		{"the cat [MASK] on the mat .", []string{"sat"}},
+		{"i want to [MASK] a book .", []string{"read"}},
+		{"[MASK] is the capital of [MASK] .", []string{"paris", "france"}},
+		{"the dog likes to [MASK] .", []string{"walking"}}, // two pieces: walk ##ing
+		{"the sun is [MASK] and the moon is [MASK] .", []string{"red", "blue"}},
+		{"it is a good [MASK] .", []string{"day"}},
+		{"the [MASK] sat on a mat .", []string{"cats"}}, // two pieces: cat ##s
+	}
+	const (
+		steps, accum, batch = 5, 2, 3
+		seed                = 3
+		maxNorm             = 4.0
+	)
+	opts := FineTuneOptions{
+		MaxSteps: steps, BatchSize: batch, GradAccum: accum, LR: 3e-3, WarmupSteps: 2,
+		MaxGradNorm: maxNorm, AdamW: AdamWOptions{Beta1: 0.85, Beta2: 0.99, Eps: 1e-6, WeightDecay: 0.1}, Seed: seed,
+	}
+
+	// The micro-batches FineTune will train on, in order, for the reference.
+	items, skipped := m.labelledItems(examples)
+	if len(skipped) > 0 {
+		t.Fatalf("examples skipped: %+v", skipped)
+	}
+	src := &fineTuneSource{m: m, items: items, batch: batch, perEpoch: (len(items) + batch - 1) / batch, seed: seed}
+	type refItem struct {
+		IDs    []int64 `json:"ids"`
+		Pos    []int   `json:"pos"`
+		Labels []int64 `json:"labels"`
+	}
+	var micro [][]refItem
+	for k := range int64(steps * accum) {
+		mb, _ := src.micro(k)
+		var out []refItem
+		for _, it := range mb {
+			out = append(out, refItem{it.ids, it.pos, it.labels})
+		}
+		micro = append(micro, out)
+	}
+
+	var got []Progress
+	if _, err := m.FineTune(context.Background(), examples, nil, opts, func(p Progress) { got = append(got, p) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != steps {
+		t.Fatalf("%d progress reports, want %d", len(got), steps)
+	}
+	lrs := make([]float64, steps)
+	clipped := 0
+	for i, p := range got {
+		lrs[i] = p.LR
+		if p.GradNorm > maxNorm {
+			clipped++
+		}
+	}
+	// Both branches of clipping must be exercised, or the test checks less
+	// than it says.
+	if clipped == 0 || clipped == steps {
+		t.Errorf("gradient norms %v: %d of %d steps above %g; change maxNorm so that some are clipped and some not",
+			gradNorms(got), clipped, steps, maxNorm)
+	}
+
+	spec, err := json.Marshal(map[string]any{
+		"accum": accum, "max_grad_norm": maxNorm, "beta1": opts.AdamW.Beta1, "beta2": opts.AdamW.Beta2,
+		"eps": opts.AdamW.Eps, "weight_decay": opts.AdamW.WeightDecay, "lrs": lrs, "micro": micro,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	specPath := filepath.Join(work, "steps.json")
+	if err := os.WriteFile(specPath, spec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(work, "ref")
+	cmd := exec.Command(python, filepath.Join(ref, "finetune_ref.py"), start, specPath, out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("finetune_ref.py: %v\n%s", err, b)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "steps.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want struct {
+		Loss     []float64 `json:"loss"`
+		GradNorm []float64 `json:"grad_norm"`
+	}
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	if len(want.Loss) != steps || len(want.GradNorm) != steps {
+		t.Fatalf("reference reported %d losses and %d norms, want %d", len(want.Loss), len(want.GradNorm), steps)
+	}
+	rel := func(a, b float64) float64 { return math.Abs(a-b) / math.Max(math.Abs(b), 1e-12) }
+	worstLoss, worstNorm := 0.0, 0.0
+	for i, p := range got {
+		worstLoss = math.Max(worstLoss, rel(p.Loss, want.Loss[i]))
+		worstNorm = math.Max(worstNorm, rel(p.GradNorm, want.GradNorm[i]))
+		if rel(p.Loss, want.Loss[i]) > 1e-5 || rel(p.GradNorm, want.GradNorm[i]) > 1e-5 {
+			t.Errorf("step %d: loss %.7g, grad norm %.7g; PyTorch %.7g, %.7g", i+1, p.Loss, p.GradNorm, want.Loss[i], want.GradNorm[i])
+		}
+	}
+
+	refParams, err := safetensors.ReadFile(filepath.Join(out, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startParams, err := safetensors.ReadFile(filepath.Join(start, SafetensorsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, err := m.StateDict()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := map[string]safetensors.Tensor{}
+	for _, x := range sd {
+		ours[x.Name] = x
+	}
+	worstParam, moved := 0.0, 0.0
+	for _, name := range refParams.Names() {
+		rt, _ := refParams.Tensor(name)
+		wantV, err := rt.Float32s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, ok := ours[name]
+		if !ok {
+			t.Errorf("parameter %s of the reference is missing from the model", name)
+			continue
+		}
+		gotV, err := x.Float32s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := startParams.Tensor(name)
+		startV, err := st.Float32s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range gotV {
+			d := math.Abs(float64(gotV[j]) - float64(wantV[j]))
+			worstParam = math.Max(worstParam, d)
+			moved = math.Max(moved, math.Abs(float64(wantV[j])-float64(startV[j])))
+			if d > 1e-5 {
+				t.Errorf("%s[%d] = %.7g after %d steps, PyTorch %.7g", name, j, gotV[j], steps, wantV[j])
+				break
+			}
+		}
+	}
+	// The parameters must have moved much more than the tolerance, or
+	// equality would show nothing.
+	if moved < 100*1e-5 {
+		t.Errorf("parameters moved at most %g in %d steps: too little to compare", moved, steps)
+	}
+	t.Logf("%d steps, %d clipped; largest differences from PyTorch: loss %.2g (rel), grad norm %.2g (rel), parameter %.2g (abs, largest move %.2g); norms %v",
+		steps, clipped, worstLoss, worstNorm, worstParam, moved, gradNorms(got))
+}
+
+func gradNorms(ps []Progress) []float64 {
+	out := make([]float64, len(ps))
+	for i, p := range ps {
+		out[i] = math.Round(p.GradNorm*1000) / 1000
+	}
+	return out
+}
