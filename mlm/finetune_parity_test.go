@@ -3,6 +3,7 @@ package mlm
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -18,8 +19,8 @@ import (
 // steps in bench/torchref/finetune_ref.py: plain PyTorch autograd on the
 // independent forward pass of bert_ref.py, F.cross_entropy,
 // clip_grad_norm_ and torch.optim.AdamW with Hugging Face Trainer's
-// no-decay groups. Loss and gradient norm per step and every parameter
-// after the last step must agree. A wrong bias correction, decay group,
+// no-decay groups. Loss, gradient norm and every parameter must agree after
+// every step. A wrong bias correction, decay group,
 // clipping or accumulation scale fails it.
 func TestFineTuneStepsMatchPyTorch(t *testing.T) {
 	python := torchPython(t)
@@ -79,9 +80,35 @@ func TestFineTuneStepsMatchPyTorch(t *testing.T) {
 		micro = append(micro, out)
 	}
 
+	// The parameters after every step: a checkpoint is written after each
+	// step, and the one of step k-1 is the latest when step k reports.
+	ckpt := t.TempDir()
+	opts.CheckpointDir, opts.CheckpointEvery = ckpt, 1
+	var afterStep []*safetensors.File
+	readLatestWeights := func() {
+		_, dir, found, err := readLatest(ckpt)
+		if err != nil || !found {
+			t.Fatalf("no checkpoint to read: found %v, %v", found, err)
+		}
+		f, err := safetensors.ReadFile(filepath.Join(dir, SafetensorsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		afterStep = append(afterStep, f)
+	}
 	var got []Progress
-	if _, err := m.FineTune(context.Background(), examples, nil, opts, func(p Progress) { got = append(got, p) }); err != nil {
+	res, err := m.FineTune(context.Background(), examples, nil, opts, func(p Progress) {
+		got = append(got, p)
+		if p.Step > 1 {
+			readLatestWeights()
+		}
+	})
+	if err != nil {
 		t.Fatal(err)
+	}
+	readLatestWeights()
+	if res.Steps != steps || len(afterStep) != steps {
+		t.Fatalf("%d steps, %d sets of weights, want %d", res.Steps, len(afterStep), steps)
 	}
 	if len(got) != steps {
 		t.Fatalf("%d progress reports, want %d", len(got), steps)
@@ -142,50 +169,41 @@ func TestFineTuneStepsMatchPyTorch(t *testing.T) {
 		}
 	}
 
-	refParams, err := safetensors.ReadFile(filepath.Join(out, "model.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	startParams, err := safetensors.ReadFile(filepath.Join(start, SafetensorsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sd, err := m.StateDict()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ours := map[string]safetensors.Tensor{}
-	for _, x := range sd {
-		ours[x.Name] = x
-	}
 	worstParam, moved := 0.0, 0.0
-	for _, name := range refParams.Names() {
-		rt, _ := refParams.Tensor(name)
-		wantV, err := rt.Float32s()
+	for k := 1; k <= steps; k++ {
+		refParams, err := safetensors.ReadFile(filepath.Join(out, fmt.Sprintf("step-%d.safetensors", k)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		x, ok := ours[name]
-		if !ok {
-			t.Errorf("parameter %s of the reference is missing from the model", name)
-			continue
+		ours := afterStep[k-1]
+		if ours.Len() < refParams.Len() {
+			t.Errorf("step %d: %d tensors saved, the reference has %d", k, ours.Len(), refParams.Len())
 		}
-		gotV, err := x.Float32s()
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, _ := startParams.Tensor(name)
-		startV, err := st.Float32s()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for j := range gotV {
-			d := math.Abs(float64(gotV[j]) - float64(wantV[j]))
-			worstParam = math.Max(worstParam, d)
-			moved = math.Max(moved, math.Abs(float64(wantV[j])-float64(startV[j])))
-			if d > 1e-5 {
-				t.Errorf("%s[%d] = %.7g after %d steps, PyTorch %.7g", name, j, gotV[j], steps, wantV[j])
-				break
+		for _, name := range refParams.Names() {
+			values := func(f *safetensors.File) []float32 {
+				x, ok := f.Tensor(name)
+				if !ok {
+					t.Fatalf("step %d: parameter %s missing", k, name)
+				}
+				v, err := x.Float32s()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+			wantV, gotV, startV := values(refParams), values(ours), values(startParams)
+			for j := range gotV {
+				d := math.Abs(float64(gotV[j]) - float64(wantV[j]))
+				worstParam = math.Max(worstParam, d)
+				moved = math.Max(moved, math.Abs(float64(wantV[j])-float64(startV[j])))
+				if d > 1e-5 {
+					t.Errorf("step %d: %s[%d] = %.7g, PyTorch %.7g", k, name, j, gotV[j], wantV[j])
+					break
+				}
 			}
 		}
 	}

@@ -19,8 +19,8 @@ LayerNorm weights; zero_grad. No dropout (the caller's config has none).
 
 Writes OUT_DIR/steps.json ({"loss": [...], "grad_norm": [...]}, one value
 per step: the step's loss, the mean over its micro-batches, and the global
-gradient norm before clipping) and OUT_DIR/model.safetensors (the
-parameters after the last step, Hugging Face names).
+gradient norm before clipping) and OUT_DIR/step-K.safetensors, the
+parameters after step K (Hugging Face names), for every step.
 """
 
 import json
@@ -89,10 +89,11 @@ def main():
         opt.zero_grad(set_to_none=True)
         losses.append(total)
         norms.append(float(norm))
-    os.makedirs(out, exist_ok=True)
+        os.makedirs(out, exist_ok=True)
+        bert_ref.save_safetensors(os.path.join(out, "step-%d.safetensors" % (step + 1)),
+                                  {n: params[n] for n in names})
     with open(os.path.join(out, "steps.json"), "w", encoding="utf-8") as f:
         json.dump({"loss": losses, "grad_norm": norms}, f)
-    bert_ref.save_safetensors(os.path.join(out, "model.safetensors"), {n: params[n] for n in names})
 
 
 if __name__ == "__main__":
