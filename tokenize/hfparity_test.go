@@ -2,6 +2,7 @@ package tokenize
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"io"
 	"os"
@@ -82,9 +83,14 @@ func (h *hf) call(t *testing.T, req map[string]any, res any) {
 	if _, err := h.in.Write(append(b, '\n')); err != nil {
 		t.Fatalf("write to parity.js: %v", err)
 	}
-	line, err := h.out.ReadBytes('\n')
-	if err != nil {
-		t.Fatalf("read from parity.js: %v", err)
+	// The trainer's progress output (the "train" op) writes bare newlines
+	// to stdout when it is not a terminal: skip blank lines.
+	var line []byte
+	for len(bytes.TrimSpace(line)) == 0 {
+		var err error
+		if line, err = h.out.ReadBytes('\n'); err != nil {
+			t.Fatalf("read from parity.js: %v", err)
+		}
 	}
 	var resp struct {
 		Results json.RawMessage `json:"results"`

@@ -16,6 +16,10 @@
 //   {"op":"pretokenize","texts":[...]}
 //       -> results[i] = [[piece,[start,end]],...] from BertPreTokenizer
 //   {"op":"vocab","tokenizer":FILE} -> results = {token: id, ...}
+//   {"op":"train","files":[...],"bert":{...}} -> results = {token: id, ...}
+//       (a WordPiece vocabulary trained by the default WordPieceTrainer on
+//       the files, after BertNormalizer with those options and
+//       BertPreTokenizer)
 'use strict';
 
 const readline = require('readline');
@@ -61,6 +65,15 @@ async function handle(req) {
     }
     case 'vocab':
       return load(req.tokenizer).getVocab(true);
+    case 'train': {
+      // The binding trains with the model's default WordPieceTrainer
+      // (vocabulary 30,000, min frequency 0, no special tokens, '##').
+      const t = new tk.Tokenizer(tk.WordPiece.empty());
+      t.setNormalizer(tk.bertNormalizer(req.bert || {}));
+      t.setPreTokenizer(tk.bertPreTokenizer());
+      t.train(req.files);
+      return t.getVocab(false);
+    }
     default:
       throw new Error(`unknown op ${JSON.stringify(req.op)}`);
   }
