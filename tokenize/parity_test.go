@@ -201,6 +201,9 @@ func TestUnicodeParityExhaustive(t *testing.T) {
 		{true, true, false, false},
 		{true, true, false, true},
 		{true, true, true, false},
+		{false, true, false, true},  // clean_text off
+		{true, false, false, true},  // Chinese characters not spaced
+		{false, false, true, false}, // both off, accents stripped without lowercasing
 	} {
 		nz := Normalizer{CleanText: c.clean, HandleChineseChars: c.chinese, StripAccents: c.strip, Lowercase: c.lower}
 		bert := map[string]any{"cleanText": c.clean, "handleChineseChars": c.chinese, "stripAccents": c.strip, "lowercase": c.lower}
