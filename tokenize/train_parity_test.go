@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -135,5 +136,38 @@ func alphabetSize(vocab map[string]int) int {
 			return n
 		}
 		n++
+	}
+}
+
+// TestParityOnTokenizerWrittenByHuggingFace loads a tokenizer.json that the
+// Hugging Face library wrote itself (trained and saved through
+// tools/hfparity, not by Save) and compares ids, tokens and offsets with the
+// Hugging Face tokenizer on the hard cases, cased and uncased.
+func TestParityOnTokenizerWrittenByHuggingFace(t *testing.T) {
+	h := startHF(t)
+	corpus := hardCases()
+	file := filepath.Join(t.TempDir(), "corpus.txt")
+	if err := os.WriteFile(file, []byte(strings.Join(corpus, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, lower := range []bool{true, false} {
+		t.Run(fmt.Sprintf("lowercase=%v", lower), func(t *testing.T) {
+			dir := t.TempDir()
+			tj := filepath.Join(dir, "tokenizer.json")
+			var vocab map[string]int
+			h.call(t, map[string]any{"op": "train", "files": []string{file}, "bert": map[string]any{"lowercase": lower}, "save": tj}, &vocab)
+			loaded, err := Load(dir)
+			if err != nil {
+				t.Fatalf("load the tokenizer.json Hugging Face wrote: %v", err)
+			}
+			if loaded.VocabSize() != len(vocab)+len(DefaultSpecialTokens()) {
+				t.Errorf("vocabulary size %d, want %d", loaded.VocabSize(), len(vocab)+len(DefaultSpecialTokens()))
+			}
+			// Words of the hard cases split into pieces of a vocabulary
+			// trained on other text, and unknown characters.
+			texts := append(slices.Clone(corpus), "Unseen wörds like 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 and [MASK] tokens", "ÀÉÎÕÜ çà et là [SEP] fin")
+			diffs := compareEncodings(t, h, loaded, tj, texts)
+			t.Logf("%d texts, %d with different ids", len(texts), diffs)
+		})
 	}
 }

@@ -19,7 +19,9 @@
 //   {"op":"train","files":[...],"bert":{...}} -> results = {token: id, ...}
 //       (a WordPiece vocabulary trained by the default WordPieceTrainer on
 //       the files, after BertNormalizer with those options and
-//       BertPreTokenizer)
+//       BertPreTokenizer); with "save":FILE it also writes a complete BERT
+//       tokenizer.json (specials [PAD] [UNK] [CLS] [SEP] [MASK] = 0-4, then the
+//       trained vocabulary) with the Hugging Face library's own serializer
 'use strict';
 
 const readline = require('readline');
@@ -72,7 +74,22 @@ async function handle(req) {
       t.setNormalizer(tk.bertNormalizer(req.bert || {}));
       t.setPreTokenizer(tk.bertPreTokenizer());
       t.train(req.files);
-      return t.getVocab(false);
+      const trained = t.getVocab(false);
+      if (!req.save) return trained;
+      // A complete BERT tokenizer written by the Hugging Face library itself:
+      // the special tokens first, then the trained vocabulary.
+      const specials = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
+      const vocab = {};
+      specials.forEach((s, i) => { vocab[s] = i; });
+      for (const [token, id] of Object.entries(trained)) vocab[token] = id + specials.length;
+      const out = new tk.Tokenizer(tk.WordPiece.init(vocab, { unkToken: '[UNK]' }));
+      out.setNormalizer(tk.bertNormalizer(req.bert || {}));
+      out.setPreTokenizer(tk.bertPreTokenizer());
+      out.setPostProcessor(tk.bertProcessing(['[SEP]', 3], ['[CLS]', 2]));
+      out.setDecoder(tk.wordPieceDecoder('##', true));
+      out.addSpecialTokens(specials);
+      out.save(req.save, true);
+      return trained;
     }
     default:
       throw new Error(`unknown op ${JSON.stringify(req.op)}`);
