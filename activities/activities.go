@@ -11,6 +11,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -28,7 +29,23 @@ type Activities struct {
 	// Adapter serves the Adapt activity (the adaptation phase); nil on
 	// workers without it.
 	Adapter Adapter
-	Logger  *slog.Logger
+	// Observer, when set, receives what the activities measured (metrics).
+	Observer Observer
+	Logger   *slog.Logger
+}
+
+// noObserver records nothing.
+type noObserver struct{}
+
+func (noObserver) Scored(int, time.Duration)                    {}
+func (noObserver) Trained(string, int, int64, float64, float64) {}
+func (noObserver) Evaluated(string, map[string]float64)         {}
+
+func (a *Activities) obs() Observer {
+	if a.Observer != nil {
+		return a.Observer
+	}
+	return noObserver{}
 }
 
 func (a *Activities) log() *slog.Logger {
@@ -94,11 +111,13 @@ func (a *Activities) ScoreShard(ctx context.Context, in workflows.ScoreShardInpu
 		activity.RecordHeartbeat(ctx, map[string]int{"items_done": done, "items_total": total})
 	}
 	what := fmt.Sprintf("score shard %d of %s with %s", in.Shard, in.PoolURI, in.ModelURI)
+	started := time.Now()
 	if ss, ok := a.Scorer.(StreamingScorer); ok {
 		res, err := ss.ScoreShardTo(ctx, req, in.ScoresKey, in.TopM, progress)
 		if err != nil {
 			return out, nonRetryable(what, err)
 		}
+		a.obs().Scored(res.Scored, time.Since(started))
 		out.Scored, out.Top = res.Scored, res.Top
 		return out, nil
 	}
@@ -106,6 +125,7 @@ func (a *Activities) ScoreShard(ctx context.Context, in workflows.ScoreShardInpu
 	if err != nil {
 		return out, nonRetryable(what, err)
 	}
+	a.obs().Scored(len(items), time.Since(started))
 	if err := a.Blobs.Put(ctx, in.ScoresKey, encodeScores(items)); err != nil {
 		return out, fmt.Errorf("score shard %d: write %s: %w", in.Shard, in.ScoresKey, err)
 	}
@@ -282,7 +302,7 @@ func (a *Activities) FineTune(ctx context.Context, in workflows.FineTuneInput) (
 	res, err := a.Trainer.FineTune(ctx, TrainRequest{
 		BaseModelURI: in.BaseModelURI, Examples: set.Examples, OutputPrefix: in.OutputPrefix,
 		Settings: in.Settings, Resume: resume,
-	}, trainHeartbeat(ctx, resume))
+	}, trainHeartbeat(ctx, resume, "finetune", a.obs()))
 	if err != nil {
 		return out, nonRetryable(fmt.Sprintf("fine-tune %s on %s", in.BaseModelURI, in.LabelSetURI), err)
 	}
@@ -307,16 +327,21 @@ func resumePoint(ctx context.Context) *TrainProgress {
 }
 
 // trainHeartbeat heartbeats a training activity's progress, carrying the
-// last resumable checkpoint (starting at resume) in every heartbeat.
-func trainHeartbeat(ctx context.Context, resume *TrainProgress) func(TrainProgress) {
+// last resumable checkpoint (starting at resume) in every heartbeat, and
+// reports the steps and tokens done since the last call to obs as kind.
+func trainHeartbeat(ctx context.Context, resume *TrainProgress, kind string, obs Observer) func(TrainProgress) {
 	last := TrainProgress{}
 	if resume != nil {
 		last = *resume
+		last.Step = resume.CheckpointStep // training continues from there
 	}
+	var tokens int64
 	return func(p TrainProgress) {
 		if p.CheckpointURI == "" {
 			p.CheckpointURI, p.CheckpointStep = last.CheckpointURI, last.CheckpointStep
 		}
+		obs.Trained(kind, p.Step-last.Step, p.Tokens-tokens, p.Loss, p.TokensPerSec)
+		tokens = p.Tokens
 		last = p
 		activity.RecordHeartbeat(ctx, p)
 	}
@@ -334,12 +359,14 @@ func (a *Activities) Evaluate(ctx context.Context, in workflows.EvaluateInput) (
 		return out, nonRetryable(fmt.Sprintf("evaluate %s on %s", in.ModelURI, in.EvalURI), err)
 	}
 	out.Metrics = m
+	a.obs().Evaluated("eval", m)
 	if in.ForgettingEvalURI != "" {
 		f, err := a.Evaluator.Evaluate(ctx, in.ModelURI, in.ForgettingEvalURI, progress)
 		if err != nil {
 			return out, nonRetryable(fmt.Sprintf("evaluate %s on %s", in.ModelURI, in.ForgettingEvalURI), err)
 		}
 		out.Forgetting = f
+		a.obs().Evaluated("forgetting", f)
 	}
 	return out, nil
 }

@@ -26,7 +26,7 @@ func (a *Activities) Adapt(ctx context.Context, in workflows.AdaptInput) (workfl
 	res, err := a.Adapter.Adapt(ctx, AdaptRequest{
 		BaseModelURI: in.BaseModelURI, PoolURI: in.PoolURI, OutputPrefix: in.OutputPrefix,
 		Settings: in.Settings, Resume: resume,
-	}, trainHeartbeat(ctx, resume))
+	}, trainHeartbeat(ctx, resume, "adapt", a.obs()))
 	if err != nil {
 		corpus := in.PoolURI
 		if in.Settings.TextURI != "" {

@@ -12,6 +12,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/clozeloop/clozeloop/workflows"
 )
@@ -124,6 +125,10 @@ type TrainProgress struct {
 	Step       int     `json:"step"`
 	TotalSteps int     `json:"total_steps"`
 	Loss       float64 `json:"loss"`
+	// Tokens is the number of input tokens this attempt has trained on,
+	// TokensPerSec its throughput (for metrics; not used to resume).
+	Tokens       int64   `json:"tokens,omitempty"`
+	TokensPerSec float64 `json:"tokens_per_sec,omitempty"`
 	// CheckpointURI and CheckpointStep name the last saved, resumable
 	// checkpoint ("" and 0 until one is saved).
 	CheckpointURI  string `json:"checkpoint_uri,omitempty"`
@@ -188,6 +193,21 @@ type AdaptResult struct {
 	// Texts is the number of corpus texts used, Sequences the training
 	// sequences made of them.
 	Texts, Sequences int
+}
+
+// Observer receives measurements of the activities' work for metrics
+// (metrics.Registry implements it). Activities with a nil Observer record
+// nothing.
+type Observer interface {
+	// Scored reports a shard of items scored in d.
+	Scored(items int, d time.Duration)
+	// Trained reports training progress of kind "finetune" or "adapt":
+	// steps and tokens since the last report, the step's loss and the
+	// attempt's throughput.
+	Trained(kind string, steps int, tokens int64, loss, tokensPerSec float64)
+	// Evaluated reports an evaluation's metrics on set "eval" or
+	// "forgetting".
+	Evaluated(set string, metrics map[string]float64)
 }
 
 // Adapter runs the adaptation phase; progress is called after every step,

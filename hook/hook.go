@@ -63,6 +63,45 @@ type Options struct {
 	// Logger receives one structured line per request (default
 	// slog.Default()).
 	Logger *slog.Logger
+	// Metrics, when set, counts label submissions: accepted, or refused
+	// with the reason RefusalReason gives.
+	Metrics LabelObserver
+}
+
+// LabelObserver counts label submissions (metrics.Registry implements it).
+type LabelObserver interface {
+	LabelSubmission(accepted bool, reason string)
+}
+
+// RefusalReason names why a label submission answered with status was
+// refused, as one of a few fixed words (the metric's label values).
+func RefusalReason(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "bad_request"
+	case http.StatusUnauthorized:
+		return "unauthenticated"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusNotFound:
+		return "unknown_run"
+	case http.StatusConflict:
+		return "conflict"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusUnsupportedMediaType:
+		return "not_json"
+	case http.StatusUnprocessableEntity:
+		return "invalid"
+	case http.StatusTooManyRequests:
+		return "rate_limited"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	}
+	if status >= 500 {
+		return "backend_error"
+	}
+	return "other"
 }
 
 func (o Options) withDefaults() Options {
@@ -151,6 +190,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	r.Body = http.MaxBytesReader(rec, r.Body, h.opts.MaxBodyBytes)
 	h.mux.ServeHTTP(rec, r)
+	if h.opts.Metrics != nil && r.Method == http.MethodPost && isLabelsPath(r.URL.Path) {
+		ok := rec.status < 300
+		reason := ""
+		if !ok {
+			reason = RefusalReason(rec.status)
+		}
+		h.opts.Metrics.LabelSubmission(ok, reason)
+	}
 	level := slog.LevelInfo
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		level = slog.LevelDebug
@@ -171,6 +218,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		attrs = append(attrs, slog.String("error", rec.errMsg))
 	}
 	h.opts.Logger.LogAttrs(r.Context(), level, "hook request", attrs...)
+}
+
+// isLabelsPath reports whether path is POST /api/v1/runs/{run}/labels's.
+func isLabelsPath(path string) bool {
+	rest, ok := strings.CutPrefix(path, "/api/v1/runs/")
+	if !ok {
+		return false
+	}
+	run, ok := strings.CutSuffix(rest, "/labels")
+	return ok && run != "" && !strings.Contains(run, "/")
 }
 
 type statusRecorder struct {

@@ -575,3 +575,44 @@ func TestNewNilBackend(t *testing.T) {
 		t.Fatal("New(nil) did not fail")
 	}
 }
+
+func TestLabelMetricsClassification(t *testing.T) {
+	paths := []struct {
+		path string
+		want bool
+	}{
+		{"/api/v1/runs/r1/labels", true},
+		{"/api/v1/runs/demo-20261204/labels", true},
+		{"/api/v1/runs//labels", false},
+		{"/api/v1/runs/r1/items/x/labels", false},
+		{"/api/v1/runs/r1/status", false},
+		{"/api/v1/runs/r1/labels/extra", false},
+	}
+	for _, tt := range paths {
+		if got := isLabelsPath(tt.path); got != tt.want {
+			t.Errorf("isLabelsPath(%q) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+	reasons := []struct {
+		status int
+		want   string
+	}{
+		{http.StatusBadRequest, "bad_request"},
+		{http.StatusUnauthorized, "unauthenticated"},
+		{http.StatusForbidden, "forbidden"},
+		{http.StatusNotFound, "unknown_run"},
+		{http.StatusConflict, "conflict"},
+		{http.StatusRequestEntityTooLarge, "too_large"},
+		{http.StatusUnsupportedMediaType, "not_json"},
+		{http.StatusUnprocessableEntity, "invalid"},
+		{http.StatusTooManyRequests, "rate_limited"},
+		{http.StatusServiceUnavailable, "unavailable"},
+		{http.StatusBadGateway, "backend_error"},
+		{http.StatusTeapot, "other"},
+	}
+	for _, tt := range reasons {
+		if got := RefusalReason(tt.status); got != tt.want {
+			t.Errorf("RefusalReason(%d) = %q, want %q", tt.status, got, tt.want)
+		}
+	}
+}

@@ -74,8 +74,9 @@ type Progress struct {
 	Epoch int
 	// Loss is the step's training loss (mean over its micro-batches).
 	Loss float64
-	// TokensPerSec is the training throughput since this call started,
-	// counting every input token (padding excluded).
+	// Tokens is the number of input tokens trained on since this call
+	// started (padding excluded), TokensPerSec the throughput since then.
+	Tokens       int64
 	TokensPerSec float64
 	// LR is the learning rate used for the step.
 	LR float64
@@ -633,7 +634,7 @@ func (m *Model) train(ctx context.Context, src batchSource, spec trainSpec, prog
 		if progress != nil {
 			progress(Progress{
 				Step: step, TotalSteps: spec.totalSteps, Epoch: epoch, Loss: loss, LR: lr, GradNorm: gradNorm,
-				TokensPerSec: float64(out.tokens) / time.Since(started).Seconds(),
+				Tokens: out.tokens, TokensPerSec: float64(out.tokens) / time.Since(started).Seconds(),
 			})
 		}
 		if spec.ckptEvery > 0 && step%spec.ckptEvery == 0 && step < spec.totalSteps {

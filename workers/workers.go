@@ -36,6 +36,9 @@ type ClientOptions struct {
 	// APIKey authenticates to Temporal Cloud (implies TLS).
 	APIKey   string `json:"-"`
 	Identity string `json:"identity"`
+	// MetricsHandler, when set, receives the SDK's metrics (see package
+	// metrics).
+	MetricsHandler client.MetricsHandler `json:"-"`
 }
 
 // ClientOptionsFromEnv reads CLOZELOOP_TEMPORAL_ADDRESS (default
@@ -61,7 +64,8 @@ func Dial(ctx context.Context, o ClientOptions, logger *slog.Logger) (client.Cli
 	if logger == nil {
 		logger = slog.Default()
 	}
-	opts := client.Options{HostPort: o.Address, Namespace: o.Namespace, Identity: o.Identity, Logger: sdklog.NewStructuredLogger(logger)}
+	opts := client.Options{HostPort: o.Address, Namespace: o.Namespace, Identity: o.Identity, Logger: sdklog.NewStructuredLogger(logger),
+		MetricsHandler: o.MetricsHandler}
 	tlsCfg, err := tlsConfig(o)
 	if err != nil {
 		return nil, err

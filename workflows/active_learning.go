@@ -32,7 +32,9 @@ type activeLearning struct {
 	shares []StrategyShare
 	carry  Carry
 	phase  Phase
-	cur    *round
+	// phaseStart is when the current phase began (zero before the first).
+	phaseStart time.Time
+	cur        *round
 	// late collects answers and notes for rounds that are not open; they
 	// are persisted by the next PersistLabels, within MaxLateRecords.
 	late lateLog
@@ -407,7 +409,7 @@ func (w *activeLearning) runRound(ctx workflow.Context) (*Result, error) {
 	}
 
 	// 1. Score the pool, one activity per shard, in parallel.
-	w.phase = PhaseScoring
+	w.setPhase(ctx, PhaseScoring)
 	shards, err := w.scorePool(ctx, number, k)
 	if err != nil {
 		return nil, err
@@ -425,7 +427,7 @@ func (w *activeLearning) runRound(ctx workflow.Context) (*Result, error) {
 	}
 
 	// 3. Wait for labels.
-	w.phase = PhaseLabeling
+	w.setPhase(ctx, PhaseLabeling)
 	w.cur = newRound(number, cfg.Quorum, batch)
 	w.cur.legacy = w.version < 1
 	w.cur.fold = !cfg.CaseSensitiveVotes
@@ -438,7 +440,7 @@ func (w *activeLearning) runRound(ctx workflow.Context) (*Result, error) {
 	logger.Info("round closed", "round", number, "ended_by", endedBy, "labeled", w.cur.labeledItems(), "answers", w.cur.answerCount())
 
 	// 4. Persist the labels and every raw answer (idempotent per round).
-	w.phase = PhasePersist
+	w.setPhase(ctx, PhasePersist)
 	decisions := w.cur.decisions()
 	var agreement *Agreement
 	if !w.cur.legacy {
@@ -482,7 +484,7 @@ func (w *activeLearning) runRound(ctx workflow.Context) (*Result, error) {
 	}
 
 	// 5. Fine-tune on the GPU queue.
-	w.phase = PhaseTraining
+	w.setPhase(ctx, PhaseTraining)
 	var trained FineTuneOutput
 	err = workflow.ExecuteActivity(trainOptions(ctx), ActivityFineTune, FineTuneInput{
 		RunID: cfg.RunID, Round: number, BaseModelURI: w.carry.ModelURI, LabelSetURI: persisted.LabelSetURI,
@@ -494,7 +496,7 @@ func (w *activeLearning) runRound(ctx workflow.Context) (*Result, error) {
 	metrics.Steps, metrics.FinalLoss, metrics.CandidateURI = trained.Steps, trained.FinalLoss, trained.CheckpointURI
 
 	// 6. Evaluate (the current model too, once, for the first comparison).
-	w.phase = PhaseEvaluate
+	w.setPhase(ctx, PhaseEvaluate)
 	forgetting := ""
 	if workflow.GetVersion(ctx, ChangeForgettingEval, workflow.DefaultVersion, 1) >= 1 {
 		forgetting = cfg.ForgettingEvalURI
@@ -521,7 +523,7 @@ func (w *activeLearning) runRound(ctx workflow.Context) (*Result, error) {
 	metrics.PromotionNote = note
 
 	// 8. Upload the checkpoint (and move the current pointer if promoted).
-	w.phase = PhaseUploading
+	w.setPhase(ctx, PhaseUploading)
 	var up UploadCheckpointOutput
 	if err := workflow.ExecuteActivity(storeOptions(ctx), ActivityUploadCheckpoint, UploadCheckpointInput{
 		RunID: cfg.RunID, Round: number, CheckpointURI: trained.CheckpointURI, OutputPrefix: cfg.OutputPrefix,
@@ -574,6 +576,7 @@ func (w *activeLearning) nextRound(ctx workflow.Context, metrics RoundMetrics, b
 	c := w.carry
 	c.Late, c.LateDropped = w.late.records, w.late.dropped
 	next.Resume = &c
+	w.setPhase(ctx, "")
 	return nil, workflow.NewContinueAsNewError(ctx, ActiveLearningName, next)
 }
 
@@ -705,6 +708,19 @@ func (w *activeLearning) settle(ctx workflow.Context) error {
 }
 
 // finish completes the run, persisting any late answers first.
+// setPhase moves the run to phase p ("" only ends the current one) and
+// records how long the phase it leaves took as the metric
+// clozeloop_round_phase_seconds{phase}, through the SDK's replay-safe
+// metrics handler.
+func (w *activeLearning) setPhase(ctx workflow.Context, p Phase) {
+	now := workflow.Now(ctx)
+	if !w.phaseStart.IsZero() && w.phase != "" && w.phase != PhaseDone {
+		workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"phase": string(w.phase)}).
+			Timer(MetricRoundPhase).Record(now.Sub(w.phaseStart))
+	}
+	w.phase, w.phaseStart = p, now
+}
+
 func (w *activeLearning) finish(ctx workflow.Context, reason string) (*Result, error) {
 	if err := w.settle(ctx); err != nil {
 		return nil, err
@@ -737,7 +753,7 @@ func (w *activeLearning) finish(ctx workflow.Context, reason string) (*Result, e
 			return nil, err
 		}
 	}
-	w.phase = PhaseDone
+	w.setPhase(ctx, PhaseDone)
 	workflow.GetLogger(ctx).Info("active learning run finished", "run", w.cfg.RunID, "reason", reason)
 	return &Result{
 		RunID: w.cfg.RunID, Rounds: len(w.carry.History), ModelURI: w.carry.ModelURI, LabelSetURI: w.carry.LabelSetURI,

@@ -22,7 +22,7 @@ func (w *activeLearning) adapt(ctx workflow.Context) error {
 	if workflow.GetVersion(ctx, ChangeAdaptPhase, workflow.DefaultVersion, 1) < 1 {
 		return nil
 	}
-	w.phase = PhaseAdapting
+	w.setPhase(ctx, PhaseAdapting)
 	base := w.carry.ModelURI
 	var out AdaptOutput
 	if err := workflow.ExecuteActivity(trainOptions(ctx), ActivityAdapt, AdaptInput{

@@ -678,6 +678,11 @@ type ResolveRunOutput struct {
 	Metrics     map[string]float64 `json:"metrics,omitempty"`
 }
 
+// MetricRoundPhase is the name of the timer, in the Temporal SDK's metrics,
+// that records how long each phase of a round took (tag "phase"); with the
+// Prometheus naming of package metrics it is clozeloop_round_phase_seconds.
+const MetricRoundPhase = "clozeloop_round_phase"
+
 // Phase is what the ActiveLearning workflow is doing.
 type Phase string
 

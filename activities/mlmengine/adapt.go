@@ -114,7 +114,7 @@ func (e *Engine) Adapt(ctx context.Context, req activities.AdaptRequest, progres
 		if progress != nil {
 			step, uri := up.last()
 			progress(activities.TrainProgress{Step: p.Step, TotalSteps: p.TotalSteps, Loss: p.Loss,
-				CheckpointURI: uri, CheckpointStep: step})
+				Tokens: p.Tokens, TokensPerSec: p.TokensPerSec, CheckpointURI: uri, CheckpointStep: step})
 		}
 	})
 	if upErr := up.error(); upErr != nil {

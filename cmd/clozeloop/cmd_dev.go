@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/clozeloop/clozeloop/dataset"
 	"github.com/clozeloop/clozeloop/devserver"
 	"github.com/clozeloop/clozeloop/hook"
+	"github.com/clozeloop/clozeloop/metrics"
 	"github.com/clozeloop/clozeloop/mlm"
 	"github.com/clozeloop/clozeloop/models"
 	"github.com/clozeloop/clozeloop/store"
@@ -48,6 +50,7 @@ type devOptions struct {
 	uiAddr       string
 	s3Addr       string
 	hookAddr     string
+	metricsAddr  string
 	namespace    string
 	modelDir     string
 	wordnetDir   string
@@ -59,6 +62,9 @@ type devOptions struct {
 	// newActivities builds the activities over the embedded store; tests
 	// replace it with a deterministic engine.
 	newActivities func(ctx context.Context, env *cmdEnv, blobs activities.Blobs) (*activities.Activities, error)
+	// beforeStop, when set, is called with what was printed just before
+	// a --demo-annotate run shuts everything down (tests scrape metrics).
+	beforeStop func(devInfo)
 }
 
 // devInfo is what `clozeloop dev` prints once everything runs.
@@ -69,7 +75,9 @@ type devInfo struct {
 	S3Endpoint   string `json:"s3_endpoint"`
 	S3Bucket     string `json:"s3_bucket"`
 	Hook         string `json:"hook"`
-	Workers      bool   `json:"workers"`
+	// Metrics is the Prometheus endpoint of the workers and the hook.
+	Metrics string `json:"metrics,omitempty"`
+	Workers bool   `json:"workers"`
 	// WorkersError says why no worker runs (the model engine is missing).
 	WorkersError string `json:"workers_error,omitempty"`
 	RunID        string `json:"run_id,omitempty"`
@@ -109,6 +117,7 @@ func devCmd() command {
 			fs.StringVar(&o.uiAddr, "ui-addr", "127.0.0.1:8233", "Temporal Web UI listen address (empty: no UI)")
 			fs.StringVar(&o.s3Addr, "s3-addr", "127.0.0.1:9000", "embedded S3 listen address (loopback only)")
 			fs.StringVar(&o.hookAddr, "hook-addr", "127.0.0.1:8080", "annotation page and API listen address")
+			fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9464", "Prometheus metrics of the workers and the hook at http://ADDR/metrics (loopback only; empty: none)")
 			fs.StringVar(&o.namespace, "namespace", devserver.DefaultNamespace, "Temporal namespace")
 			fs.StringVar(&o.modelDir, "model", "", "starting model folder (Hugging Face layout) or Hugging Face Hub model hf://org/name[@revision]; default DATA/models/start, where the shipped wordnet-small model (a small BERT pretrained on WordNet) is written when the folder holds no model or an older copy of it")
 			fs.StringVar(&o.wordnetDir, "wordnet-dir", dataset.DefaultWordNetDir, "WordNet files for the demo data set (Debian package wordnet-base)")
@@ -183,6 +192,28 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) (err error) {
 		}
 	}()
 
+	// One metrics registry for the workers and the hook of this process.
+	var reg *metrics.Registry
+	metricsURL := ""
+	if o.metricsAddr != "" {
+		if reg, err = metrics.New(log); err != nil {
+			return err
+		}
+		ms, err := metrics.Listen(o.metricsAddr, "", reg, log)
+		if err != nil {
+			reg.Close()
+			return err
+		}
+		metricsURL = ms.URL()
+		cleanups = append(cleanups, func() error {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := ms.Shutdown(sctx)
+			reg.Close()
+			return err
+		})
+	}
+
 	ts, err := devserver.Start(ctx, devserver.Options{FrontendAddr: o.temporalAddr, UIAddr: o.uiAddr,
 		DataDir: filepath.Join(dir, "temporal"), Namespace: o.namespace, Logger: log})
 	if err != nil {
@@ -202,13 +233,18 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) (err error) {
 		return fmt.Errorf("start embedded S3: %w", err)
 	}
 	cleanups = append(cleanups, s3srv.Close)
-	st, err := store.Open(ctx, store.Config{Endpoint: s3srv.Endpoint(), Bucket: s3srv.Bucket(), Region: s3embed.Region, PathStyle: true,
-		AccessKeyID: s3Creds.AccessKeyID, SecretAccessKey: s3Creds.SecretAccessKey}, log)
+	stCfg := store.Config{Endpoint: s3srv.Endpoint(), Bucket: s3srv.Bucket(), Region: s3embed.Region, PathStyle: true,
+		AccessKeyID: s3Creds.AccessKeyID, SecretAccessKey: s3Creds.SecretAccessKey}
+	if reg != nil {
+		stCfg.HTTPClient = &http.Client{Transport: reg.S3Transport(nil)}
+	}
+	st, err := store.Open(ctx, stCfg, log)
 	if err != nil {
 		return fmt.Errorf("open embedded S3 store: %w", err)
 	}
 
-	c, err := workers.Dial(ctx, workers.ClientOptions{Address: ts.FrontendAddr(), Namespace: ts.Namespace(), Identity: "clozeloop-dev"}, log)
+	c, err := workers.Dial(ctx, workers.ClientOptions{Address: ts.FrontendAddr(), Namespace: ts.Namespace(), Identity: "clozeloop-dev",
+		MetricsHandler: reg.Temporal()}, log)
 	if err != nil {
 		return err
 	}
@@ -228,8 +264,12 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) (err error) {
 		return fmt.Errorf("create the dev admin account: %w", err)
 	}
 	info.Admin, info.AdminToken = admin.Name, adminTok
-	h, err := hook.New(hook.NewTemporalBackend(c, ts.Namespace(), nil), hook.Options{Logger: log.With("component", "hook"),
-		Auth: hook.AuthOptions{Accounts: accounts}})
+	hopts := hook.Options{Logger: log.With("component", "hook"), Auth: hook.AuthOptions{Accounts: accounts}}
+	if reg != nil {
+		hopts.Metrics = reg
+		info.Metrics = metricsURL
+	}
+	h, err := hook.New(hook.NewTemporalBackend(c, ts.Namespace(), nil), hopts)
 	if err != nil {
 		return err
 	}
@@ -247,6 +287,9 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) (err error) {
 		info.WorkersError = aerr.Error()
 		log.Warn("no workers started: runs will wait for a worker", "reason", aerr)
 	} else {
+		if reg != nil && acts.Observer == nil {
+			acts.Observer = reg
+		}
 		ws, err := workers.New(c, acts, workers.Options{Queues: []string{"default", "gpu"}, StopTimeout: 30 * time.Second, Identity: "clozeloop-dev"})
 		if err != nil {
 			return err
@@ -295,6 +338,9 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) (err error) {
 		if err != nil {
 			return err
 		}
+		if o.beforeStop != nil {
+			o.beforeStop(info)
+		}
 		if o.asJSON {
 			return writeJSON(env.stdout, devResult{RunID: info.RunID, Result: res})
 		}
@@ -323,6 +369,9 @@ func printDevInfo(w io.Writer, info devInfo, asJSON bool) error {
 	fmt.Fprintf(w, "  S3 endpoint:     %s (bucket %s; signed requests only, keys in %s)\n", info.S3Endpoint, info.S3Bucket, info.S3CredentialsFile)
 	printS3Env(w, info.S3Endpoint, info.S3Bucket, s3embed.Credentials{AccessKeyID: info.S3AccessKeyID, SecretAccessKey: info.S3SecretAccessKey})
 	fmt.Fprintf(w, "  annotation page: %s/\n", info.Hook)
+	if info.Metrics != "" {
+		fmt.Fprintf(w, "  metrics:         %s\n", info.Metrics)
+	}
 	fmt.Fprintf(w, "  sign in (admin): %s\n", info.SignInURL)
 	fmt.Fprintf(w, "  admin token:     %s (%s; new at each start, the previous one no longer works)\n", info.AdminToken, info.Admin)
 	if info.Workers {

@@ -11,13 +11,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/dataset"
 	"github.com/clozeloop/clozeloop/hook"
+	"github.com/clozeloop/clozeloop/metrics"
 	"github.com/clozeloop/clozeloop/store/s3embed"
 	"github.com/clozeloop/clozeloop/workflows"
 )
@@ -57,6 +61,9 @@ func (e poolEngine) FineTune(ctx context.Context, req activities.TrainRequest, p
 	if err := e.blobs.Put(ctx, key+"/model.safetensors", []byte(fmt.Sprint(len(req.Examples)))); err != nil {
 		return activities.TrainResult{}, err
 	}
+	if progress != nil {
+		progress(activities.TrainProgress{Step: 1, TotalSteps: 1, Loss: 1, Tokens: 64, TokensPerSec: 640})
+	}
 	return activities.TrainResult{CheckpointURI: key, Steps: 1, FinalLoss: 1}, nil
 }
 
@@ -93,16 +100,36 @@ func TestDevDemoAnnotate(t *testing.T) {
 	o := devOptions{
 		dataDir: dir, temporalAddr: "127.0.0.1:0", uiAddr: "127.0.0.1:0", s3Addr: "127.0.0.1:0", hookAddr: "127.0.0.1:0",
 		namespace: "default", modelDir: model, wordnetDir: filepath.Join("..", "..", "dataset", "testdata", "wordnet"),
-		demo: true, demoAnnotate: true, demoRounds: 2, demoBatch: 2, asJSON: true,
+		metricsAddr: "127.0.0.1:0",
+		demo:        true, demoAnnotate: true, demoRounds: 2, demoBatch: 2, asJSON: true,
 		newActivities: func(ctx context.Context, env *cmdEnv, blobs activities.Blobs) (*activities.Activities, error) {
 			eng := poolEngine{blobs: blobs}
 			return &activities.Activities{Blobs: blobs, Scorer: eng, Trainer: eng, Evaluator: eng, Logger: env.log}, nil
 		},
 	}
+	// Before the demo shuts down: one refused label submission, then a
+	// scrape of the metrics endpoint.
+	var scraped map[string]float64
+	o.beforeStop = func(info devInfo) {
+		resp, err := http.Post(info.Hook+"/api/v1/runs/"+info.RunID+"/labels", "application/json", strings.NewReader(`{"round":1,"answers":[]}`))
+		if err != nil {
+			t.Errorf("unauthenticated labels: %v", err)
+		} else {
+			resp.Body.Close()
+		}
+		// The SDK's metrics reach the registry within a second.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			scraped = scrapeMetrics(t, info.Metrics)
+			if scraped[metrics.RoundPhase] > 0 && scraped["temporal_workflow_task_execution_latency_seconds"] > 0 {
+				break
+			}
+		}
+	}
 	start := time.Now()
 	if err := runDev(ctx, testEnv(&out), o); err != nil {
 		t.Fatalf("dev: %v\n%s", err, out.String())
 	}
+	checkDevMetrics(t, scraped)
 	t.Logf("dev --demo-annotate with 2 rounds took %s", time.Since(start))
 
 	dec := json.NewDecoder(&out)
@@ -275,5 +302,100 @@ func TestStartModel(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "config.json")); string(b) != `{"model_type":"bert"}` {
 		t.Errorf("startModel overwrote the existing model's config: %s", b)
+	}
+}
+
+// scrapeMetrics GETs a Prometheus endpoint and sums the series of each name
+// (histograms by their sample count); every series is also kept under
+// name{label=value,...}, labels in the order scraped.
+func scrapeMetrics(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape %s: %s", url, resp.Status)
+	}
+	var p expfmt.TextParser
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse metrics: %v", err)
+	}
+	out := map[string]float64{}
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			var v float64
+			switch {
+			case m.Counter != nil:
+				v = m.Counter.GetValue()
+			case m.Gauge != nil:
+				v = m.Gauge.GetValue()
+			case m.Histogram != nil:
+				v = float64(m.Histogram.GetSampleCount())
+			}
+			out[name] += v
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			out[name+"{"+strings.Join(labels, ",")+"}"] += v
+		}
+	}
+	return out
+}
+
+// checkDevMetrics checks that a demo round moved every metric of package
+// metrics, and the Temporal SDK's own.
+func checkDevMetrics(t *testing.T, got map[string]float64) {
+	t.Helper()
+	if got == nil {
+		t.Fatal("metrics were not scraped")
+	}
+	for name := range metrics.Names() {
+		if name == metrics.S3Errors {
+			continue // no S3 request failed
+		}
+		if got[name] <= 0 {
+			t.Errorf("metric %s = %v after a demo run, want > 0", name, got[name])
+		}
+	}
+	for _, series := range []string{
+		metrics.Labels + "{reason=,result=accepted}",
+		metrics.Labels + "{reason=unauthenticated,result=refused}",
+		metrics.EvalMetric + "{metric=accuracy,set=eval}",
+	} {
+		if got[series] <= 0 {
+			t.Errorf("series %s = %v, want > 0", series, got[series])
+		}
+	}
+	// The workflow's phase timer carries the SDK's tags besides "phase".
+	for _, phase := range []string{"scoring", "labeling", "persisting", "training", "evaluating", "uploading"} {
+		n := 0.0
+		for series, v := range got {
+			if strings.HasPrefix(series, metrics.RoundPhase+"{") && strings.Contains(series, ",phase="+phase+",") {
+				n += v
+			}
+		}
+		if n <= 0 {
+			t.Errorf("%s{phase=%s} has no sample", metrics.RoundPhase, phase)
+		}
+	}
+	for _, name := range []string{"temporal_workflow_task_execution_latency_seconds", "temporal_activity_execution_latency_seconds",
+		"temporal_request_total", "temporal_workflow_continue_as_new_total"} {
+		if got[name] <= 0 {
+			t.Errorf("SDK metric %s = %v, want > 0", name, got[name])
+		}
+	}
+	if t.Failed() {
+		var names []string
+		for n := range got {
+			if strings.HasPrefix(n, "clozeloop_") || !strings.Contains(n, "{") {
+				names = append(names, n)
+			}
+		}
+		sort.Strings(names)
+		t.Logf("scraped: %v", names)
 	}
 }

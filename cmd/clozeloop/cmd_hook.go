@@ -39,6 +39,7 @@ func runHook(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	af := hookAuthFlags(fs)
+	mf := metricsFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -72,14 +73,24 @@ func runHook(ctx context.Context, env *cmdEnv, args []string) error {
 			ids = append(ids, id)
 		}
 	}
+	reg, stopMetrics, err := mf.start(env)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	co.MetricsHandler = reg.Temporal()
 	c, err := workers.Dial(ctx, co, env.log)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	h, err := hook.New(hook.NewTemporalBackend(c, co.Namespace, ids), hook.Options{
+	hopts := hook.Options{
 		AnnotatorHeader: af.header, MaxBodyBytes: *maxBody, Logger: env.log.With("component", "hook"), Auth: auth,
-	})
+	}
+	if reg != nil {
+		hopts.Metrics = reg
+	}
+	h, err := hook.New(hook.NewTemporalBackend(c, co.Namespace, ids), hopts)
 	if err != nil {
 		return err
 	}

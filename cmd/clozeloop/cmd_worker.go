@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -104,6 +105,7 @@ func workerCmd() command {
 			queues := fs.String("queues", "default,gpu", "task queues to serve: default, gpu or default,gpu")
 			gpus := fs.Int("gpus", 1, "fine-tunes run at once on the gpu queue (number of GPUs)")
 			stop := fs.Duration("stop-timeout", 30*time.Second, "on shutdown, how long running activities may finish and heartbeat")
+			mf := metricsFlags(fs)
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
@@ -114,9 +116,21 @@ func workerCmd() command {
 			if *gpus < 1 {
 				return usagef("--gpus must be at least 1")
 			}
+			reg, stopMetrics, err := mf.start(env)
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
+			if reg != nil {
+				es.store.HTTPClient = &http.Client{Transport: reg.S3Transport(nil)}
+				co.MetricsHandler = reg.Temporal()
+			}
 			acts, err := newActivitiesWith(ctx, env, es)
 			if err != nil {
 				return err
+			}
+			if reg != nil {
+				acts.Observer = reg
 			}
 			c, err := workers.Dial(ctx, *co, env.log)
 			if err != nil {
