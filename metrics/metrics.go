@@ -133,6 +133,13 @@ func New(logger *slog.Logger) (*Registry, error) {
 			return nil, fmt.Errorf("metrics: register: %w", err)
 		}
 	}
+	// Error series exist from the start, at zero, so that dashboards and
+	// alerts see them before the first failure.
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete} {
+		for _, k := range []string{"transport", "4xx", "5xx"} {
+			r.s3Errors.WithLabelValues(m, k)
+		}
+	}
 	// The SDK's metrics go through tally into the same registry; timers
 	// become Prometheus histograms in seconds.
 	// (tallyprom.Configuration is not used: it registers a handler on

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -388,6 +389,7 @@ func checkDevMetrics(t *testing.T, got map[string]float64) {
 			t.Errorf("SDK metric %s = %v, want > 0", name, got[name])
 		}
 	}
+	checkDashboard(t, got, filepath.Join("..", "..", "deploy", "grafana", "clozeloop-dashboard.json"))
 	if t.Failed() {
 		var names []string
 		for n := range got {
@@ -397,5 +399,54 @@ func checkDevMetrics(t *testing.T, got map[string]float64) {
 		}
 		sort.Strings(names)
 		t.Logf("scraped: %v", names)
+	}
+}
+
+// checkDashboard checks that every metric the Grafana dashboard's queries
+// name was among the scraped ones (a histogram's _bucket, _sum and _count
+// series by the histogram's name).
+func checkDashboard(t *testing.T, scraped map[string]float64, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(data, &dash); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	metricName := regexp.MustCompile(`\b(clozeloop|temporal)_[a-z0-9_]+\b`)
+	queries := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			queries++
+			names := metricName.FindAllString(tg.Expr, -1)
+			if len(names) == 0 {
+				t.Errorf("dashboard panel %q: query %q names no clozeloop or temporal metric", p.Title, tg.Expr)
+			}
+			for _, n := range names {
+				base := n
+				for _, suf := range []string{"_bucket", "_sum", "_count"} {
+					if b, ok := strings.CutSuffix(n, suf); ok {
+						if _, hist := scraped[b]; hist {
+							base = b
+						}
+					}
+				}
+				if _, ok := scraped[base]; !ok {
+					t.Errorf("dashboard panel %q queries %s, which the running processes do not export", p.Title, n)
+				}
+			}
+		}
+	}
+	if queries == 0 {
+		t.Errorf("%s has no queries", path)
 	}
 }
