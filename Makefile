@@ -73,20 +73,35 @@ setup:
 build:
 	$(ENV) $(GO) build -o bin/clozeloop ./cmd/clozeloop
 
-## tools: install the test-only Node.js helper (real Hugging Face tokenizers)
-tools: tools/hfparity/node_modules/.package-lock.json
+## tools: install the test-only helpers: the Node.js one (real Hugging Face
+## tokenizers) and a real S3 server (Versity S3 Gateway, built from the Go
+## module proxy, pinned) that the store's tests also run against
+tools: tools/hfparity/node_modules/.package-lock.json $(VERSITYGW)
+
+# The Versity S3 Gateway (github.com/versity/versitygw, Apache-2.0), an
+# S3-compatible server teams run in production: "make test" runs the store's
+# whole suite against it besides the embedded server.
+VERSITYGW_VERSION := v1.8.0
+TOOLS_DIR ?= $(or $(CLOZELOOP_CACHE),$(HOME)/.cache/clozeloop)/tools
+VERSITYGW := $(TOOLS_DIR)/versitygw-$(VERSITYGW_VERSION)/versitygw
+
+$(VERSITYGW):
+	GOBIN=$(dir $@) CGO_ENABLED=0 $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 tools/hfparity/node_modules/.package-lock.json: tools/hfparity/package-lock.json
 	@command -v npm >/dev/null || { echo "tools: npm not found: run 'make setup' (installs nodejs npm)" >&2; exit 1; }
 	npm ci --prefix tools/hfparity --no-audit --no-fund
 
 ## test: go vet and all tests (the README's and CI's test command)
+# The second go test runs the store's suite again against the gateway.
 test: tools
-	$(ENV) $(GO) vet $(PKGS) && $(GO) test -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
+	$(ENV) $(GO) vet $(PKGS) && CLOZELOOP_TEST_VERSITYGW=$(VERSITYGW) $(GO) test -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
+	$(ENV) CLOZELOOP_TEST_S3_BACKEND=versitygw CLOZELOOP_TEST_VERSITYGW=$(VERSITYGW) \
+		$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./store/
 
 ## test-short: the quick tests only (skips real-server, WordNet-size and training tests)
 test-short: tools
-	$(ENV) $(GO) test -short -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
+	$(ENV) CLOZELOOP_TEST_VERSITYGW=$(VERSITYGW) $(GO) test -short -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
 
 ## dev: set up, build, check the machine and run everything embedded
 ## (Temporal + Web UI, S3, workers, annotation hook, a demo run) until Ctrl-C.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -70,12 +71,24 @@ func (e *Error) Unwrap() []error {
 }
 
 // classify maps an SDK error to one of the sentinels (nil if none applies).
+// sdkChecksumMismatch is the fixed start of the message of the SDK's
+// response checksum validation error
+// (aws-sdk-go-v2/service/internal/checksum.validationError).
+const sdkChecksumMismatch = "checksum did not match: algorithm"
+
 func classify(err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return nil
+	}
+	// The SDK checks a response against the checksum the server stored at
+	// upload (CRC32 and the like; Versity's gateway and AWS S3 keep one) and
+	// fails the read with an unexported error type whose message is fixed:
+	// the content changed since upload, as a SHA-256 mismatch says.
+	if strings.Contains(err.Error(), sdkChecksumMismatch) {
+		return ErrChecksumMismatch
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/clozeloop/clozeloop/store"
 	"github.com/clozeloop/clozeloop/store/s3embed"
+	"github.com/clozeloop/clozeloop/store/s3test"
 )
 
 // request is one request seen by the embedded server.
@@ -58,15 +59,19 @@ func (r *recorder) count(method string, match func(request) bool) int {
 }
 
 type env struct {
-	srv *s3embed.Server
-	rec *recorder
-	cfg store.Config
-	st  *store.Store
+	// objectPath is where the server keeps an object's bytes on disk (to
+	// corrupt or inspect them behind the server's back).
+	objectPath func(bucket, key string) string
+	rec        *recorder
+	cfg        store.Config
+	st         *store.Store
 }
 
-// newEnv starts an embedded server on a free loopback port and opens a store
-// on it through the real SDK client. mw, if set, wraps the server handler
-// inside the recorder.
+// newEnv starts an S3 server on a free loopback port and opens a store on
+// it through the real SDK client: the embedded server, or with
+// CLOZELOOP_TEST_S3_BACKEND=versitygw a real Versity S3 Gateway process
+// (posix backend) behind a recording reverse proxy (package s3test).
+// mw, if set, wraps the server handler inside the recorder.
 func newEnv(t *testing.T, mw func(http.Handler) http.Handler, mod func(*store.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
@@ -75,24 +80,33 @@ func newEnv(t *testing.T, mw func(http.Handler) http.Handler, mod func(*store.Co
 	if mw != nil {
 		chain = func(h http.Handler) http.Handler { return rec.middleware(mw(h)) }
 	}
-	srv, err := s3embed.Start(ctx, "127.0.0.1:0", t.TempDir(), s3embed.WithMiddleware(chain))
-	if err != nil {
-		t.Fatalf("start embedded s3: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("close embedded s3: %v", err)
-		}
-	})
 	cfg := store.Config{
-		Endpoint:        srv.Endpoint(),
-		Region:          s3embed.Region,
-		Bucket:          srv.Bucket(),
-		PathStyle:       true,
-		AccessKeyID:     srv.Credentials().AccessKeyID,
-		SecretAccessKey: srv.Credentials().SecretAccessKey,
-		MaxBackoff:      20 * time.Millisecond,
-		TempDir:         t.TempDir(),
+		PathStyle:  true,
+		MaxBackoff: 20 * time.Millisecond,
+		TempDir:    t.TempDir(),
+	}
+	var objectPath func(bucket, key string) string
+	switch backend := os.Getenv("CLOZELOOP_TEST_S3_BACKEND"); backend {
+	case "", "embedded":
+		srv, err := s3embed.Start(ctx, "127.0.0.1:0", t.TempDir(), s3embed.WithMiddleware(chain))
+		if err != nil {
+			t.Fatalf("start embedded s3: %v", err)
+		}
+		t.Cleanup(func() {
+			if err := srv.Close(); err != nil {
+				t.Errorf("close embedded s3: %v", err)
+			}
+		})
+		cfg.Endpoint, cfg.Region, cfg.Bucket = srv.Endpoint(), s3embed.Region, srv.Bucket()
+		cfg.AccessKeyID, cfg.SecretAccessKey = srv.Credentials().AccessKeyID, srv.Credentials().SecretAccessKey
+		objectPath = srv.ObjectPath
+	case "versitygw":
+		gw := s3test.StartVersityGW(t, chain)
+		cfg.Endpoint, cfg.Region, cfg.Bucket = gw.Endpoint, gw.Region, gw.Bucket
+		cfg.AccessKeyID, cfg.SecretAccessKey = gw.AccessKey, gw.SecretKey
+		objectPath = gw.ObjectPath
+	default:
+		t.Fatalf("CLOZELOOP_TEST_S3_BACKEND=%q: want embedded or versitygw", backend)
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -101,7 +115,7 @@ func newEnv(t *testing.T, mw func(http.Handler) http.Handler, mod func(*store.Co
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	return &env{srv: srv, rec: rec, cfg: cfg, st: st}
+	return &env{objectPath: objectPath, rec: rec, cfg: cfg, st: st}
 }
 
 // randomBytes returns n pseudo-random bytes (fast; not for secrets).

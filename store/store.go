@@ -353,9 +353,9 @@ type Condition struct {
 // PutBytesIf stores b under key only if cond holds at the moment of the
 // write; the server checks and writes atomically (S3 conditional writes,
 // which the embedded server implements too). A failed condition gives an
-// error wrapping ErrPreconditionFailed, or ErrNotFound when IfMatch names
-// an object that no longer exists (S3's answer; the embedded server says
-// 412 there too). It returns the new ETag. Unlike PutBytes it always
+// error wrapping ErrPreconditionFailed, also when IfMatch names an object
+// that no longer exists (AWS S3 answers that with 404 NoSuchKey, the
+// embedded server with 412). It returns the new ETag. Unlike PutBytes it always
 // writes, even identical content, so that the ETag check happens.
 func (s *Store) PutBytesIf(ctx context.Context, key string, b []byte, cond Condition) (string, error) {
 	full, err := s.fullKey(key)
@@ -383,7 +383,14 @@ func (s *Store) PutBytesIf(ctx context.Context, key string, b []byte, cond Condi
 	}
 	out, err := s.client.PutObject(ctx, in)
 	if err != nil {
-		return "", s.fail(ctx, "put", full, err)
+		e := s.fail(ctx, "put", full, err)
+		// If-Match on an object that is gone: AWS S3 (and e.g. Versity's
+		// gateway) answer 404 NoSuchKey, others 412. Either way the
+		// condition failed.
+		if cond.IfMatch != "" && errors.Is(e, ErrNotFound) {
+			e.(*Error).Kind = ErrPreconditionFailed
+		}
+		return "", e
 	}
 	s.log.Debug("conditional put", "key", full, "size", len(b), "if_match", cond.IfMatch, "if_none_match", cond.IfNoneMatch)
 	return aws.ToString(out.ETag), nil

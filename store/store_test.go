@@ -111,7 +111,7 @@ func TestCorruptionDetected(t *testing.T) {
 		corrupt func(t *testing.T, e *env, key string)
 	}{
 		{"byte flipped on disk", func(t *testing.T, e *env, key string) {
-			p := e.srv.ObjectPath(e.srv.Bucket(), key)
+			p := e.objectPath(e.cfg.Bucket, key)
 			f, err := os.OpenFile(p, os.O_RDWR, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -125,7 +125,7 @@ func TestCorruptionDetected(t *testing.T) {
 			}
 		}},
 		{"truncated on disk", func(t *testing.T, e *env, key string) {
-			if err := os.Truncate(e.srv.ObjectPath(e.srv.Bucket(), key), 1<<20); err != nil {
+			if err := os.Truncate(e.objectPath(e.cfg.Bucket, key), 1<<20); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -354,7 +354,7 @@ func TestListAndDeleteWithPrefix(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := os.Stat(e.srv.ObjectPath(e.cfg.Bucket, "team-a/clozeloop/runs/r2/x")); err != nil {
+	if _, err := os.Stat(e.objectPath(e.cfg.Bucket, "team-a/clozeloop/runs/r2/x")); err != nil {
 		t.Fatalf("prefix not applied on the server: %v", err)
 	}
 	got, err := e.st.List(ctx, "runs/r1/")

@@ -94,8 +94,9 @@ func (b Blobs) GetVersioned(ctx context.Context, key string) ([]byte, string, er
 func (b Blobs) PutIf(ctx context.Context, key string, data []byte, version string) error {
 	cond := store.Condition{IfMatch: version, IfNoneMatch: version == ""}
 	_, err := b.S.PutBytesIf(ctx, key, data, cond)
-	// S3 answers If-Match on a deleted object with 404: the object changed.
-	if errors.Is(err, store.ErrPreconditionFailed) || (version != "" && errors.Is(err, store.ErrNotFound)) {
+	// The store reports If-Match on a deleted object as a failed condition
+	// too (S3 answers it with 404): the object changed.
+	if errors.Is(err, store.ErrPreconditionFailed) {
 		return fmt.Errorf("%w: %w", activities.ErrPreconditionFailed, err)
 	}
 	return err

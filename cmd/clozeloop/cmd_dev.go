@@ -51,6 +51,8 @@ type devOptions struct {
 	s3Addr       string
 	hookAddr     string
 	metricsAddr  string
+	// s3, when set, is an S3 store to use instead of the embedded server.
+	s3           *store.Config
 	namespace    string
 	modelDir     string
 	wordnetDir   string
@@ -83,10 +85,11 @@ type devInfo struct {
 	RunID        string `json:"run_id,omitempty"`
 	AnnotateURL  string `json:"annotate_url,omitempty"`
 
-	// The embedded S3 server's keys (also in S3CredentialsFile).
-	S3AccessKeyID     string `json:"s3_access_key_id"`
-	S3SecretAccessKey string `json:"s3_secret_access_key"`
-	S3CredentialsFile string `json:"s3_credentials_file"`
+	// The embedded S3 server's keys (also in S3CredentialsFile); empty with
+	// --s3-endpoint.
+	S3AccessKeyID     string `json:"s3_access_key_id,omitempty"`
+	S3SecretAccessKey string `json:"s3_secret_access_key,omitempty"`
+	S3CredentialsFile string `json:"s3_credentials_file,omitempty"`
 	// Admin and AdminToken are the dev admin account and its token, new at
 	// every start (the previous one is replaced); SignInURL signs the page
 	// in with it (the token is in the URL fragment, which browsers do not
@@ -117,6 +120,11 @@ func devCmd() command {
 			fs.StringVar(&o.uiAddr, "ui-addr", "127.0.0.1:8233", "Temporal Web UI listen address (empty: no UI)")
 			fs.StringVar(&o.s3Addr, "s3-addr", "127.0.0.1:9000", "embedded S3 listen address (loopback only)")
 			fs.StringVar(&o.hookAddr, "hook-addr", "127.0.0.1:8080", "annotation page and API listen address")
+			var ext store.Config
+			fs.StringVar(&ext.Endpoint, "s3-endpoint", "", "use this S3 endpoint instead of the embedded server (with --s3-bucket; keys from CLOZELOOP_S3_ACCESS_KEY_ID/_SECRET_ACCESS_KEY or the AWS chain)")
+			fs.StringVar(&ext.Bucket, "s3-bucket", "", "bucket of --s3-endpoint (it must exist)")
+			fs.StringVar(&ext.Region, "s3-region", "us-east-1", "signing region of --s3-endpoint")
+			fs.BoolVar(&ext.PathStyle, "s3-path-style", true, "path-style URLs for --s3-endpoint")
 			fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9464", "Prometheus metrics of the workers and the hook at http://ADDR/metrics (loopback only; empty: none)")
 			fs.StringVar(&o.namespace, "namespace", devserver.DefaultNamespace, "Temporal namespace")
 			fs.StringVar(&o.modelDir, "model", "", "starting model folder (Hugging Face layout) or Hugging Face Hub model hf://org/name[@revision]; default DATA/models/start, where the shipped wordnet-small model (a small BERT pretrained on WordNet) is written when the folder holds no model or an older copy of it")
@@ -137,6 +145,17 @@ func devCmd() command {
 			}
 			if o.demoRounds < 1 || o.demoBatch < 1 {
 				return usagef("--demo-rounds and --demo-batch must be at least 1")
+			}
+			if ext.Endpoint != "" || ext.Bucket != "" {
+				if ext.Endpoint == "" || ext.Bucket == "" {
+					return usagef("--s3-endpoint and --s3-bucket go together")
+				}
+				env, err := store.ConfigFromEnv()
+				if err != nil {
+					return usagef("%v", err)
+				}
+				ext.AccessKeyID, ext.SecretAccessKey = env.AccessKeyID, env.SecretAccessKey
+				o.s3 = &ext
 			}
 			dir, _, err := resolveModel(ctx, env, o.modelDir)
 			if err != nil {
@@ -221,26 +240,41 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) (err error) {
 	}
 	cleanups = append(cleanups, ts.Stop)
 
-	// The embedded S3 server requires signed requests: its keys are made on
-	// the first start, kept in DATA/s3/credentials.json (mode 0600) and
-	// given to this process's clients.
-	s3Creds, _, err := s3embed.LoadOrCreateCredentials(filepath.Join(dir, "s3", s3embed.CredentialsFile))
-	if err != nil {
-		return fmt.Errorf("embedded S3 keys: %w", err)
+	info := devInfo{DataDir: dir}
+	var stCfg store.Config
+	if o.s3 != nil {
+		stCfg = *o.s3
+		info.S3Endpoint, info.S3Bucket = stCfg.Endpoint, stCfg.Bucket
+	} else {
+		// The embedded S3 server requires signed requests: its keys are
+		// made on the first start, kept in DATA/s3/credentials.json (mode
+		// 0600) and given to this process's clients.
+		s3Creds, _, err := s3embed.LoadOrCreateCredentials(filepath.Join(dir, "s3", s3embed.CredentialsFile))
+		if err != nil {
+			return fmt.Errorf("embedded S3 keys: %w", err)
+		}
+		s3srv, err := s3embed.Start(ctx, o.s3Addr, filepath.Join(dir, "s3"), s3embed.WithLogger(log), s3embed.WithCredentials(s3Creds))
+		if err != nil {
+			return fmt.Errorf("start embedded S3: %w", err)
+		}
+		cleanups = append(cleanups, s3srv.Close)
+		stCfg = store.Config{Endpoint: s3srv.Endpoint(), Bucket: s3srv.Bucket(), Region: s3embed.Region, PathStyle: true,
+			AccessKeyID: s3Creds.AccessKeyID, SecretAccessKey: s3Creds.SecretAccessKey}
+		info.S3Endpoint, info.S3Bucket = s3srv.Endpoint(), s3srv.Bucket()
+		info.S3AccessKeyID, info.S3SecretAccessKey = s3Creds.AccessKeyID, s3Creds.SecretAccessKey
+		info.S3CredentialsFile = filepath.Join(dir, "s3", s3embed.CredentialsFile)
 	}
-	s3srv, err := s3embed.Start(ctx, o.s3Addr, filepath.Join(dir, "s3"), s3embed.WithLogger(log), s3embed.WithCredentials(s3Creds))
-	if err != nil {
-		return fmt.Errorf("start embedded S3: %w", err)
-	}
-	cleanups = append(cleanups, s3srv.Close)
-	stCfg := store.Config{Endpoint: s3srv.Endpoint(), Bucket: s3srv.Bucket(), Region: s3embed.Region, PathStyle: true,
-		AccessKeyID: s3Creds.AccessKeyID, SecretAccessKey: s3Creds.SecretAccessKey}
 	if reg != nil {
 		stCfg.HTTPClient = &http.Client{Transport: reg.S3Transport(nil)}
 	}
 	st, err := store.Open(ctx, stCfg, log)
 	if err != nil {
-		return fmt.Errorf("open embedded S3 store: %w", err)
+		return fmt.Errorf("open S3 store: %w", err)
+	}
+	if o.s3 != nil {
+		if err := st.CheckBucket(ctx); err != nil {
+			return fmt.Errorf("S3 store %s: %w", stCfg.Endpoint, err)
+		}
 	}
 
 	c, err := workers.Dial(ctx, workers.ClientOptions{Address: ts.FrontendAddr(), Namespace: ts.Namespace(), Identity: "clozeloop-dev",
@@ -250,8 +284,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) (err error) {
 	}
 	cleanups = append(cleanups, func() error { c.Close(); return nil })
 
-	info := devInfo{TemporalAddr: ts.FrontendAddr(), Namespace: ts.Namespace(), S3Endpoint: s3srv.Endpoint(), S3Bucket: s3srv.Bucket(), DataDir: dir,
-		S3AccessKeyID: s3Creds.AccessKeyID, S3SecretAccessKey: s3Creds.SecretAccessKey, S3CredentialsFile: filepath.Join(dir, "s3", s3embed.CredentialsFile)}
+	info.TemporalAddr, info.Namespace = ts.FrontendAddr(), ts.Namespace()
 	if ts.UIAddr() != "" {
 		info.WebUI = "http://" + ts.UIAddr()
 	}
@@ -366,8 +399,12 @@ func printDevInfo(w io.Writer, info devInfo, asJSON bool) error {
 	if info.WebUI != "" {
 		fmt.Fprintf(w, "  Temporal Web UI: %s\n", info.WebUI)
 	}
-	fmt.Fprintf(w, "  S3 endpoint:     %s (bucket %s; signed requests only, keys in %s)\n", info.S3Endpoint, info.S3Bucket, info.S3CredentialsFile)
-	printS3Env(w, info.S3Endpoint, info.S3Bucket, s3embed.Credentials{AccessKeyID: info.S3AccessKeyID, SecretAccessKey: info.S3SecretAccessKey})
+	if info.S3CredentialsFile == "" {
+		fmt.Fprintf(w, "  S3 endpoint:     %s (bucket %s; your store, not the embedded one)\n", info.S3Endpoint, info.S3Bucket)
+	} else {
+		fmt.Fprintf(w, "  S3 endpoint:     %s (bucket %s; signed requests only, keys in %s)\n", info.S3Endpoint, info.S3Bucket, info.S3CredentialsFile)
+		printS3Env(w, info.S3Endpoint, info.S3Bucket, s3embed.Credentials{AccessKeyID: info.S3AccessKeyID, SecretAccessKey: info.S3SecretAccessKey})
+	}
 	fmt.Fprintf(w, "  annotation page: %s/\n", info.Hook)
 	if info.Metrics != "" {
 		fmt.Fprintf(w, "  metrics:         %s\n", info.Metrics)

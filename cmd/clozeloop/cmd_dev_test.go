@@ -23,7 +23,9 @@ import (
 	"github.com/clozeloop/clozeloop/dataset"
 	"github.com/clozeloop/clozeloop/hook"
 	"github.com/clozeloop/clozeloop/metrics"
+	"github.com/clozeloop/clozeloop/store"
 	"github.com/clozeloop/clozeloop/store/s3embed"
+	"github.com/clozeloop/clozeloop/store/s3test"
 	"github.com/clozeloop/clozeloop/workflows"
 )
 
@@ -87,6 +89,34 @@ func TestDevDemoAnnotate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts an embedded Temporal server")
 	}
+	testDevDemo(t, nil)
+}
+
+// TestDevDemoOnVersityGW runs the same demo with its data, labels and
+// models in a real S3 server, the Versity S3 Gateway (make test builds it
+// and names it in CLOZELOOP_TEST_VERSITYGW), through dev --s3-endpoint.
+func TestDevDemoOnVersityGW(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded Temporal server and an S3 gateway")
+	}
+	if _, ok := s3test.VersityGWBinary(); !ok {
+		t.Skipf("no versitygw binary (set %s; make test builds it)", s3test.EnvVersityGW)
+	}
+	gw := s3test.StartVersityGW(t, nil)
+	testDevDemo(t, &store.Config{Endpoint: gw.Direct, Bucket: gw.Bucket, Region: gw.Region, PathStyle: true,
+		AccessKeyID: gw.AccessKey, SecretAccessKey: gw.SecretKey})
+	// The round's labels and models are files of the gateway's bucket.
+	for _, prefix := range []string{"runs", "models"} {
+		if _, err := os.Stat(filepath.Join(gw.Root, gw.Bucket, prefix)); err != nil {
+			t.Errorf("nothing under %s/ in the gateway's folder: %v", prefix, err)
+		}
+	}
+}
+
+// testDevDemo runs `clozeloop dev --demo-annotate` for two rounds, on s3
+// (nil: the embedded server), and checks what it printed, its metrics and
+// its files.
+func testDevDemo(t *testing.T, s3 *store.Config) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -101,8 +131,8 @@ func TestDevDemoAnnotate(t *testing.T) {
 	o := devOptions{
 		dataDir: dir, temporalAddr: "127.0.0.1:0", uiAddr: "127.0.0.1:0", s3Addr: "127.0.0.1:0", hookAddr: "127.0.0.1:0",
 		namespace: "default", modelDir: model, wordnetDir: filepath.Join("..", "..", "dataset", "testdata", "wordnet"),
-		metricsAddr: "127.0.0.1:0",
-		demo:        true, demoAnnotate: true, demoRounds: 2, demoBatch: 2, asJSON: true,
+		metricsAddr: "127.0.0.1:0", s3: s3,
+		demo: true, demoAnnotate: true, demoRounds: 2, demoBatch: 2, asJSON: true,
 		newActivities: func(ctx context.Context, env *cmdEnv, blobs activities.Blobs) (*activities.Activities, error) {
 			eng := poolEngine{blobs: blobs}
 			return &activities.Activities{Blobs: blobs, Scorer: eng, Trainer: eng, Evaluator: eng, Logger: env.log}, nil
@@ -155,6 +185,12 @@ func TestDevDemoAnnotate(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+	if s3 != nil {
+		if info.S3Endpoint != s3.Endpoint || info.S3AccessKeyID != "" || info.S3CredentialsFile != "" {
+			t.Errorf("external S3: printed %+v", info)
+		}
+		return
 	}
 	// The embedded S3 server's keys were made, stored privately and printed.
 	creds, err := s3embed.ReadCredentials(filepath.Join(dir, "s3", s3embed.CredentialsFile))
