@@ -28,8 +28,9 @@ BENCH_FLAGS ?= -benchmem -benchtime=3x
 # Debian/Ubuntu packages: build tools for cgo, libtorch, OpenBLAS (Debian's
 # libtorch is ~100x slower on the reference BLAS), PyTorch on the same
 # libtorch (reference figures), WordNet (cloze data sets), Chromium (the
-# annotation page's headless browser test, hook/browser_test.go).
-APT_PACKAGES := ca-certificates git make g++ libtorch-dev libopenblas0-pthread python3-torch wordnet-base bible-kjv chromium
+# annotation page's headless browser test, hook/browser_test.go), PostgreSQL
+# (Temporal's SQL store for "clozeloop server --postgres" and its tests).
+APT_PACKAGES := ca-certificates git make g++ libtorch-dev libopenblas0-pthread python3-torch wordnet-base bible-kjv chromium postgresql
 # Node.js runs the real Hugging Face tokenizers for the tokenizer parity
 # tests (tools/hfparity); Debian's nodejs/npm are used only when no node is
 # installed already.

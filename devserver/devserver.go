@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -49,8 +50,12 @@ type Options struct {
 	// UIAddr is the host:port of the Web UI. Empty disables the UI; port 0
 	// picks a free port.
 	UIAddr string
-	// DataDir is the folder holding the SQLite file; it is created if missing.
+	// DataDir is the folder holding the SQLite file; it is created if
+	// missing. It is not used with Postgres.
 	DataDir string
+	// Postgres, when set, keeps the server's state in PostgreSQL instead
+	// (schema set up and upgraded at start, see SetupPostgres).
+	Postgres *Postgres
 	// Namespace is registered at start (no-op when it already exists).
 	Namespace string
 	// Retention is how long closed workflows are kept (default 7 days).
@@ -82,7 +87,7 @@ type Server struct {
 // namespace, and starts the Temporal services and (if UIAddr is set) the Web
 // UI. It returns when the frontend accepts connections or ctx ends.
 func Start(ctx context.Context, opts Options) (*Server, error) {
-	if opts.DataDir == "" {
+	if opts.DataDir == "" && opts.Postgres == nil {
 		return nil, errors.New("devserver: DataDir is required (the folder for the SQLite file)")
 	}
 	if opts.FrontendAddr == "" {
@@ -100,8 +105,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("devserver: create data folder %s: %w", opts.DataDir, err)
+	if opts.Postgres == nil {
+		if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("devserver: create data folder %s: %w", opts.DataDir, err)
+		}
 	}
 
 	host, port, err := resolveAddr(opts.FrontendAddr)
@@ -110,11 +117,23 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, frontendAddr: net.JoinHostPort(host, strconv.Itoa(port))}
 
-	cfg, sqlCfg, err := buildConfig(host, port, filepath.Join(opts.DataDir, DBFileName))
-	if err != nil {
-		return nil, err
+	var persistence config.Persistence
+	dbLabel := filepath.Join(opts.DataDir, DBFileName)
+	if opts.Postgres != nil {
+		p := opts.Postgres.withDefaults()
+		if err := SetupPostgres(p); err != nil {
+			return nil, err
+		}
+		persistence, dbLabel = postgresPersistence(p), postgresLabel(p)
+	} else {
+		var sqlCfg *config.SQL
+		persistence, sqlCfg = sqlitePersistence(dbLabel)
+		if err := prepareDB(sqlCfg, clusterName, opts); err != nil {
+			return nil, err
+		}
 	}
-	if err := prepareDB(sqlCfg, cfg.ClusterMetadata.CurrentClusterName, opts); err != nil {
+	cfg, err := buildConfig(host, port, persistence)
+	if err != nil {
 		return nil, err
 	}
 
@@ -147,6 +166,15 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("devserver: frontend %s did not come up: %w", s.frontendAddr, err)
 	}
 
+	if opts.Postgres != nil {
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := registerNamespace(rctx, s.frontendAddr, opts.Namespace, opts.Retention, opts.Logger)
+		cancel()
+		if err != nil {
+			_ = srv.Stop()
+			return nil, err
+		}
+	}
 	if opts.UIAddr != "" {
 		if err := s.startUI(); err != nil {
 			_ = srv.Stop()
@@ -154,7 +182,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}
 	opts.Logger.Info("temporal dev server started", "frontend", s.frontendAddr, "ui", s.uiAddr,
-		"namespace", opts.Namespace, "db", filepath.Join(opts.DataDir, DBFileName))
+		"namespace", opts.Namespace, "db", dbLabel)
 	return s, nil
 }
 
@@ -234,10 +262,12 @@ func newUIServer(cfg *uiconfig.Config) (srv *uiserver.Server, err error) {
 	return uiserver.NewServer(uioptions.WithConfigProvider(cfg)), nil
 }
 
-// buildConfig is the single-process, single-shard configuration of the
-// Temporal CLI's dev server: every service on loopback, SQLite for both the
-// main and the visibility store.
-func buildConfig(host string, frontendPort int, dbPath string) (*config.Config, *config.SQL, error) {
+// clusterName is the server's one cluster.
+const clusterName = "active"
+
+// sqlitePersistence keeps the main and the visibility store in one SQLite
+// file, on a single history shard, as the Temporal CLI's dev server does.
+func sqlitePersistence(dbPath string) (config.Persistence, *config.SQL) {
 	sqlCfg := &config.SQL{
 		PluginName:   sqliteplugin.PluginName,
 		DatabaseName: dbPath,
@@ -247,20 +277,31 @@ func buildConfig(host string, frontendPort int, dbPath string) (*config.Config, 
 			"_synchronous":  "2",
 		},
 	}
-	const clusterName = "active"
+	return config.Persistence{
+		DefaultStore:     sqliteplugin.PluginName,
+		VisibilityStore:  sqliteplugin.PluginName,
+		NumHistoryShards: 1,
+		DataStores:       map[string]config.DataStore{sqliteplugin.PluginName: {SQL: sqlCfg}},
+	}, sqlCfg
+}
+
+// buildConfig is the single-process configuration of the Temporal CLI's
+// dev server (every service in this process, on loopback) on the given
+// persistence.
+func buildConfig(host string, frontendPort int, persistence config.Persistence) (*config.Config, error) {
 	services := map[string]config.Service{}
 	for _, name := range []string{"frontend", "history", "matching", "worker"} {
 		grpcPort := frontendPort
 		if name != "frontend" {
 			p, err := freePort()
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			grpcPort = p
 		}
-		memberPort, err := freePort()
+		memberPort, err := freeMembershipPort()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		rpc := config.RPC{GRPCPort: grpcPort, MembershipPort: memberPort, BindOnLocalHost: true}
 		if name == "frontend" && host != "127.0.0.1" && host != "localhost" {
@@ -274,12 +315,7 @@ func buildConfig(host string, frontendPort int, dbPath string) (*config.Config, 
 		Global: config.Global{
 			Membership: config.Membership{MaxJoinDuration: 30 * time.Second, BroadcastAddress: broadcast},
 		},
-		Persistence: config.Persistence{
-			DefaultStore:     sqliteplugin.PluginName,
-			VisibilityStore:  sqliteplugin.PluginName,
-			NumHistoryShards: 1,
-			DataStores:       map[string]config.DataStore{sqliteplugin.PluginName: {SQL: sqlCfg}},
-		},
+		Persistence: persistence,
 		ClusterMetadata: &cluster.Config{
 			EnableGlobalNamespace:    false,
 			FailoverVersionIncrement: 10,
@@ -307,7 +343,7 @@ func buildConfig(host string, frontendPort int, dbPath string) (*config.Config, 
 			},
 		},
 	}
-	return cfg, sqlCfg, nil
+	return cfg, nil
 }
 
 // prepareDB creates the schema in a new file and registers the namespace.
@@ -377,6 +413,22 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// freeMembershipPort finds a free loopback port for a service's membership
+// (ringpop) listener below 32768: the server records it in the
+// cluster_membership table, whose rpc_port column is a smallint in the
+// PostgreSQL schema, while the kernel's ephemeral ports start higher.
+func freeMembershipPort() (int, error) {
+	for range 200 {
+		p := 20000 + rand.IntN(32767-20000)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err == nil {
+			l.Close()
+			return p, nil
+		}
+	}
+	return 0, errors.New("find a free port below 32768 for the membership listener: 200 tries failed")
 }
 
 func waitForPort(ctx context.Context, addr string) error {

@@ -2,6 +2,8 @@ package devserver
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +14,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	dbschema "go.temporal.io/server/schema"
+
+	"github.com/clozeloop/clozeloop/devserver/pgtest"
 )
 
 // waitForGo is a trivial workflow: it blocks until the "go" signal and
@@ -33,9 +38,15 @@ func quietLogger() *slog.Logger {
 
 func startServer(t *testing.T, dir string) *Server {
 	t.Helper()
+	return startServerOn(t, dir, nil)
+}
+
+// startServerOn starts a server on the SQLite file in dir, or on pg.
+func startServerOn(t *testing.T, dir string, pg *Postgres) *Server {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := Start(ctx, Options{FrontendAddr: "127.0.0.1:0", DataDir: dir, Namespace: "clozeloop-test", LogLevel: "error", Logger: quietLogger()})
+	s, err := Start(ctx, Options{FrontendAddr: "127.0.0.1:0", DataDir: dir, Postgres: pg, Namespace: "clozeloop-test", LogLevel: "error", Logger: quietLogger()})
 	if err != nil {
 		t.Fatalf("start dev server: %v", err)
 	}
@@ -76,10 +87,58 @@ func TestRestartKeepsState(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Temporal server twice")
 	}
+	testRestartKeepsState(t, nil)
+}
+
+// TestPostgresRestartKeepsState does the same on PostgreSQL (Debian's
+// postgresql, a throwaway cluster): the first start creates the databases
+// and sets the schema up with the Temporal server's schema tooling, the
+// second finds them current and changes nothing.
+func TestPostgresRestartKeepsState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL and a Temporal server twice")
+	}
+	srv := pgtest.Start(t)
+	pg := &Postgres{Addr: srv.Addr, User: srv.User}
+	testRestartKeepsState(t, pg)
+	main, vis, err := SchemaVersions(*pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMain, wantVis := latestVersion(t, pgSchemaMain), latestVersion(t, pgSchemaVisibility)
+	if main != wantMain || vis != wantVis {
+		t.Errorf("schema versions %s, %s; want the latest embedded %s, %s", main, vis, wantMain, wantVis)
+	}
+	if main == "0.0" || main == "" {
+		t.Errorf("main schema version %q: update-schema did not run", main)
+	}
+}
+
+// latestVersion is the highest vX.Y folder of an embedded schema.
+func latestVersion(t *testing.T, name string) string {
+	t.Helper()
+	entries, err := fs.ReadDir(dbschema.Assets(), name+"/versioned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	best, bestMaj, bestMin := "", -1, -1
+	for _, e := range entries {
+		var maj, min int
+		if _, err := fmt.Sscanf(e.Name(), "v%d.%d", &maj, &min); err != nil {
+			continue
+		}
+		if maj > bestMaj || maj == bestMaj && min > bestMin {
+			best, bestMaj, bestMin = fmt.Sprintf("%d.%d", maj, min), maj, min
+		}
+	}
+	return best
+}
+
+func testRestartKeepsState(t *testing.T, pg *Postgres) {
 	dir := t.TempDir()
 	ctx := context.Background()
 
-	s := startServer(t, dir)
+	s := startServerOn(t, dir, pg)
 	c := dial(t, s)
 	w := worker.New(c, "devserver-test", worker.Options{})
 	w.RegisterWorkflow(waitForGo)
@@ -97,11 +156,11 @@ func TestRestartKeepsState(t *testing.T) {
 	if err := s.Stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, DBFileName)); err != nil {
-		t.Fatalf("sqlite file missing after stop: %v", err)
+	if _, err := os.Stat(filepath.Join(dir, DBFileName)); (err != nil) != (pg != nil) {
+		t.Fatalf("sqlite file after stop (postgres %v): %v", pg != nil, err)
 	}
 
-	s2 := startServer(t, dir)
+	s2 := startServerOn(t, dir, pg)
 	defer s2.Stop()
 	c2 := dial(t, s2)
 	defer c2.Close()
