@@ -44,7 +44,7 @@ ifneq ($(wildcard /usr/bin/python3),)
 export CLOZELOOP_PYTHON ?= /usr/bin/python3
 endif
 
-.PHONY: setup tools build test test-short dev bench fmt vet doctor clean
+.PHONY: setup tools build test test-short e2e dev bench fmt vet doctor clean
 
 ## setup: install missing system packages (apt on Debian/Ubuntu; sudo when not root)
 setup:
@@ -99,6 +99,13 @@ test: tools
 	$(ENV) $(GO) vet $(PKGS) && CLOZELOOP_TEST_VERSITYGW=$(VERSITYGW) $(GO) test -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
 	$(ENV) CLOZELOOP_TEST_S3_BACKEND=versitygw CLOZELOOP_TEST_VERSITYGW=$(VERSITYGW) \
 		$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./store/
+
+## e2e: the multi-process end-to-end test of the production topology
+## (Temporal on PostgreSQL, the Versity S3 Gateway, 2 default + 2 gpu
+## workers and the hook as separate processes of bin/clozeloop; see README)
+e2e: tools build
+	$(ENV) CLOZELOOP_E2E_BIN=$(CURDIR)/bin/clozeloop CLOZELOOP_TEST_VERSITYGW=$(VERSITYGW) \
+		$(GO) test -count=1 -v -timeout 20m -run TestMultiProcessRound ./e2e/
 
 ## test-short: the quick tests only (skips real-server, WordNet-size and training tests)
 test-short: tools
