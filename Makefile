@@ -25,16 +25,8 @@ PKGS ?= ./...
 BENCH ?= .
 BENCH_FLAGS ?= -benchmem -benchtime=3x
 
-# Debian/Ubuntu packages: build tools for cgo, libtorch, OpenBLAS (Debian's
-# libtorch is ~100x slower on the reference BLAS), PyTorch on the same
-# libtorch (reference figures), WordNet (cloze data sets), Chromium (the
-# annotation page's headless browser test, hook/browser_test.go), PostgreSQL
-# (Temporal's SQL store for "clozeloop server --postgres" and its tests).
-APT_PACKAGES := ca-certificates git make g++ libtorch-dev libopenblas0-pthread python3-torch wordnet-base bible-kjv chromium postgresql
-# Node.js runs the real Hugging Face tokenizers for the tokenizer parity
-# tests (tools/hfparity); Debian's nodejs/npm are used only when no node is
-# installed already.
-NODE_PACKAGES := nodejs npm
+# System packages (apt on Debian/Ubuntu) are listed in scripts/setup.sh, which
+# "make setup" and the Docker images' build and runtime stages run.
 # npm tools installed globally by "make setup" (none yet).
 NPM_TOOLS :=
 
@@ -48,23 +40,7 @@ endif
 
 ## setup: install missing system packages (apt on Debian/Ubuntu; sudo when not root)
 setup:
-	@if [ -f /etc/debian_version ] && command -v dpkg-query >/dev/null && command -v apt-get >/dev/null; then \
-		missing=""; \
-		pkgs="$(APT_PACKAGES)"; command -v npm >/dev/null || pkgs="$$pkgs $(NODE_PACKAGES)"; \
-		for p in $$pkgs; do \
-			dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-		done; \
-		if [ -n "$$missing" ]; then \
-			sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
-			echo "setup: installing$$missing"; \
-			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update; \
-			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
-		else \
-			echo "setup: apt packages present ($(APT_PACKAGES))"; \
-		fi; \
-	else \
-		echo "setup: not a Debian/Ubuntu system; install libtorch 2.1 yourself and set LIBTORCH=/path (see README)"; \
-	fi
+	@scripts/setup.sh all
 	@for t in $(NPM_TOOLS); do \
 		command -v "$$t" >/dev/null || npm install -g "$$t"; \
 	done
