@@ -70,11 +70,13 @@ tools/hfparity/node_modules/.package-lock.json: tools/hfparity/package-lock.json
 	npm ci --prefix tools/hfparity --no-audit --no-fund
 
 ## test: go vet and all tests (the README's and CI's test command)
-# The second go test runs the store's suite again against the gateway.
+# The second go test runs the store's suite again against the gateway, then
+# the multi-process e2e test runs (make e2e).
 test: tools
 	$(ENV) $(GO) vet $(PKGS) && CLOZELOOP_TEST_VERSITYGW=$(VERSITYGW) $(GO) test -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
 	$(ENV) CLOZELOOP_TEST_S3_BACKEND=versitygw CLOZELOOP_TEST_VERSITYGW=$(VERSITYGW) \
 		$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./store/
+	$(MAKE) e2e
 
 ## e2e: the multi-process end-to-end test of the production topology
 ## (Temporal on PostgreSQL, the Versity S3 Gateway, 2 default + 2 gpu

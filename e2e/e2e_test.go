@@ -193,7 +193,7 @@ func scrape(url string) (map[string]float64, error) {
 }
 
 // TestMultiProcessRound is the production topology on one machine (see the
-// package comment). It runs one round with scoring spread over 8 shards,
+// package comment). It runs one round with scoring spread over 16 shards,
 // restarts the Temporal server while the round waits for labels, answers
 // through the hook, kills the GPU worker that holds the fine-tune with
 // SIGKILL once it has uploaded a checkpoint, and checks that the other GPU
@@ -290,7 +290,7 @@ func TestMultiProcessRound(t *testing.T) {
 	// One round: 8 shards, 6 items, a long fine-tune with a checkpoint
 	// every 20 steps and a 15 s heartbeat timeout.
 	const ckptEvery = 20
-	cfg := workflows.RunConfig{RunID: "e2e-1", Dataset: "wordnet-testdata", PoolURI: "datasets/e2e/pool.jsonl", PoolShards: 8,
+	cfg := workflows.RunConfig{RunID: "e2e-1", Dataset: "wordnet-testdata", PoolURI: "datasets/e2e/pool.jsonl", PoolShards: 16,
 		EvalURI: "datasets/e2e/eval.jsonl", ModelURI: "models/e2e-start", Strategy: "entropy", BatchSize: 6, Quorum: 1,
 		RoundDeadline: workflows.Duration(time.Hour), MinLabels: 1, Budget: workflows.Budget{MaxRounds: 1},
 		FineTune: workflows.FineTuneSettings{MaxSteps: 300, BatchSize: 4, LearningRate: 1e-5, Seed: 1,
@@ -362,7 +362,7 @@ func TestMultiProcessRound(t *testing.T) {
 			if err != nil {
 				continue
 			}
-			if steps := m[metrics.TrainSteps]; steps >= 3*ckptEvery {
+			if steps := m[metrics.TrainSteps]; steps >= 5*ckptEvery {
 				killed, survivor, killedAt = w, gpu[1-i], steps
 				break
 			}
