@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -325,7 +326,7 @@ func TestMultiProcessRound(t *testing.T) {
 	// Restart the Temporal server while the round waits for labels.
 	server.stop(t, syscall.SIGTERM)
 	t.Log("stopped the Temporal server (SIGTERM) while the round waits for labels")
-	server = c.start("temporal-server-2", serverArgs...)
+	c.start("temporal-server-2", serverArgs...)
 	waitTCP(t, c.temporal, 2*time.Minute)
 	batch = waitBatch(ctx, t, api, cfg.RunID)
 	t.Logf("after the restart the round is still open: %d items", len(batch.Items))
@@ -416,17 +417,76 @@ func TestMultiProcessRound(t *testing.T) {
 		t.Errorf("label set has %d examples, run counts %d labels; %d were answered", len(set.Examples), result.LabelsTotal, len(req.Labels))
 	}
 
-	// Metrics of the processes that are still up.
+	// The metrics of every process still up, together: each of package
+	// metrics moved (the S3 errors may stay at zero), and every query of
+	// the Grafana dashboard names a metric they export.
 	hm, err := scrape("http://" + hookMetrics + "/metrics")
 	if err != nil || hm[metrics.Labels] <= 0 {
 		t.Errorf("hook metrics: %s = %v (%v)", metrics.Labels, hm[metrics.Labels], err)
 	}
-	for _, name := range []string{metrics.TrainTokens, metrics.TrainLoss, metrics.S3Bytes, "temporal_activity_execution_latency_seconds"} {
+	all := map[string]float64{}
+	for _, url := range []string{"http://" + hookMetrics + "/metrics", def[0].metrics, def[1].metrics, survivor.metrics} {
+		m, err := scrape(url)
+		if err != nil {
+			t.Errorf("scrape %s: %v", url, err)
+			continue
+		}
+		for k, v := range m {
+			all[k] += v
+		}
+	}
+	for name := range metrics.Names() {
+		if _, ok := all[name]; !ok || (all[name] <= 0 && name != metrics.S3Errors) {
+			t.Errorf("metric %s = %v over the running processes, want > 0", name, all[name])
+		}
+	}
+	for _, name := range []string{metrics.TrainTokens, metrics.TrainLoss, "temporal_activity_execution_latency_seconds"} {
 		if sm[name] <= 0 {
 			t.Errorf("%s: %s = %v", survivor.p.name, name, sm[name])
 		}
 	}
-	_ = server
+	checkDashboard(t, all, filepath.Join("..", "deploy", "grafana", "clozeloop-dashboard.json"))
+	t.Logf("scraped %d series names from 4 processes; the dashboard's queries all name exported metrics", len(all))
+}
+
+// checkDashboard checks that every metric the Grafana dashboard's queries
+// name was scraped (a histogram's _bucket, _sum and _count series by the
+// histogram's name).
+func checkDashboard(t *testing.T, scraped map[string]float64, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(data, &dash); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	name := regexp.MustCompile(`\b(clozeloop|temporal)_[a-z0-9_]+\b`)
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, n := range name.FindAllString(tg.Expr, -1) {
+				base := n
+				for _, suf := range []string{"_bucket", "_sum", "_count"} {
+					if b, ok := strings.CutSuffix(n, suf); ok {
+						if _, hist := scraped[b]; hist {
+							base = b
+						}
+					}
+				}
+				if _, ok := scraped[base]; !ok {
+					t.Errorf("dashboard panel %q queries %s, which no process exports", p.Title, n)
+				}
+			}
+		}
+	}
 }
 
 // waitBatch polls the hook until the run's round is open.
