@@ -24,8 +24,10 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/activities/storeblobs"
@@ -384,6 +386,9 @@ func TestMultiProcessRound(t *testing.T) {
 		t.Fatalf("run %s: %v", cfg.RunID, err)
 	}
 	t.Logf("run finished: %s, %d rounds, %d labels", result.StopReason, result.Rounds, result.LabelsTotal)
+	if os.Getenv("CLOZELOOP_RECORD_HISTORIES") == "1" {
+		recordChain(ctx, t, tc, cfg.RunID)
+	}
 	ft := fineTuneOutputs(ctx, t, tc, cfg.RunID)
 	if len(ft) != 1 {
 		t.Fatalf("%d FineTune results in the history, want 1", len(ft))
@@ -544,6 +549,46 @@ func fineTuneOutputs(ctx context.Context, t *testing.T, tc client.Client, id str
 			return outs
 		}
 		runID = prev
+	}
+}
+
+// recordChain writes the histories of every run of the chain id to
+// workflows/testdata/<id>-run<n>.json (oldest first), for
+// workflows.TestReplayRecordedHistories.
+func recordChain(ctx context.Context, t *testing.T, tc client.Client, id string) {
+	t.Helper()
+	var chain []*historypb.History
+	runID := ""
+	for {
+		h := &historypb.History{}
+		prev := ""
+		it := tc.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a := ev.GetWorkflowExecutionStartedEventAttributes(); a != nil {
+				prev = a.GetContinuedExecutionRunId()
+			}
+			h.Events = append(h.Events, ev)
+		}
+		chain = append([]*historypb.History{h}, chain...)
+		if prev == "" {
+			break
+		}
+		runID = prev
+	}
+	for i, h := range chain {
+		data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join("..", "workflows", "testdata", fmt.Sprintf("%s-run%d.json", id, i+1))
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("recorded %s (%d events)", path, len(h.Events))
 	}
 }
 
