@@ -11,18 +11,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
@@ -35,6 +32,7 @@ import (
 	"github.com/clozeloop/clozeloop/devserver/pgtest"
 	"github.com/clozeloop/clozeloop/hook"
 	"github.com/clozeloop/clozeloop/metrics"
+	"github.com/clozeloop/clozeloop/metrics/metricstest"
 	"github.com/clozeloop/clozeloop/models"
 	"github.com/clozeloop/clozeloop/store"
 	"github.com/clozeloop/clozeloop/store/s3test"
@@ -162,39 +160,6 @@ func waitTCP(t *testing.T, addr string, d time.Duration) {
 	}
 }
 
-// scrape reads a /metrics endpoint: series name (and name{labels}) → value.
-func scrape(url string) (map[string]float64, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	var p expfmt.TextParser
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]float64{}
-	for name, f := range fams {
-		for _, m := range f.GetMetric() {
-			var v float64
-			switch {
-			case m.Counter != nil:
-				v = m.Counter.GetValue()
-			case m.Gauge != nil:
-				v = m.Gauge.GetValue()
-			case m.Histogram != nil:
-				v = float64(m.Histogram.GetSampleCount())
-			}
-			out[name] += v
-		}
-	}
-	return out, nil
-}
-
 // TestMultiProcessRound is the production topology on one machine (see the
 // package comment). It runs one round with scoring spread over 16 shards,
 // restarts the Temporal server while the round waits for labels, answers
@@ -314,7 +279,7 @@ func TestMultiProcessRound(t *testing.T) {
 
 	// Both default workers scored shards.
 	for _, w := range def {
-		m, err := scrape(w.metrics)
+		m, err := metricstest.Scrape(w.metrics)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -361,7 +326,7 @@ func TestMultiProcessRound(t *testing.T) {
 			t.Fatal("no GPU worker started training")
 		}
 		for i, w := range gpu {
-			m, err := scrape(w.metrics)
+			m, err := metricstest.Scrape(w.metrics)
 			if err != nil {
 				continue
 			}
@@ -399,7 +364,7 @@ func TestMultiProcessRound(t *testing.T) {
 	} else {
 		t.Logf("the fine-tune resumed from step %d on %s and ended at step %d", ft[0].ResumedFromStep, survivor.p.name, ft[0].Steps)
 	}
-	sm, err := scrape(survivor.metrics)
+	sm, err := metricstest.Scrape(survivor.metrics)
 	if err != nil || sm[metrics.TrainSteps] <= 0 {
 		t.Errorf("%s trained no step after the kill (%v)", survivor.p.name, err)
 	}
@@ -425,13 +390,13 @@ func TestMultiProcessRound(t *testing.T) {
 	// The metrics of every process still up, together: each of package
 	// metrics moved (the S3 errors may stay at zero), and every query of
 	// the Grafana dashboard names a metric they export.
-	hm, err := scrape("http://" + hookMetrics + "/metrics")
+	hm, err := metricstest.Scrape("http://" + hookMetrics + "/metrics")
 	if err != nil || hm[metrics.Labels] <= 0 {
 		t.Errorf("hook metrics: %s = %v (%v)", metrics.Labels, hm[metrics.Labels], err)
 	}
 	all := map[string]float64{}
 	for _, url := range []string{"http://" + hookMetrics + "/metrics", def[0].metrics, def[1].metrics, survivor.metrics} {
-		m, err := scrape(url)
+		m, err := metricstest.Scrape(url)
 		if err != nil {
 			t.Errorf("scrape %s: %v", url, err)
 			continue
@@ -450,48 +415,8 @@ func TestMultiProcessRound(t *testing.T) {
 			t.Errorf("%s: %s = %v", survivor.p.name, name, sm[name])
 		}
 	}
-	checkDashboard(t, all, filepath.Join("..", "deploy", "grafana", "clozeloop-dashboard.json"))
+	metricstest.CheckDashboard(t, all, filepath.Join("..", "deploy", "grafana", "clozeloop-dashboard.json"))
 	t.Logf("scraped %d series names from 4 processes; the dashboard's queries all name exported metrics", len(all))
-}
-
-// checkDashboard checks that every metric the Grafana dashboard's queries
-// name was scraped (a histogram's _bucket, _sum and _count series by the
-// histogram's name).
-func checkDashboard(t *testing.T, scraped map[string]float64, path string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dash struct {
-		Panels []struct {
-			Title   string `json:"title"`
-			Targets []struct {
-				Expr string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
-	}
-	if err := json.Unmarshal(data, &dash); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	name := regexp.MustCompile(`\b(clozeloop|temporal)_[a-z0-9_]+\b`)
-	for _, p := range dash.Panels {
-		for _, tg := range p.Targets {
-			for _, n := range name.FindAllString(tg.Expr, -1) {
-				base := n
-				for _, suf := range []string{"_bucket", "_sum", "_count"} {
-					if b, ok := strings.CutSuffix(n, suf); ok {
-						if _, hist := scraped[b]; hist {
-							base = b
-						}
-					}
-				}
-				if _, ok := scraped[base]; !ok {
-					t.Errorf("dashboard panel %q queries %s, which no process exports", p.Title, n)
-				}
-			}
-		}
-	}
 }
 
 // waitBatch polls the hook until the run's round is open.
@@ -514,48 +439,10 @@ func waitBatch(ctx context.Context, t *testing.T, api *hook.Client, run string) 
 	}
 }
 
-// fineTuneOutputs decodes the results of the FineTune activities in the
-// histories of every run of the chain id (walked back from the latest
-// through each run's continued-from run).
-func fineTuneOutputs(ctx context.Context, t *testing.T, tc client.Client, id string) []workflows.FineTuneOutput {
-	t.Helper()
-	var outs []workflows.FineTuneOutput
-	dc := converter.GetDefaultDataConverter()
-	runID := ""
-	for {
-		scheduled := map[int64]string{}
-		prev := ""
-		it := tc.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for it.HasNext() {
-			ev, err := it.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if a := ev.GetWorkflowExecutionStartedEventAttributes(); a != nil {
-				prev = a.GetContinuedExecutionRunId()
-			}
-			if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
-				scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
-			}
-			if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil && scheduled[a.GetScheduledEventId()] == workflows.ActivityFineTune {
-				var o workflows.FineTuneOutput
-				if err := dc.FromPayloads(a.GetResult(), &o); err != nil {
-					t.Fatal(err)
-				}
-				outs = append(outs, o)
-			}
-		}
-		if prev == "" {
-			return outs
-		}
-		runID = prev
-	}
-}
-
-// recordChain writes the histories of every run of the chain id to
-// workflows/testdata/<id>-run<n>.json (oldest first), for
-// workflows.TestReplayRecordedHistories.
-func recordChain(ctx context.Context, t *testing.T, tc client.Client, id string) {
+// chainHistories returns the histories of every run of the chain id,
+// oldest first (walked back from the latest run through each run's
+// continued-from run).
+func chainHistories(ctx context.Context, t *testing.T, tc client.Client, id string) []*historypb.History {
 	t.Helper()
 	var chain []*historypb.History
 	runID := ""
@@ -575,11 +462,42 @@ func recordChain(ctx context.Context, t *testing.T, tc client.Client, id string)
 		}
 		chain = append([]*historypb.History{h}, chain...)
 		if prev == "" {
-			break
+			return chain
 		}
 		runID = prev
 	}
-	for i, h := range chain {
+}
+
+// fineTuneOutputs decodes the results of the FineTune activities of the
+// chain id.
+func fineTuneOutputs(ctx context.Context, t *testing.T, tc client.Client, id string) []workflows.FineTuneOutput {
+	t.Helper()
+	var outs []workflows.FineTuneOutput
+	dc := converter.GetDefaultDataConverter()
+	for _, h := range chainHistories(ctx, t, tc, id) {
+		scheduled := map[int64]string{}
+		for _, ev := range h.Events {
+			if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+				scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
+			}
+			if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil && scheduled[a.GetScheduledEventId()] == workflows.ActivityFineTune {
+				var o workflows.FineTuneOutput
+				if err := dc.FromPayloads(a.GetResult(), &o); err != nil {
+					t.Fatal(err)
+				}
+				outs = append(outs, o)
+			}
+		}
+	}
+	return outs
+}
+
+// recordChain writes the histories of every run of the chain id to
+// workflows/testdata/<id>-run<n>.json (oldest first), for
+// workflows.TestReplayRecordedHistories.
+func recordChain(ctx context.Context, t *testing.T, tc client.Client, id string) {
+	t.Helper()
+	for i, h := range chainHistories(ctx, t, tc, id) {
 		data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
 		if err != nil {
 			t.Fatal(err)
