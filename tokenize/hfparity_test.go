@@ -165,7 +165,7 @@ func compareEncodings(t *testing.T, h *hf, tok *Tokenizer, tokenizerJSON string,
 			t.Errorf("tokens differ for %q:\n  ours %q\n  hf   %q", text, got.Tokens, want[i].Tokens)
 		}
 		if co := charOffsets(text, got.Offsets); !equalOffsets(co, want[i].Offsets) {
-			t.Errorf("offsets differ for %q:\n  ours %v\n  hf   %v", text, co, want[i].Offsets)
+			t.Errorf("offsets differ for %q (tokens %q):\n  ours %v\n  hf   %v", text, want[i].Tokens, co, want[i].Offsets)
 		}
 	}
 	return idDiffs

@@ -15,11 +15,21 @@ import (
 	"github.com/sugarme/tokenizer/model/wordpiece"
 )
 
+// ErrUnsupported is wrapped by the errors of Load for tokenizer files of a
+// kind this package cannot run (a Unigram/SentencePiece model, another
+// pre-tokeniser or normaliser, …); the message names what was found.
+var ErrUnsupported = errors.New("unsupported tokenizer")
+
 // Load reads a Hugging Face tokenizer directory: tokenizer.json when it is
-// there, otherwise vocab.txt with tokenizer_config.json (do_lower_case,
-// strip_accents, tokenize_chinese_chars and the special token names). Only
-// BERT-style WordPiece tokenizers are supported; anything else is an error
-// naming what was found.
+// there, otherwise vocab.txt (BERT WordPiece, with tokenizer_config.json's
+// do_lower_case, strip_accents, tokenize_chinese_chars and special token
+// names) or vocab.json with merges.txt (byte-level BPE as transformers'
+// RobertaTokenizer builds it, with tokenizer_config.json's
+// add_prefix_space, trim_offsets and special tokens). The kind of a
+// tokenizer.json is read from the file: a WordPiece model with BERT's
+// normaliser and pre-tokeniser, or a BPE model with the ByteLevel
+// pre-tokeniser. Anything else is an error wrapping ErrUnsupported that
+// names what was found.
 func Load(dir string) (*Tokenizer, error) {
 	cfg, err := readTokenizerConfig(dir)
 	if err != nil {
@@ -36,11 +46,23 @@ func Load(dir string) (*Tokenizer, error) {
 		return nil, fmt.Errorf("load tokenizer %s: %w", path, err)
 	}
 	vocabPath := filepath.Join(dir, "vocab.txt")
-	t, err := loadVocabTxt(vocabPath, cfg)
+	if !fileExists(vocabPath) && fileExists(filepath.Join(dir, "vocab.json")) {
+		t, err := loadVocabJSON(dir, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("load tokenizer %s: %w", filepath.Join(dir, "vocab.json"), err)
+		}
+		return t, nil
+	}
+	t, err := loadVocabTxt(vocabPath, cfg.withDefaults(wordPieceSpecials))
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer %s: %w", vocabPath, err)
 	}
 	return t, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // tokenizerConfig is the part of tokenizer_config.json and
@@ -50,11 +72,48 @@ type tokenizerConfig struct {
 	StripAccents         *bool   `json:"strip_accents"`
 	TokenizeChineseChars *bool   `json:"tokenize_chinese_chars"`
 	ModelMaxLength       float64 `json:"model_max_length"`
-	UnkToken             tokenName
-	SepToken             tokenName
-	PadToken             tokenName
-	ClsToken             tokenName
-	MaskToken            tokenName
+	AddPrefixSpace       *bool   `json:"add_prefix_space"`
+	TrimOffsets          *bool   `json:"trim_offsets"`
+	CleanUpSpaces        *bool   `json:"clean_up_tokenization_spaces"`
+	// AddedTokensDecoder is transformers' record of the added tokens, by
+	// id (newer versions write it).
+	AddedTokensDecoder map[string]AddedToken `json:"added_tokens_decoder"`
+	UnkToken           tokenName
+	SepToken           tokenName
+	PadToken           tokenName
+	ClsToken           tokenName
+	MaskToken          tokenName
+	BosToken           tokenName
+	EosToken           tokenName
+}
+
+// specialDefaults are the special token names a kind of tokenizer has when
+// the configuration does not name them: unk, sep, pad, cls, mask.
+type specialDefaults [5]string
+
+var (
+	wordPieceSpecials = specialDefaults{"[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"}
+	// bpeSpecials are RoBERTa's; sep and cls fall back on eos and bos.
+	bpeSpecials = specialDefaults{"<unk>", "</s>", "<pad>", "<s>", "<mask>"}
+)
+
+// withDefaults fills in the special token names the files left out.
+func (c tokenizerConfig) withDefaults(d specialDefaults) tokenizerConfig {
+	def := func(n tokenName, alt tokenName, d string) tokenName {
+		switch {
+		case n != "":
+			return n
+		case alt != "":
+			return alt
+		}
+		return tokenName(d)
+	}
+	c.UnkToken = def(c.UnkToken, "", d[0])
+	c.SepToken = def(c.SepToken, c.EosToken, d[1])
+	c.PadToken = def(c.PadToken, "", d[2])
+	c.ClsToken = def(c.ClsToken, c.BosToken, d[3])
+	c.MaskToken = def(c.MaskToken, "", d[4])
+	return c
 }
 
 // tokenName is a special token entry: either a string or an object with a
@@ -84,8 +143,13 @@ type specialNames struct {
 	PadToken  tokenName `json:"pad_token"`
 	ClsToken  tokenName `json:"cls_token"`
 	MaskToken tokenName `json:"mask_token"`
+	BosToken  tokenName `json:"bos_token"`
+	EosToken  tokenName `json:"eos_token"`
 }
 
+// readTokenizerConfig reads special_tokens_map.json and
+// tokenizer_config.json (the latter wins); special token names the files
+// do not give are left empty (see withDefaults).
 func readTokenizerConfig(dir string) (tokenizerConfig, error) {
 	var cfg tokenizerConfig
 	var names specialNames
@@ -107,23 +171,19 @@ func readTokenizerConfig(dir string) (tokenizerConfig, error) {
 				return cfg, fmt.Errorf("load tokenizer config %s: %w", path, err)
 			}
 		}
-		for _, p := range [][2]*tokenName{{&names.UnkToken, &n.UnkToken}, {&names.SepToken, &n.SepToken}, {&names.PadToken, &n.PadToken}, {&names.ClsToken, &n.ClsToken}, {&names.MaskToken, &n.MaskToken}} {
+		for _, p := range [][2]*tokenName{
+			{&names.UnkToken, &n.UnkToken}, {&names.SepToken, &n.SepToken}, {&names.PadToken, &n.PadToken},
+			{&names.ClsToken, &n.ClsToken}, {&names.MaskToken, &n.MaskToken}, {&names.BosToken, &n.BosToken},
+			{&names.EosToken, &n.EosToken},
+		} {
 			if *p[1] != "" {
 				*p[0] = *p[1]
 			}
 		}
 	}
-	def := func(n tokenName, d string) tokenName {
-		if n == "" {
-			return tokenName(d)
-		}
-		return n
-	}
-	cfg.UnkToken = def(names.UnkToken, "[UNK]")
-	cfg.SepToken = def(names.SepToken, "[SEP]")
-	cfg.PadToken = def(names.PadToken, "[PAD]")
-	cfg.ClsToken = def(names.ClsToken, "[CLS]")
-	cfg.MaskToken = def(names.MaskToken, "[MASK]")
+	cfg.UnkToken, cfg.SepToken, cfg.PadToken = names.UnkToken, names.SepToken, names.PadToken
+	cfg.ClsToken, cfg.MaskToken = names.ClsToken, names.MaskToken
+	cfg.BosToken, cfg.EosToken = names.BosToken, names.EosToken
 	return cfg, nil
 }
 
@@ -209,26 +269,51 @@ func fromVocabWithHoles(vocab []string, opts Options) (*Tokenizer, error) {
 	return t, nil
 }
 
-// loadTokenizerJSON reads a Hugging Face tokenizer.json (parsed with
-// sugarme/tokenizer's Config type) of BERT form.
+// loadTokenizerJSON reads a Hugging Face tokenizer.json and dispatches on
+// its model type: WordPiece (BERT form, parsed with sugarme/tokenizer's
+// Config type) or byte-level BPE.
 func loadTokenizerJSON(path string, cfg tokenizerConfig) (*Tokenizer, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	var head struct {
+		Model map[string]json.RawMessage `json:"model"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	if head.Model == nil {
+		return nil, errors.New(`no "model"`)
+	}
+	var typ string
+	if raw, ok := head.Model["type"]; ok {
+		if err := json.Unmarshal(raw, &typ); err != nil {
+			return nil, fmt.Errorf("model type: %w", err)
+		}
+	}
+	_, hasMerges := head.Model["merges"]
+	switch {
+	case typ == "BPE" || typ == "" && hasMerges:
+		return loadBPEJSON(b, cfg.withDefaults(bpeSpecials))
+	case typ == "Unigram":
+		return nil, fmt.Errorf(`%w: model type "Unigram" (SentencePiece, as in XLM-RoBERTa) is not supported (WordPiece and byte-level BPE are)`, ErrUnsupported)
+	}
+	return loadWordPieceJSON(b, cfg.withDefaults(wordPieceSpecials))
+}
+
+// loadWordPieceJSON reads a tokenizer.json of BERT form.
+func loadWordPieceJSON(b []byte, cfg tokenizerConfig) (*Tokenizer, error) {
 	var c sugar.Config
 	if err := json.Unmarshal(b, &c); err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
 	m := c.Model
-	if m == nil {
-		return nil, errors.New(`no "model"`)
-	}
 	if typ, _ := m["type"].(string); typ != "WordPiece" {
 		// Hub files for BERT often omit "type" on the model; accept a model
 		// that has WordPiece fields.
 		if _, hasMax := m["max_input_chars_per_word"]; typ != "" || !hasMax {
-			return nil, fmt.Errorf("model type %q is not supported (only WordPiece)", typ)
+			return nil, fmt.Errorf("%w: model type %q (WordPiece and byte-level BPE are supported)", ErrUnsupported, typ)
 		}
 	}
 	rawVocab, ok := m["vocab"].(map[string]any)
@@ -273,10 +358,10 @@ func loadTokenizerJSON(path string, cfg tokenizerConfig) (*Tokenizer, error) {
 		}
 	}
 	if c.PreTokenizer == nil {
-		return nil, errors.New(`no "pre_tokenizer" (BertPreTokenizer required)`)
+		return nil, fmt.Errorf(`%w: no "pre_tokenizer" (a WordPiece model needs BertPreTokenizer)`, ErrUnsupported)
 	}
 	if typ, _ := c.PreTokenizer["type"].(string); typ != "BertPreTokenizer" {
-		return nil, fmt.Errorf("pre_tokenizer type %q is not supported (only BertPreTokenizer)", typ)
+		return nil, fmt.Errorf("%w: pre_tokenizer type %q with a WordPiece model (only BertPreTokenizer)", ErrUnsupported, typ)
 	}
 	addSpecial := false
 	if c.PostProcessor != nil {
@@ -291,7 +376,7 @@ func loadTokenizerJSON(path string, cfg tokenizerConfig) (*Tokenizer, error) {
 	if c.Decoder != nil {
 		typ, _ := c.Decoder["type"].(string)
 		if typ != "WordPiece" {
-			return nil, fmt.Errorf("decoder type %q is not supported (only WordPiece)", typ)
+			return nil, fmt.Errorf("%w: decoder type %q with a WordPiece model (only WordPiece)", ErrUnsupported, typ)
 		}
 		if v, ok := c.Decoder["cleanup"].(bool); ok {
 			cleanup = v
@@ -303,7 +388,8 @@ func loadTokenizerJSON(path string, cfg tokenizerConfig) (*Tokenizer, error) {
 		return nil, err
 	}
 	t.hasNorm, t.norm, t.stripAccents = hasNorm, norm, strip
-	t.addSpecial, t.cleanup = addSpecial, cleanup
+	t.addSpecial = addSpecial
+	t.model.(*wordPieceModel).cleanup = cleanup
 
 	added := make([]AddedToken, 0, len(c.AddedTokens))
 	for _, a := range c.AddedTokens {
@@ -323,7 +409,7 @@ func loadTokenizerJSON(path string, cfg tokenizerConfig) (*Tokenizer, error) {
 // absent) follows "lowercase", as in Hugging Face.
 func parseNormalizer(m map[string]any) (Normalizer, *bool, error) {
 	if typ, _ := m["type"].(string); typ != "BertNormalizer" {
-		return Normalizer{}, nil, fmt.Errorf("normalizer type %q is not supported (only BertNormalizer)", typ)
+		return Normalizer{}, nil, fmt.Errorf("%w: normalizer type %q with a WordPiece model (only BertNormalizer)", ErrUnsupported, typ)
 	}
 	flag := func(key string, def bool) (bool, error) {
 		v, ok := m[key]

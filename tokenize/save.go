@@ -19,6 +19,10 @@ import (
 // encode text to the same ids as this package. Each file is written to a
 // temporary name and renamed, so a failed save leaves no half-written file.
 func (t *Tokenizer) Save(dir string) error {
+	if bm, ok := t.model.(*bpeModel); ok {
+		return t.saveBPE(dir, bm)
+	}
+	wp := t.model.(*wordPieceModel)
 	if !t.hasNorm {
 		return errors.New("save tokenizer: a tokenizer without normalizer cannot be written in BERT form")
 	}
@@ -33,7 +37,7 @@ func (t *Tokenizer) Save(dir string) error {
 			return fmt.Errorf("save tokenizer to %s: token %d (%q) cannot be written to vocab.txt", dir, i, tok)
 		}
 	}
-	tj, err := t.tokenizerJSON()
+	tj, err := t.tokenizerJSON(wp)
 	if err != nil {
 		return fmt.Errorf("save tokenizer to %s: %w", dir, err)
 	}
@@ -56,7 +60,7 @@ func (t *Tokenizer) Save(dir string) error {
 		"strip_accents":                t.norm.StripAccents,
 		"tokenize_chinese_chars":       t.norm.HandleChineseChars,
 		"model_max_length":             t.modelMaxLength,
-		"clean_up_tokenization_spaces": t.cleanup,
+		"clean_up_tokenization_spaces": wp.cleanup,
 	}
 	for k, v := range special {
 		cfg[k] = v
@@ -82,7 +86,7 @@ func (t *Tokenizer) Save(dir string) error {
 }
 
 // tokenizerJSON renders tokenizer.json with the vocabulary in id order.
-func (t *Tokenizer) tokenizerJSON() ([]byte, error) {
+func (t *Tokenizer) tokenizerJSON(wp *wordPieceModel) ([]byte, error) {
 	type added struct {
 		ID         int    `json:"id"`
 		Content    string `json:"content"`
@@ -127,7 +131,7 @@ func (t *Tokenizer) tokenizerJSON() ([]byte, error) {
 				t.sepToken: map[string]any{"id": t.sepToken, "ids": []int{t.sepID}, "tokens": []string{t.sepToken}},
 			},
 		}},
-		{"decoder", map[string]any{"type": "WordPiece", "prefix": t.prefix, "cleanup": t.cleanup}},
+		{"decoder", map[string]any{"type": "WordPiece", "prefix": wp.prefix, "cleanup": wp.cleanup}},
 	}
 	var b bytes.Buffer
 	b.WriteString("{\n")
@@ -144,8 +148,8 @@ func (t *Tokenizer) tokenizerJSON() ([]byte, error) {
 	}{
 		{"type", "WordPiece"},
 		{"unk_token", t.unkToken},
-		{"continuing_subword_prefix", t.prefix},
-		{"max_input_chars_per_word", t.maxChars},
+		{"continuing_subword_prefix", wp.prefix},
+		{"max_input_chars_per_word", wp.maxChars},
 	}
 	b.WriteString("  \"model\": {\n")
 	for _, m := range model {
@@ -167,5 +171,215 @@ func (t *Tokenizer) tokenizerJSON() ([]byte, error) {
 		fmt.Fprintf(&b, "\n      %s: %d", k, i)
 	}
 	b.WriteString("\n    }\n  }\n}\n")
+	return b.Bytes(), nil
+}
+
+// saveBPE writes a byte-level BPE tokenizer as transformers writes
+// RoBERTa's: tokenizer.json (no normaliser, ByteLevel pre-tokeniser and
+// decoder, the post-processor it was loaded with, BPE model with the merges
+// as "a b" strings, which every tokenizers version reads), vocab.json,
+// merges.txt, special_tokens_map.json and tokenizer_config.json
+// (RobertaTokenizer).
+func (t *Tokenizer) saveBPE(dir string, bm *bpeModel) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("save tokenizer to %s: %w", dir, err)
+	}
+	for _, m := range bm.mergeList {
+		if strings.Contains(m[0], " ") || strings.Contains(m[1], " ") {
+			return fmt.Errorf("save tokenizer to %s: merge %q %q contains a space and cannot be written to merges.txt", dir, m[0], m[1])
+		}
+	}
+	fail := func(err error) error { return fmt.Errorf("save tokenizer to %s: %w", dir, err) }
+	vocab, err := t.vocabJSON("    ")
+	if err != nil {
+		return fail(err)
+	}
+	var merges bytes.Buffer
+	merges.WriteString("#version: 0.2\n")
+	for _, m := range bm.mergeList {
+		merges.WriteString(m[0] + " " + m[1] + "\n")
+	}
+	tj, err := t.bpeTokenizerJSON(bm, vocab)
+	if err != nil {
+		return fail(err)
+	}
+	flat, err := t.vocabJSON("")
+	if err != nil {
+		return fail(err)
+	}
+	special := map[string]string{
+		"bos_token": t.clsToken, "eos_token": t.sepToken, "unk_token": t.unkToken, "sep_token": t.sepToken,
+		"pad_token": t.padToken, "cls_token": t.clsToken, "mask_token": t.maskToken,
+	}
+	stm, err := json.MarshalIndent(special, "", "  ")
+	if err != nil {
+		return fail(err)
+	}
+	cfg := map[string]any{
+		"tokenizer_class":              "RobertaTokenizer",
+		"add_prefix_space":             bm.addPrefixSpace,
+		"trim_offsets":                 bm.trimOffsets,
+		"errors":                       "replace",
+		"model_max_length":             t.modelMaxLength,
+		"clean_up_tokenization_spaces": t.cleanupSpaces,
+	}
+	for k, v := range special {
+		cfg[k] = v
+	}
+	tc, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return fail(err)
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{
+		{"tokenizer.json", tj},
+		{"vocab.json", flat},
+		{"merges.txt", merges.Bytes()},
+		{"special_tokens_map.json", append(stm, '\n')},
+		{"tokenizer_config.json", append(tc, '\n')},
+	} {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
+			return fail(err)
+		}
+	}
+	return nil
+}
+
+// vocabJSON renders the vocabulary as a JSON object in id order; indent
+// "" writes it on one line.
+func (t *Tokenizer) vocabJSON(indent string) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	first := true
+	for i, tok := range t.vocab {
+		if tok == "" {
+			continue
+		}
+		k, err := json.Marshal(tok)
+		if err != nil {
+			return nil, fmt.Errorf("encode token %d: %w", i, err)
+		}
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		if indent != "" {
+			b.WriteString("\n" + indent + "  ")
+		}
+		fmt.Fprintf(&b, "%s:%d", k, i)
+	}
+	if indent != "" {
+		b.WriteString("\n" + indent)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// bpeTokenizerJSON renders tokenizer.json for a byte-level BPE tokenizer.
+func (t *Tokenizer) bpeTokenizerJSON(bm *bpeModel, vocab []byte) ([]byte, error) {
+	type added struct {
+		ID         int    `json:"id"`
+		Content    string `json:"content"`
+		SingleWord bool   `json:"single_word"`
+		LStrip     bool   `json:"lstrip"`
+		RStrip     bool   `json:"rstrip"`
+		Normalized bool   `json:"normalized"`
+		Special    bool   `json:"special"`
+	}
+	addedList := make([]added, len(t.added))
+	for i, a := range t.added {
+		addedList[i] = added(a)
+	}
+	byteLevel := map[string]any{"type": "ByteLevel", "add_prefix_space": bm.addPrefixSpace, "trim_offsets": bm.trimOffsets, "use_regex": bm.useRegex}
+	var post any
+	switch bm.processor {
+	case "RobertaProcessing":
+		post = map[string]any{
+			"type": "RobertaProcessing", "sep": []any{t.sepToken, t.sepID}, "cls": []any{t.clsToken, t.clsID},
+			"trim_offsets": bm.trimOffsets, "add_prefix_space": bm.ppPrefixSpace,
+		}
+	case "ByteLevel":
+		post = map[string]any{"type": "ByteLevel", "add_prefix_space": bm.ppPrefixSpace, "trim_offsets": bm.trimOffsets, "use_regex": true}
+	case "TemplateProcessing":
+		st := func(tok string) map[string]any {
+			return map[string]any{"SpecialToken": map[string]any{"id": tok, "type_id": 0}}
+		}
+		sq := func(id string) map[string]any {
+			return map[string]any{"Sequence": map[string]any{"id": id, "type_id": 0}}
+		}
+		post = map[string]any{
+			"type":   "TemplateProcessing",
+			"single": []any{st(t.clsToken), sq("A"), st(t.sepToken)},
+			"pair":   []any{st(t.clsToken), sq("A"), st(t.sepToken), st(t.sepToken), sq("B"), st(t.sepToken)},
+			"special_tokens": map[string]any{
+				t.clsToken: map[string]any{"id": t.clsToken, "ids": []int{t.clsID}, "tokens": []string{t.clsToken}},
+				t.sepToken: map[string]any{"id": t.sepToken, "ids": []int{t.sepID}, "tokens": []string{t.sepToken}},
+			},
+		}
+	}
+	var unk any
+	if bm.unkToken != "" {
+		unk = bm.unkToken
+	}
+	head := []struct {
+		key string
+		val any
+	}{
+		{"version", "1.0"},
+		{"truncation", nil},
+		{"padding", nil},
+		{"added_tokens", addedList},
+		{"normalizer", nil},
+		{"pre_tokenizer", byteLevel},
+		{"post_processor", post},
+		{"decoder", map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}},
+	}
+	var b bytes.Buffer
+	b.WriteString("{\n")
+	for _, h := range head {
+		v, err := json.Marshal(h.val)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", h.key, err)
+		}
+		fmt.Fprintf(&b, "  %q: %s,\n", h.key, v)
+	}
+	model := []struct {
+		key string
+		val any
+	}{
+		{"type", "BPE"},
+		{"dropout", nil},
+		{"unk_token", unk},
+		{"continuing_subword_prefix", ""},
+		{"end_of_word_suffix", ""},
+		{"fuse_unk", bm.fuseUnk},
+		{"byte_fallback", false},
+		{"ignore_merges", bm.ignoreMerges},
+	}
+	b.WriteString("  \"model\": {\n")
+	for _, m := range model {
+		v, err := json.Marshal(m.val)
+		if err != nil {
+			return nil, fmt.Errorf("encode model %s: %w", m.key, err)
+		}
+		fmt.Fprintf(&b, "    %q: %s,\n", m.key, v)
+	}
+	b.WriteString("    \"vocab\": ")
+	b.Write(vocab)
+	b.WriteString(",\n    \"merges\": [")
+	for i, m := range bm.mergeList {
+		k, err := json.Marshal(m[0] + " " + m[1])
+		if err != nil {
+			return nil, fmt.Errorf("encode merge %d: %w", i, err)
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("\n      ")
+		b.Write(k)
+	}
+	b.WriteString("\n    ]\n  }\n}\n")
 	return b.Bytes(), nil
 }

@@ -69,8 +69,13 @@ type Pieces struct {
 	Unknown bool
 }
 
-// Tokenizer is a BERT WordPiece tokenizer. It is safe for concurrent use
-// once built.
+// Tokenizer is a Hugging Face tokenizer of one of two kinds: BERT's
+// WordPiece (BertNormalizer, BertPreTokenizer, WordPiece model and
+// decoder) or byte-level BPE as in RoBERTa and GPT-2 (no normaliser,
+// ByteLevel pre-tokeniser, BPE model, RobertaProcessing, ByteLevel
+// decoder). Both share the vocabulary, the added tokens and their
+// matching, and the special tokens; the kind-specific steps sit behind the
+// model interface. A Tokenizer is safe for concurrent use once built.
 type Tokenizer struct {
 	vocab []string // id → token; "" marks an id without token
 	ids   map[string]int
@@ -79,9 +84,7 @@ type Tokenizer struct {
 	hasNorm      bool
 	stripAccents *bool // as configured; nil follows lowercase
 
-	prefix   string
-	maxChars int
-	cleanup  bool // WordPiece decoder cleanup
+	model model
 
 	added     []AddedToken
 	addedByID map[int]int // id → index in added
@@ -93,6 +96,40 @@ type Tokenizer struct {
 	addSpecial                                        bool
 
 	modelMaxLength int
+	// cleanupSpaces applies transformers' clean_up_tokenization after the
+	// decoder (byte-level BPE tokenizers whose tokenizer_config.json asks
+	// for it; WordPiece's decoder has its own cleanup flag).
+	cleanupSpaces bool
+}
+
+// model is what differs between tokenizer kinds: how a stretch of
+// normalised text between added tokens becomes tokens, how offsets are
+// post-processed, and how tokens become text again.
+type model interface {
+	// tokenize appends the tokens of text[start:end] to dst, with byte
+	// ranges in text.
+	tokenize(t *Tokenizer, text []byte, start, end int, opts encodeOpts, dst []piece) []piece
+	// trim post-processes the offsets of the tokens of an encoding before
+	// the special tokens are added around them.
+	trim(enc *Encoding, text string)
+	// decode joins tokens into text.
+	decode(tokens []string) string
+}
+
+// wordPieceModel is BERT's pipeline after normalisation: BertPreTokenizer,
+// the WordPiece model and the WordPiece decoder.
+type wordPieceModel struct {
+	prefix   string // continuing-subword prefix, "##"
+	maxChars int    // longer words become the unknown token
+	cleanup  bool   // decoder cleanup of spaces before punctuation
+}
+
+// Kind names the tokenizer's model: "WordPiece" or "BPE" (byte-level).
+func (t *Tokenizer) Kind() string {
+	if _, ok := t.model.(*bpeModel); ok {
+		return "BPE"
+	}
+	return "WordPiece"
 }
 
 // Options configure a BERT-uncased style tokenizer built by FromVocab.
@@ -180,9 +217,7 @@ func FromVocab(vocab []string, opts Options) (*Tokenizer, error) {
 			StripAccents:       opts.Lowercase,
 		},
 		hasNorm:        true,
-		prefix:         opts.ContinuingSubwordPrefix,
-		maxChars:       opts.MaxInputCharsPerWord,
-		cleanup:        true,
+		model:          &wordPieceModel{prefix: opts.ContinuingSubwordPrefix, maxChars: opts.MaxInputCharsPerWord, cleanup: true},
 		unkToken:       opts.UnkToken,
 		clsToken:       opts.ClsToken,
 		sepToken:       opts.SepToken,
@@ -196,8 +231,8 @@ func FromVocab(vocab []string, opts Options) (*Tokenizer, error) {
 		t.stripAccents = &v
 		t.norm.StripAccents = v
 	}
-	if t.maxChars <= 0 {
-		t.maxChars = 100
+	if wp := t.model.(*wordPieceModel); wp.maxChars <= 0 {
+		wp.maxChars = 100
 	}
 	if t.modelMaxLength <= 0 {
 		t.modelMaxLength = 512
@@ -221,9 +256,13 @@ func (t *Tokenizer) finish(added []AddedToken) error {
 			return fmt.Errorf("added token %q has negative id %d", a.Content, a.ID)
 		}
 		t.addedByID[a.ID] = i
-		if a.Normalized && t.hasNorm {
+		if a.Normalized {
+			// Matched in the normalised text, after the raw tokens, as in
+			// Hugging Face (also when there is no normaliser).
 			n := a
-			n.Content = t.norm.Normalize(a.Content)
+			if t.hasNorm {
+				n.Content = t.norm.Normalize(a.Content)
+			}
 			if n.Content != "" {
 				t.normAdded = append(t.normAdded, n)
 			}
@@ -321,19 +360,22 @@ func (t *Tokenizer) IsSpecial(id int) bool {
 // byte offsets into text. Encode never panics on any input; invalid UTF-8 is
 // treated as U+FFFD.
 func (t *Tokenizer) Encode(text string) (*Encoding, error) {
-	return t.encodeSafe(text, t.addSpecial)
+	return t.encodeSafe(text, t.addSpecial, encodeOpts{})
 }
 
 // EncodeRaw encodes text like Encode but without adding [CLS] and [SEP].
 func (t *Tokenizer) EncodeRaw(text string) (*Encoding, error) {
-	return t.encodeSafe(text, false)
+	return t.encodeSafe(text, false, encodeOpts{})
 }
 
-// WordPieces returns how text (an annotator's answer, say) splits into word
-// pieces, without [CLS] and [SEP]. Pieces.Unknown reports any word that maps
-// to the unknown token.
+// WordPieces returns how text splits into tokens on its own, without the
+// special tokens around it (Hugging Face's encode with
+// add_special_tokens=False). Pieces.Unknown reports any word that maps to
+// the unknown token. For byte-level BPE the first word of a text is
+// tokenised as a word start without a space ("read", not "Ġread"); for an
+// answer that fills a mask use AnswerPieces.
 func (t *Tokenizer) WordPieces(text string) (Pieces, error) {
-	enc, err := t.encodeSafe(text, false)
+	enc, err := t.encodeSafe(text, false, encodeOpts{})
 	if err != nil {
 		return Pieces{}, err
 	}
@@ -346,14 +388,86 @@ func (t *Tokenizer) WordPieces(text string) (Pieces, error) {
 	return p, nil
 }
 
-func (t *Tokenizer) encodeSafe(text string, addSpecial bool) (enc *Encoding, err error) {
+// AnswerPieces returns how each answer splits into tokens when it is
+// written in place of the corresponding mask token of text: the i-th
+// answer for the i-th mask token, in text order; the counts must agree.
+// For WordPiece tokenizers the context does not matter and each is
+// WordPieces(answer). For byte-level BPE a word after a space is a
+// different token from the same word at the start of a text ("Ġread", not
+// "read"), so an answer is encoded with a leading space when the character
+// before its mask token is a space (which the mask token's lstrip takes
+// into the mask) or when the tokenizer adds a prefix space and the mask
+// starts a stretch of text.
+func (t *Tokenizer) AnswerPieces(text string, answers []string) ([]Pieces, error) {
+	bm, ok := t.model.(*bpeModel)
+	if !ok {
+		out := make([]Pieces, len(answers))
+		for i, a := range answers {
+			p, err := t.WordPieces(a)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = p
+		}
+		return out, nil
+	}
+	// Mask tokens as Encode finds them: raw tokens, then normalised ones
+	// in the stretches between (there is no normaliser for byte-level BPE).
+	type mask struct{ lit, prevEnd int }
+	var masks []mask
+	prevEnd := 0
+	for _, seg := range splitAdded(text, t.rawAdded) {
+		subs := []segment{seg}
+		if seg.id < 0 {
+			subs = splitAdded(text[seg.start:seg.end], t.normAdded)
+			for k := range subs {
+				subs[k].start += seg.start
+				subs[k].end += seg.start
+				subs[k].lit += seg.start
+			}
+		}
+		for _, sub := range subs {
+			if sub.id < 0 {
+				continue
+			}
+			if sub.id == t.maskID {
+				masks = append(masks, mask{lit: sub.lit, prevEnd: prevEnd})
+			}
+			prevEnd = sub.end
+		}
+	}
+	if len(masks) != len(answers) {
+		return nil, fmt.Errorf("answer pieces: text has %d %s tokens but %d answers are given", len(masks), t.maskToken, len(answers))
+	}
+	out := make([]Pieces, len(answers))
+	for i, a := range answers {
+		m := masks[i]
+		space := (m.lit > 0 && text[m.lit-1] == ' ') || (bm.addPrefixSpace && m.prevEnd == m.lit)
+		if space && !strings.HasPrefix(a, " ") {
+			a = " " + a
+		}
+		enc, err := t.encodeSafe(a, false, encodeOpts{noPrefixSpace: true})
+		if err != nil {
+			return nil, err
+		}
+		out[i] = Pieces{IDs: enc.IDs, Tokens: enc.Tokens}
+		for _, id := range enc.IDs {
+			if id == t.unkID {
+				out[i].Unknown = true
+			}
+		}
+	}
+	return out, nil
+}
+
+func (t *Tokenizer) encodeSafe(text string, addSpecial bool, opts encodeOpts) (enc *Encoding, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			enc = nil
 			err = fmt.Errorf("encode %q: internal error: %v\n%s", truncate(text, 80), r, debug.Stack())
 		}
 	}()
-	return t.encode(text, addSpecial), nil
+	return t.encode(text, addSpecial, opts), nil
 }
 
 func truncate(s string, n int) string {
@@ -366,22 +480,28 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-func (t *Tokenizer) encode(text string, addSpecial bool) *Encoding {
+// encodeOpts are internal variations of encoding.
+type encodeOpts struct {
+	// noPrefixSpace turns the byte-level pre-tokeniser's add_prefix_space
+	// off (for text that continues a word, see AnswerPieces).
+	noPrefixSpace bool
+}
+
+func (t *Tokenizer) encode(text string, addSpecial bool, opts encodeOpts) *Encoding {
 	enc := &Encoding{}
-	push := func(id int, start, end int) {
-		tok, _ := t.IDToToken(id)
+	// push appends a token; tok is its text in the encoding: the vocabulary
+	// entry for model tokens, and the matched text (with any whitespace
+	// that lstrip or rstrip took) for added tokens, as in Hugging Face.
+	push := func(id int, tok string, start, end int) {
 		enc.IDs = append(enc.IDs, id)
 		enc.Tokens = append(enc.Tokens, tok)
 		enc.Offsets = append(enc.Offsets, [2]int{start, end})
 		enc.Special = append(enc.Special, t.IsSpecial(id))
 	}
-	if addSpecial {
-		push(t.clsID, 0, 0)
-	}
 	var pieces []piece
 	for _, seg := range splitAdded(text, t.rawAdded) {
 		if seg.id >= 0 {
-			push(seg.id, seg.start, seg.end)
+			push(seg.id, text[seg.start:seg.end], seg.start, seg.end)
 			continue
 		}
 		var nt normalized
@@ -393,24 +513,67 @@ func (t *Tokenizer) encode(text string, addSpecial bool) *Encoding {
 		for _, nseg := range splitAdded(string(nt.text), t.normAdded) {
 			if nseg.id >= 0 {
 				s, e := nt.originalRange(nseg.start, nseg.end)
-				push(nseg.id, s, e)
+				push(nseg.id, string(nt.text[nseg.start:nseg.end]), s, e)
 				continue
 			}
-			for _, w := range preTokenize(nt.text[nseg.start:nseg.end]) {
-				ws := nseg.start + w.start
-				word := string(nt.text[ws : nseg.start+w.end])
-				pieces, _ = t.wordPiece(word, pieces[:0])
-				for _, p := range pieces {
-					s, e := nt.originalRange(ws+p.start, ws+p.end)
-					push(p.id, s, e)
-				}
+			pieces = t.model.tokenize(t, nt.text, nseg.start, nseg.end, opts, pieces[:0])
+			for _, p := range pieces {
+				s, e := nt.originalRange(p.start, p.end)
+				tok, _ := t.IDToToken(p.id)
+				push(p.id, tok, s, e)
 			}
 		}
 	}
+	t.model.trim(enc, text)
 	if addSpecial {
-		push(t.sepID, 0, 0)
+		cls, _ := t.IDToToken(t.clsID)
+		sep, _ := t.IDToToken(t.sepID)
+		enc.IDs = append(append([]int{t.clsID}, enc.IDs...), t.sepID)
+		enc.Tokens = append(append([]string{cls}, enc.Tokens...), sep)
+		enc.Offsets = append(append([][2]int{{0, 0}}, enc.Offsets...), [2]int{0, 0})
+		enc.Special = append(append([]bool{t.IsSpecial(t.clsID)}, enc.Special...), t.IsSpecial(t.sepID))
 	}
 	return enc
+}
+
+// tokenize implements model: BertPreTokenizer, then WordPiece on each
+// word.
+func (wp *wordPieceModel) tokenize(t *Tokenizer, text []byte, start, end int, _ encodeOpts, dst []piece) []piece {
+	for _, w := range preTokenize(text[start:end]) {
+		ws := start + w.start
+		n := len(dst)
+		dst, _ = wp.wordPiece(t, string(text[ws:start+w.end]), dst)
+		for k := n; k < len(dst); k++ {
+			dst[k].start += ws
+			dst[k].end += ws
+		}
+	}
+	return dst
+}
+
+// trim implements model: WordPiece offsets need no post-processing.
+func (wp *wordPieceModel) trim(*Encoding, string) {}
+
+// decode implements model as Hugging Face's WordPiece decoder does:
+// continuation pieces are glued to the previous piece, other tokens are
+// separated by spaces, and (with cleanup) spaces before punctuation and
+// contractions are removed.
+func (wp *wordPieceModel) decode(tokens []string) string {
+	var b strings.Builder
+	for i, tok := range tokens {
+		if i > 0 {
+			if wp.prefix != "" && strings.HasPrefix(tok, wp.prefix) {
+				tok = strings.Replace(tok, wp.prefix, "", 1)
+			} else {
+				tok = " " + tok
+			}
+		}
+		if wp.cleanup {
+			tok = cleanupTokenization(tok)
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
 }
 
 // identity is the normalized form of s when the tokenizer has no normaliser.
@@ -433,6 +596,7 @@ func identity(s string, base int) normalized {
 type segment struct {
 	id         int
 	start, end int
+	lit        int // where the added token's text starts (after any lstrip whitespace)
 }
 
 // splitAdded finds the added tokens in s as Hugging Face does: leftmost
@@ -475,7 +639,7 @@ func splitAdded(s string, tokens []AddedToken) []segment {
 		if startOffset < start {
 			out = append(out, segment{id: -1, start: startOffset, end: start})
 		}
-		out = append(out, segment{id: a.ID, start: start, end: stop})
+		out = append(out, segment{id: a.ID, start: start, end: stop, lit: i - len(a.Content)})
 		startOffset = stop
 		i = max(i, stop)
 	}
@@ -485,8 +649,13 @@ func splitAdded(s string, tokens []AddedToken) []segment {
 	return out
 }
 
+// isWordChar is the \w of Rust's regex crate, which Hugging Face uses for
+// single_word added tokens: Alphabetic (letters, Nl and Other_Alphabetic),
+// marks, decimal digits, connector punctuation and the joiners U+200C and
+// U+200D.
 func isWordChar(r rune) bool {
-	return r == '_' || unicode.IsLetter(r) || unicode.IsNumber(r)
+	return unicode.IsLetter(r) || unicode.In(r, unicode.Nl, unicode.Other_Alphabetic, unicode.M, unicode.Nd, unicode.Pc) ||
+		r == 0x200C || r == 0x200D
 }
 
 func endsWithWord(s string) bool {
@@ -499,14 +668,15 @@ func startsWithWord(s string) bool {
 	return isWordChar(r)
 }
 
-// Decode turns ids back into text as Hugging Face's WordPiece decoder does:
-// continuation pieces are glued to the previous piece, other tokens are
-// separated by spaces, and (when the tokenizer's decoder asks for it)
-// spaces before punctuation and contractions are cleaned up. skipSpecial
-// leaves special tokens out. An id outside the vocabulary is an error.
+// Decode turns ids back into text with the tokenizer's decoder: for
+// WordPiece, continuation pieces are glued to the previous piece, other
+// tokens are separated by spaces, and (when the decoder asks for it)
+// spaces before punctuation and contractions are cleaned up; for
+// byte-level BPE, the tokens' bytes are joined and read as UTF-8 (invalid
+// sequences become U+FFFD). skipSpecial leaves special tokens out. An id
+// outside the vocabulary is an error.
 func (t *Tokenizer) Decode(ids []int, skipSpecial bool) (string, error) {
-	var b strings.Builder
-	first := true
+	tokens := make([]string, 0, len(ids))
 	for _, id := range ids {
 		tok, ok := t.IDToToken(id)
 		if !ok {
@@ -515,20 +685,13 @@ func (t *Tokenizer) Decode(ids []int, skipSpecial bool) (string, error) {
 		if skipSpecial && t.IsSpecial(id) {
 			continue
 		}
-		if !first {
-			if t.prefix != "" && strings.HasPrefix(tok, t.prefix) {
-				tok = strings.Replace(tok, t.prefix, "", 1)
-			} else {
-				tok = " " + tok
-			}
-		}
-		first = false
-		if t.cleanup {
-			tok = cleanupTokenization(tok)
-		}
-		b.WriteString(tok)
+		tokens = append(tokens, tok)
 	}
-	return b.String(), nil
+	s := t.model.decode(tokens)
+	if t.cleanupSpaces {
+		s = cleanupTokenization(s)
+	}
+	return s, nil
 }
 
 // cleanupTokenization removes the spaces Hugging Face's decoder cleanup

@@ -68,6 +68,45 @@ func TestRegenerateUnicodeTables(t *testing.T) {
 			}
 		}
 	}
+	// The classes of the GPT-2 split pattern (\p{L}, \p{N}, \s) as the
+	// ByteLevel pre-tokenizer's regex engine sees them: "a"+c is one piece
+	// exactly when c is a letter, "1"+c when a number, "\t\t"+c when
+	// whitespace.
+	gpt2 := map[string]map[rune]bool{"L": {}, "N": {}, "S": {}}
+	for lo := 0; lo < len(cps); lo += 8192 {
+		group := cps[lo:min(lo+8192, len(cps))]
+		for _, probe := range []struct{ class, prefix string }{{"L", "a"}, {"N", "1"}, {"S", "\t\t"}} {
+			texts := make([]string, len(group))
+			for i, r := range group {
+				texts[i] = probe.prefix + string(r)
+			}
+			var want [][]json.RawMessage
+			h.call(t, map[string]any{"op": "pretokenize", "byte_level": map[string]any{"add_prefix_space": false}, "texts": texts}, &want)
+			for i := range texts {
+				if len(want[i]) == 1 {
+					gpt2[probe.class][group[i]] = true
+				}
+			}
+		}
+	}
+	var lExtra, lMissing, nExtra, nMissing, sExtra, sMissing []rune
+	for _, r := range cps {
+		for _, c := range []struct {
+			hf, goes       bool
+			extra, missing *[]rune
+		}{
+			{gpt2["L"][r], unicode.IsLetter(r), &lExtra, &lMissing},
+			{gpt2["N"][r], unicode.IsNumber(r), &nExtra, &nMissing},
+			{gpt2["S"][r], unicode.IsSpace(r), &sExtra, &sMissing},
+		} {
+			if c.hf && !c.goes {
+				*c.extra = append(*c.extra, r)
+			}
+			if !c.hf && c.goes {
+				*c.missing = append(*c.missing, r)
+			}
+		}
+	}
 	d := struct {
 		Norm  map[string]map[string]string
 		Punct map[string]bool
@@ -128,7 +167,8 @@ func TestRegenerateUnicodeTables(t *testing.T) {
 	var sb strings.Builder
 	sb.WriteString(`// Code generated from an exhaustive probe of Hugging Face tokenizers 0.22.2
 // (via @anush008/tokenizers 0.6.0, tools/hfparity); DO NOT EDIT.
-// TestUnicodeParityExhaustive verifies every code point against the library.
+// TestUnicodeParityExhaustive and TestByteLevelSplitParityExhaustive verify
+// every code point against the library.
 
 package tokenize
 
@@ -146,6 +186,12 @@ import "unicode"
 		{"hfMnMissing", "are non-spacing marks for Go but not for Hugging Face", mnMissing},
 		{"hfPunctExtra", "are punctuation for Hugging Face's BertPreTokenizer but not for Go", pExtra},
 		{"hfPunctMissing", "are punctuation for Go but not for Hugging Face's BertPreTokenizer", pMissing},
+		{"gpt2LetterExtra", "are letters (\\p{L}) for the ByteLevel pre-tokenizer's split pattern but not for Go", lExtra},
+		{"gpt2LetterMissing", "are letters for Go but not for the ByteLevel pre-tokenizer's split pattern", lMissing},
+		{"gpt2NumberExtra", "are numbers (\\p{N}) for the ByteLevel pre-tokenizer's split pattern but not for Go", nExtra},
+		{"gpt2NumberMissing", "are numbers for Go but not for the ByteLevel pre-tokenizer's split pattern", nMissing},
+		{"gpt2SpaceExtra", "are whitespace (\\s) for the ByteLevel pre-tokenizer's split pattern but not for Go", sExtra},
+		{"gpt2SpaceMissing", "are whitespace for Go but not for the ByteLevel pre-tokenizer's split pattern", sMissing},
 	} {
 		t.Logf("%s: %d", tb.name, len(tb.rs))
 		fmt.Fprintf(&sb, "// %s lists the code points that %s.\nvar %s = %s\n\n", tb.name, tb.doc, tb.name, rangeTable(tb.rs))

@@ -1,6 +1,7 @@
 // Code generated from an exhaustive probe of Hugging Face tokenizers 0.22.2
 // (via @anush008/tokenizers 0.6.0, tools/hfparity); DO NOT EDIT.
-// TestUnicodeParityExhaustive verifies every code point against the library.
+// TestUnicodeParityExhaustive and TestByteLevelSplitParityExhaustive verify
+// every code point against the library.
 
 package tokenize
 
@@ -183,6 +184,61 @@ var hfPunctMissing = &unicode.RangeTable{
 		{0x1E95E, 0x1E95F, 1},
 	},
 }
+
+// gpt2LetterExtra lists the code points that are letters (\p{L}) for the ByteLevel pre-tokenizer's split pattern but not for Go.
+var gpt2LetterExtra = &unicode.RangeTable{
+	R16: []unicode.Range16{
+		{0x1C89, 0x1C8A, 1},
+		{0xA7CB, 0xA7CD, 1},
+		{0xA7DA, 0xA7DC, 1},
+	},
+	R32: []unicode.Range32{
+		{0x105C0, 0x105F3, 1},
+		{0x10D4A, 0x10D65, 1},
+		{0x10D6F, 0x10D85, 1},
+		{0x10EC2, 0x10EC4, 1},
+		{0x11380, 0x11389, 1},
+		{0x1138B, 0x1138B, 1},
+		{0x1138E, 0x1138E, 1},
+		{0x11390, 0x113B5, 1},
+		{0x113B7, 0x113B7, 1},
+		{0x113D1, 0x113D1, 1},
+		{0x113D3, 0x113D3, 1},
+		{0x11BC0, 0x11BE0, 1},
+		{0x13460, 0x143FA, 1},
+		{0x16100, 0x1611D, 1},
+		{0x16D40, 0x16D6C, 1},
+		{0x18CFF, 0x18CFF, 1},
+		{0x1E5D0, 0x1E5ED, 1},
+		{0x1E5F0, 0x1E5F0, 1},
+		{0x2EBF0, 0x2EE5D, 1},
+	},
+}
+
+// gpt2LetterMissing lists the code points that are letters for Go but not for the ByteLevel pre-tokenizer's split pattern.
+var gpt2LetterMissing = &unicode.RangeTable{}
+
+// gpt2NumberExtra lists the code points that are numbers (\p{N}) for the ByteLevel pre-tokenizer's split pattern but not for Go.
+var gpt2NumberExtra = &unicode.RangeTable{
+	R32: []unicode.Range32{
+		{0x10D40, 0x10D49, 1},
+		{0x116D0, 0x116E3, 1},
+		{0x11BF0, 0x11BF9, 1},
+		{0x16130, 0x16139, 1},
+		{0x16D70, 0x16D79, 1},
+		{0x1CCF0, 0x1CCF9, 1},
+		{0x1E5F1, 0x1E5FA, 1},
+	},
+}
+
+// gpt2NumberMissing lists the code points that are numbers for Go but not for the ByteLevel pre-tokenizer's split pattern.
+var gpt2NumberMissing = &unicode.RangeTable{}
+
+// gpt2SpaceExtra lists the code points that are whitespace (\s) for the ByteLevel pre-tokenizer's split pattern but not for Go.
+var gpt2SpaceExtra = &unicode.RangeTable{}
+
+// gpt2SpaceMissing lists the code points that are whitespace for Go but not for the ByteLevel pre-tokenizer's split pattern.
+var gpt2SpaceMissing = &unicode.RangeTable{}
 
 // hfLower returns Rust's lowercase mapping of r where it differs from Go's
 // unicode.ToLower, and false elsewhere.

@@ -47,19 +47,19 @@ func preTokenize(text []byte) []span {
 // with a part no vocabulary entry matches, becomes the single unknown token.
 // It appends (id, start, end) triples, with byte offsets relative to word, to
 // dst and reports whether the word was known.
-func (t *Tokenizer) wordPiece(word string, dst []piece) ([]piece, bool) {
-	if utf8.RuneCountInString(word) > t.maxChars {
+func (wp *wordPieceModel) wordPiece(t *Tokenizer, word string, dst []piece) ([]piece, bool) {
+	if utf8.RuneCountInString(word) > wp.maxChars {
 		return append(dst, piece{id: t.unkID, start: 0, end: len(word)}), false
 	}
 	n := len(dst)
-	buf := make([]byte, 0, len(t.prefix)+len(word))
+	buf := make([]byte, 0, len(wp.prefix)+len(word))
 	for start := 0; start < len(word); {
 		end := len(word)
 		found := -1
 		for start < end {
 			buf = buf[:0]
 			if start > 0 {
-				buf = append(buf, t.prefix...)
+				buf = append(buf, wp.prefix...)
 			}
 			buf = append(buf, word[start:end]...)
 			if id, ok := t.ids[string(buf)]; ok {

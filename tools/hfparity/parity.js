@@ -14,7 +14,9 @@
 //   {"op":"normalize","bert":{"cleanText":true,...},"texts":[...]}
 //       -> results[i] = BertNormalizer output
 //   {"op":"pretokenize","texts":[...]}
-//       -> results[i] = [[piece,[start,end]],...] from BertPreTokenizer
+//       -> results[i] = [[piece,[start,end]],...] from BertPreTokenizer, or
+//          with "byte_level":{"add_prefix_space":false,"use_regex":true}
+//          from the ByteLevel pre-tokenizer (pieces in byte-level form)
 //   {"op":"vocab","tokenizer":FILE} -> results = {token: id, ...}
 //   {"op":"train","files":[...],"bert":{...}} -> results = {token: id, ...}
 //       (a WordPiece vocabulary trained by the default WordPieceTrainer on
@@ -22,6 +24,16 @@
 //       BertPreTokenizer); with "save":FILE it also writes a complete BERT
 //       tokenizer.json (specials [PAD] [UNK] [CLS] [SEP] [MASK] = 0-4, then the
 //       trained vocabulary) with the Hugging Face library's own serializer
+//   {"op":"train_bpe","files":[...],"save":FILE,"add_prefix_space":false,
+//    "trim_offsets":true,"full_alphabet":true,"unk_token":null,
+//    "fuse_unk":false}
+//       -> results = {"vocab_size":N,"merges":M}: a byte-level BPE trained
+//          by the default BpeTrainer after the ByteLevel pre-tokenizer,
+//          written as a RoBERTa tokenizer.json (<s> <pad> </s> <unk> = 0-3,
+//          the 256-character byte alphabet when full_alphabet, the trained
+//          vocabulary, <mask> last with lstrip; RobertaProcessing; ByteLevel
+//          decoder; the added tokens "<ent>" (rstrip) and "foo"
+//          (single_word, normalized)) by the Hugging Face serializer
 'use strict';
 
 const readline = require('readline');
@@ -62,7 +74,8 @@ async function handle(req) {
       return req.texts.map((s) => n.normalizeString(s));
     }
     case 'pretokenize': {
-      const p = tk.bertPreTokenizer();
+      const bl = req.byte_level;
+      const p = bl ? tk.byteLevelPreTokenizer(!!bl.add_prefix_space, bl.use_regex !== false) : tk.bertPreTokenizer();
       return req.texts.map((s) => p.preTokenizeString(s));
     }
     case 'vocab':
@@ -91,9 +104,58 @@ async function handle(req) {
       out.save(req.save, true);
       return trained;
     }
+    case 'train_bpe':
+      return trainBPE(req);
     default:
       throw new Error(`unknown op ${JSON.stringify(req.op)}`);
   }
+}
+
+// trainBPE trains a byte-level BPE and saves it in RoBERTa's form.
+function trainBPE(req) {
+  const fs = require('fs');
+  const os = require('os');
+  const path = require('path');
+  const prefixSpace = !!req.add_prefix_space;
+  const trim = req.trim_offsets !== false;
+  const t = new tk.Tokenizer(tk.BPE.empty());
+  t.setPreTokenizer(tk.byteLevelPreTokenizer(prefixSpace, true));
+  t.train(req.files);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hfparity-'));
+  const trainedFile = path.join(tmp, 'trained.json');
+  t.save(trainedFile, false);
+  const j = JSON.parse(fs.readFileSync(trainedFile, 'utf8'));
+  fs.rmSync(tmp, { recursive: true, force: true });
+  const vocab = {};
+  let n = 0;
+  for (const s of ['<s>', '<pad>', '</s>', '<unk>']) vocab[s] = n++;
+  if (req.full_alphabet !== false) {
+    for (const c of tk.byteLevelAlphabet().sort()) if (!(c in vocab)) vocab[c] = n++;
+  }
+  const trained = Object.entries(j.model.vocab).sort((a, b) => a[1] - b[1]);
+  for (const [tok] of trained) if (!(tok in vocab)) vocab[tok] = n++;
+  vocab['<mask>'] = n++;
+  j.model.vocab = vocab;
+  j.model.unk_token = req.unk_token || null;
+  j.model.fuse_unk = !!req.fuse_unk;
+  j.decoder = { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true };
+  j.post_processor = { type: 'RobertaProcessing', sep: ['</s>', 2], cls: ['<s>', 0], trim_offsets: trim, add_prefix_space: prefixSpace };
+  j.pre_tokenizer = { type: 'ByteLevel', add_prefix_space: prefixSpace, trim_offsets: trim, use_regex: true };
+  j.added_tokens = [];
+  const out = tk.Tokenizer.fromString(JSON.stringify(j));
+  out.addAddedTokens([
+    new tk.AddedToken('<s>', true, { normalized: true }),
+    new tk.AddedToken('<pad>', true, { normalized: true }),
+    new tk.AddedToken('</s>', true, { normalized: true }),
+    new tk.AddedToken('<unk>', true, { normalized: true }),
+    new tk.AddedToken('<mask>', true, { leftStrip: true, normalized: false }),
+  ]);
+  out.addAddedTokens([
+    new tk.AddedToken('<ent>', false, { rightStrip: true, normalized: false }),
+    new tk.AddedToken('foo', false, { singleWord: true, normalized: true }),
+  ]);
+  out.save(req.save, true);
+  return { vocab_size: out.getVocabSize(true), merges: j.model.merges.length };
 }
 
 async function main() {
