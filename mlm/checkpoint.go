@@ -55,6 +55,13 @@ func Load(ctx context.Context, dir string, opts Options) (*Model, error) {
 		}
 		return nil, fmt.Errorf("load model %s: %w", dir, err)
 	}
+	if k := tok.Kind(); k != "WordPiece" {
+		// The byte-level BPE tokenizer itself matches Hugging Face's
+		// (package tokenize); scoring, fine-tuning and evaluation with it
+		// (mask handling, answer pieces) are not wired up yet.
+		return nil, fmt.Errorf("load model %s: %w: the %s tokenizer loads, but fill-mask with it is not supported yet (only WordPiece tokenizers are); "+
+			"run the model on token ids with LoadWeights and a nil tokenizer", dir, ErrUnsupportedTokenizer, k)
+	}
 	return LoadWeights(ctx, dir, cfg, tok, opts)
 }
 
