@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/clozeloop/clozeloop/workers"
 	"github.com/clozeloop/clozeloop/workflows"
 )
 
@@ -557,6 +558,7 @@ func TestKustomize(t *testing.T) {
 				t.Error(err)
 			}
 			if dir == K8sOverlayExample {
+				checkBuildID(t, o)
 				for _, d := range o.Deployments {
 					for _, c := range d.Spec.Template.Spec.Containers {
 						if !strings.HasPrefix(c.Image, "registry.example.com/") {
@@ -566,6 +568,28 @@ func TestKustomize(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkBuildID checks the overlay's worker versioning: a valid build id,
+// the release its images are tagged with.
+func checkBuildID(t *testing.T, o *Objects) {
+	t.Helper()
+	var id string
+	for _, cm := range o.ConfigMaps {
+		if strings.HasPrefix(cm.Name, "clozeloop-config") {
+			id = cm.Data["CLOZELOOP_BUILD_ID"]
+		}
+	}
+	if err := (workers.Versioning{BuildID: id}).Validate(); err != nil || id == "" {
+		t.Fatalf("overlay sets CLOZELOOP_BUILD_ID %q (%v): want the release's build id", id, err)
+	}
+	for _, d := range o.Deployments {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if !strings.HasSuffix(c.Image, "-"+id) {
+				t.Errorf("Deployment %s runs image %s, not of release %s (CLOZELOOP_BUILD_ID)", d.Name, c.Image, id)
+			}
+		}
 	}
 }
 

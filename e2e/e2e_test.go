@@ -36,6 +36,7 @@ import (
 	"github.com/clozeloop/clozeloop/models"
 	"github.com/clozeloop/clozeloop/store"
 	"github.com/clozeloop/clozeloop/store/s3test"
+	"github.com/clozeloop/clozeloop/workers"
 	"github.com/clozeloop/clozeloop/workflows"
 )
 
@@ -242,18 +243,28 @@ func TestMultiProcessRound(t *testing.T) {
 		p       *proc
 		metrics string
 	}
+	// The workers join worker versioning as one build, made the
+	// deployment's current version once they poll both queues.
+	const buildID = "e2e-v1"
 	var def, gpu []worker
 	for i := range 2 {
 		m := freeAddr(t)
-		def = append(def, worker{c.start(fmt.Sprintf("worker-default-%d", i+1), "worker", "--queues", "default", "--identity", fmt.Sprintf("default-%d", i+1),
+		def = append(def, worker{c.start(fmt.Sprintf("worker-default-%d", i+1), "worker", "--queues", "default", "--identity", fmt.Sprintf("default-%d", i+1), "--build-id", buildID,
 			"--cache-dir", filepath.Join(dir, fmt.Sprintf("cache-d%d", i+1)), "--metrics-listen", m), "http://" + m + "/metrics"})
 	}
 	for i := range 2 {
 		m := freeAddr(t)
-		gpu = append(gpu, worker{c.start(fmt.Sprintf("worker-gpu-%d", i+1), "worker", "--queues", "gpu", "--identity", fmt.Sprintf("gpu-%d", i+1),
+		gpu = append(gpu, worker{c.start(fmt.Sprintf("worker-gpu-%d", i+1), "worker", "--queues", "gpu", "--identity", fmt.Sprintf("gpu-%d", i+1), "--build-id", buildID,
 			"--cache-dir", filepath.Join(dir, fmt.Sprintf("cache-g%d", i+1)), "--heartbeat-throttle", "1s", "--metrics-listen", m), "http://" + m + "/metrics"})
 	}
 	waitTCP(t, hookAddr, time.Minute)
+	setCurrent := exec.Command(bin, "deployment", "set-current", "--build-id", buildID, "--wait", "2m", "--json")
+	setCurrent.Env = c.env
+	if out, err := setCurrent.CombinedOutput(); err != nil {
+		t.Fatalf("deployment set-current: %v\n%s", err, out)
+	} else {
+		t.Logf("deployment set-current: %s", bytes.TrimSpace(lastJSON(out)))
+	}
 
 	// One round: 8 shards, 6 items, a long fine-tune with a checkpoint
 	// every 20 steps and a 15 s heartbeat timeout.
@@ -351,6 +362,7 @@ func TestMultiProcessRound(t *testing.T) {
 		t.Fatalf("run %s: %v", cfg.RunID, err)
 	}
 	t.Logf("run finished: %s, %d rounds, %d labels", result.StopReason, result.Rounds, result.LabelsTotal)
+	checkVersioning(ctx, t, tc, c.env, bin, cfg.RunID, buildID)
 	if os.Getenv("CLOZELOOP_RECORD_HISTORIES") == "1" {
 		recordChain(ctx, t, tc, cfg.RunID)
 	}
@@ -417,6 +429,42 @@ func TestMultiProcessRound(t *testing.T) {
 	}
 	metricstest.CheckDashboard(t, all, filepath.Join("..", "deploy", "grafana", "clozeloop-dashboard.json"))
 	t.Logf("scraped %d series names from 4 processes; the dashboard's queries all name exported metrics", len(all))
+}
+
+// checkVersioning checks that the run was pinned to the workers' build and
+// that `clozeloop deployment describe` shows that build as current (it
+// survived the server restart) with no open run left on it.
+func checkVersioning(ctx context.Context, t *testing.T, tc client.Client, env []string, bin, run, buildID string) {
+	t.Helper()
+	d, err := tc.DescribeWorkflowExecution(ctx, run, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vi := d.GetWorkflowExecutionInfo().GetVersioningInfo()
+	if vi.GetBehavior() != enumspb.VERSIONING_BEHAVIOR_PINNED || vi.GetDeploymentVersion().GetBuildId() != buildID {
+		t.Errorf("run %s: versioning %v on %q, want pinned to %s", run, vi.GetBehavior(), vi.GetDeploymentVersion().GetBuildId(), buildID)
+	}
+	var st workers.DeploymentStatus
+	for range 20 {
+		cmd := exec.Command(bin, "deployment", "describe", "--json")
+		cmd.Env = env
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("deployment describe: %v\n%s", err, out)
+		}
+		if err := json.Unmarshal(out, &st); err != nil { // stdout holds only the JSON
+			t.Fatalf("deployment describe printed %s: %v", out, err)
+		}
+		if len(st.Versions) == 1 && len(st.Versions[0].OpenRuns) == 0 {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if st.CurrentBuildID != buildID || len(st.Versions) != 1 || st.Versions[0].Status != "current" || len(st.Versions[0].OpenRuns) != 0 {
+		t.Errorf("deployment describe: %+v, want %s current with no open runs", st, buildID)
+	} else {
+		t.Logf("run %s was pinned to %s:%s, still the current version after the server restart", run, st.Deployment, buildID)
+	}
 }
 
 // waitBatch polls the hook until the run's round is open.

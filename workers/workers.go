@@ -127,6 +127,9 @@ type Options struct {
 	// server knows of can be); 0 keeps the SDK default (60s, or 80% of the
 	// heartbeat timeout when smaller).
 	MaxHeartbeatThrottleInterval time.Duration
+	// Versioning puts the workers in a Worker Deployment Version (see
+	// Versioning); the zero value runs them unversioned.
+	Versioning Versioning
 }
 
 // ParseQueues reads "default,gpu" style lists.
@@ -160,12 +163,15 @@ func New(c client.Client, acts *activities.Activities, o Options) ([]worker.Work
 	if o.MaxConcurrentFineTunes <= 0 {
 		o.MaxConcurrentFineTunes = 1
 	}
+	if err := o.Versioning.Validate(); err != nil {
+		return nil, err
+	}
 	var ws []worker.Worker
 	for _, q := range o.Queues {
 		switch q {
 		case "default":
 			w := worker.New(c, workflows.DefaultTaskQueue, worker.Options{WorkerStopTimeout: o.StopTimeout, Identity: o.Identity,
-				MaxHeartbeatThrottleInterval: o.MaxHeartbeatThrottleInterval})
+				MaxHeartbeatThrottleInterval: o.MaxHeartbeatThrottleInterval, DeploymentOptions: o.Versioning.deploymentOptions()})
 			RegisterDefault(w, acts)
 			ws = append(ws, w)
 		case "gpu":
@@ -174,6 +180,7 @@ func New(c client.Client, acts *activities.Activities, o Options) ([]worker.Work
 				MaxConcurrentActivityExecutionSize: o.MaxConcurrentFineTunes,
 				Identity:                           o.Identity,
 				MaxHeartbeatThrottleInterval:       o.MaxHeartbeatThrottleInterval,
+				DeploymentOptions:                  o.Versioning.deploymentOptions(),
 			})
 			RegisterGPU(w, acts)
 			ws = append(ws, w)
@@ -216,7 +223,8 @@ func Run(ctx context.Context, c client.Client, acts *activities.Activities, o Op
 			return fmt.Errorf("start worker for queue %s: %w", o.Queues[i], err)
 		}
 	}
-	logger.Info("workers running", "queues", o.Queues, "max_concurrent_fine_tunes", o.MaxConcurrentFineTunes)
+	logger.Info("workers running", "queues", o.Queues, "max_concurrent_fine_tunes", o.MaxConcurrentFineTunes,
+		"version", o.Versioning.String())
 	<-ctx.Done()
 	logger.Info("stopping workers", "timeout", o.StopTimeout)
 	for _, w := range ws {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"go.temporal.io/sdk/workflow"
 )
 
 func TestParseQueues(t *testing.T) {
@@ -113,5 +115,50 @@ func TestModelCacheAcquirePins(t *testing.T) {
 	get("d") // now a, the least recently used, goes
 	if strings.Join(closed, ",") != "model:b,model:a" {
 		t.Fatalf("closed %v, want model:b,model:a", closed)
+	}
+}
+
+func TestVersioning(t *testing.T) {
+	cases := []struct {
+		name    string
+		v       Versioning
+		wantErr string
+		str     string
+	}{
+		{"unversioned", Versioning{}, "", "unversioned"},
+		{"unversioned with the default deployment", Versioning{Deployment: DefaultDeployment}, "", "unversioned"},
+		{"release number", Versioning{BuildID: "2026.12.04-1"}, "", "clozeloop:2026.12.04-1"},
+		{"dot in deployment", Versioning{Deployment: "team.a", BuildID: "v1"}, "worker deployment", ""},
+		{"quote in build id", Versioning{BuildID: "v1'"}, "build id", ""},
+		{"git commit", Versioning{BuildID: "15414c8"}, "", "clozeloop:15414c8"},
+		{"own deployment", Versioning{Deployment: "team-a", BuildID: "v2"}, "", "team-a:v2"},
+		{"deployment without build id", Versioning{Deployment: "team-a"}, "without a build id", ""},
+		{"colon in build id", Versioning{BuildID: "a:b"}, "build id", ""},
+		{"space in deployment", Versioning{Deployment: "team a", BuildID: "v1"}, "worker deployment", ""},
+		{"too long", Versioning{BuildID: strings.Repeat("a", 129)}, "build id", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.v.Validate()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Validate() = %v, want an error mentioning %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tc.v.String(); got != tc.str {
+				t.Errorf("String() = %q, want %q", got, tc.str)
+			}
+			opts := tc.v.deploymentOptions()
+			if opts.UseVersioning != tc.v.Enabled() {
+				t.Errorf("UseVersioning = %v, want %v", opts.UseVersioning, tc.v.Enabled())
+			}
+			if tc.v.Enabled() && (opts.Version.BuildID != tc.v.BuildID || opts.DefaultVersioningBehavior != workflow.VersioningBehaviorPinned) {
+				t.Errorf("deployment options %+v: want pinned workflows on %s", opts, tc.v)
+			}
+		})
 	}
 }

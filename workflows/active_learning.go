@@ -591,7 +591,12 @@ func (w *activeLearning) nextRound(ctx workflow.Context, metrics RoundMetrics, b
 	c.Late, c.LateDropped = w.late.records, w.late.dropped
 	next.Resume = &c
 	w.setPhase(ctx, "")
-	return nil, workflow.NewContinueAsNewError(ctx, ActiveLearningName, next)
+	// The next round may run on a newer build: versioned workers pin each
+	// run (one round) to the build that started it, and the new run starts
+	// on the deployment's current version. Unversioned workers ignore this.
+	return nil, workflow.NewContinueAsNewErrorWithOptions(ctx,
+		workflow.ContinueAsNewErrorOptions{InitialVersioningBehavior: workflow.ContinueAsNewVersioningBehaviorAutoUpgrade},
+		ActiveLearningName, next)
 }
 
 // persistedLate forgets the first n late records and the dropped count

@@ -26,6 +26,8 @@ import (
 // scoring shards over two workers, a server restart during the wait, a
 // FineTune whose first worker was killed and whose retry resumed from a
 // checkpoint, and the phase-duration metrics of setPhase.
+// e2e-1-pinned-run1.json is the same e2e run with versioned workers (build
+// e2e-v1): the run is pinned to that build.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil {

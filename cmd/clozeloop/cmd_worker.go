@@ -95,7 +95,7 @@ func workerCmd() command {
 		name:    "worker",
 		summary: "run Temporal workers for the default (CPU) and/or gpu task queues",
 		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			fs := newFlagSet(env, "worker", "[--queues default,gpu] [--gpus N] [--s3-bucket B ...] [--cache-dir DIR] [--device D] [client flags]")
+			fs := newFlagSet(env, "worker", "[--queues default,gpu] [--gpus N] [--build-id ID [--deployment NAME]] [--s3-bucket B ...] [--cache-dir DIR] [--device D] [client flags]")
 			co := clientFlags(fs)
 			es, err := engineSettingsFromEnv()
 			if err != nil {
@@ -106,9 +106,15 @@ func workerCmd() command {
 			gpus := fs.Int("gpus", 1, "fine-tunes run at once on the gpu queue (number of GPUs)")
 			stop := fs.Duration("stop-timeout", 30*time.Second, "on shutdown, how long running activities may finish and heartbeat")
 			throttle := fs.Duration("heartbeat-throttle", 0, "send activity heartbeats (and so the last resumable checkpoint) at least this often (0: the SDK default, 60s or 80% of the heartbeat timeout)")
+			var ver workers.Versioning
+			fs.StringVar(&ver.BuildID, "build-id", os.Getenv("CLOZELOOP_BUILD_ID"), "join Temporal worker versioning with this build id (image tag or git commit): runs started by this build finish each round on it (env CLOZELOOP_BUILD_ID; empty: unversioned)")
+			fs.StringVar(&ver.Deployment, "deployment", envOr("CLOZELOOP_DEPLOYMENT", workers.DefaultDeployment), "Temporal worker deployment the build id belongs to (env CLOZELOOP_DEPLOYMENT)")
 			mf := metricsFlags(fs)
 			if err := parseFlags(fs, args); err != nil {
 				return err
+			}
+			if err := ver.Validate(); err != nil {
+				return usagef("%v", err)
 			}
 			qs, err := workers.ParseQueues(*queues)
 			if err != nil {
@@ -139,7 +145,7 @@ func workerCmd() command {
 			}
 			defer c.Close()
 			return workers.Run(ctx, c, acts, workers.Options{Queues: qs, MaxConcurrentFineTunes: *gpus, StopTimeout: *stop, Identity: co.Identity,
-				MaxHeartbeatThrottleInterval: *throttle}, env.log)
+				MaxHeartbeatThrottleInterval: *throttle, Versioning: ver}, env.log)
 		},
 	}
 }

@@ -52,6 +52,7 @@ func commands() []command {
 		statusCmd(),
 		labelCmd(),
 		scheduleCmd(),
+		deploymentCmd(),
 		pretrainCmd(),
 		finetuneCmd(),
 		simulateCmd(),
