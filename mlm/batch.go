@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -19,6 +20,23 @@ type prepared struct {
 	err   error
 }
 
+// UserMaskToken is how users write a mask in texts (pool items, labels,
+// eval sets, predict input), whatever the model: "[MASK]". For a model
+// whose mask token differs (RoBERTa's "<mask>") it is replaced by the
+// model's own before tokenization; "I want to [MASK] a book" becomes "I
+// want to <mask> a book", where <mask> takes the space before it (lstrip),
+// as in the Hugging Face fill-mask pipeline. The model's own mask token
+// works in texts too.
+const UserMaskToken = "[MASK]"
+
+// userText replaces UserMaskToken in text by the tokenizer's mask token.
+func (m *Model) userText(text string) string {
+	if mt := m.tok.MaskToken(); mt != UserMaskToken {
+		return strings.ReplaceAll(text, UserMaskToken, mt)
+	}
+	return text
+}
+
 // prepare tokenizes text and finds its masks. A text longer than the
 // model's maximum sequence length keeps a window of tokens around its
 // masks.
@@ -26,7 +44,7 @@ func (m *Model) prepare(text string) prepared {
 	if m.tok == nil {
 		return prepared{err: errors.New("model has no tokenizer")}
 	}
-	enc, err := m.tok.Encode(text)
+	enc, err := m.tok.Encode(m.userText(text))
 	if err != nil {
 		return prepared{err: fmt.Errorf("tokenize: %w", err)}
 	}
