@@ -25,16 +25,8 @@ PKGS ?= ./...
 BENCH ?= .
 BENCH_FLAGS ?= -benchmem -benchtime=3x
 
-# Debian/Ubuntu packages: build tools for cgo, libtorch, OpenBLAS (Debian's
-# libtorch is ~100x slower on the reference BLAS), PyTorch on the same
-# libtorch (reference figures), WordNet (cloze data sets), Chromium (the
-# annotation page's headless browser test, hook/browser_test.go), PostgreSQL
-# (Temporal's SQL store for "clozeloop server --postgres" and its tests).
-APT_PACKAGES := ca-certificates git make g++ libtorch-dev libopenblas0-pthread python3-torch wordnet-base bible-kjv chromium postgresql
-# Node.js runs the real Hugging Face tokenizers for the tokenizer parity
-# tests (tools/hfparity); Debian's nodejs/npm are used only when no node is
-# installed already.
-NODE_PACKAGES := nodejs npm
+# System packages (apt on Debian/Ubuntu) are listed in scripts/setup.sh, which
+# "make setup" and the Docker images' build and runtime stages run.
 # npm tools installed globally by "make setup" (none yet).
 NPM_TOOLS :=
 
@@ -44,27 +36,11 @@ ifneq ($(wildcard /usr/bin/python3),)
 export CLOZELOOP_PYTHON ?= /usr/bin/python3
 endif
 
-.PHONY: setup tools build test test-short dev bench fmt vet doctor clean
+.PHONY: setup tools build test test-short e2e dev bench fmt vet doctor clean
 
 ## setup: install missing system packages (apt on Debian/Ubuntu; sudo when not root)
 setup:
-	@if [ -f /etc/debian_version ] && command -v dpkg-query >/dev/null && command -v apt-get >/dev/null; then \
-		missing=""; \
-		pkgs="$(APT_PACKAGES)"; command -v npm >/dev/null || pkgs="$$pkgs $(NODE_PACKAGES)"; \
-		for p in $$pkgs; do \
-			dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-		done; \
-		if [ -n "$$missing" ]; then \
-			sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
-			echo "setup: installing$$missing"; \
-			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update; \
-			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
-		else \
-			echo "setup: apt packages present ($(APT_PACKAGES))"; \
-		fi; \
-	else \
-		echo "setup: not a Debian/Ubuntu system; install libtorch 2.1 yourself and set LIBTORCH=/path (see README)"; \
-	fi
+	@scripts/setup.sh all
 	@for t in $(NPM_TOOLS); do \
 		command -v "$$t" >/dev/null || npm install -g "$$t"; \
 	done
@@ -94,11 +70,20 @@ tools/hfparity/node_modules/.package-lock.json: tools/hfparity/package-lock.json
 	npm ci --prefix tools/hfparity --no-audit --no-fund
 
 ## test: go vet and all tests (the README's and CI's test command)
-# The second go test runs the store's suite again against the gateway.
+# The second go test runs the store's suite again against the gateway, then
+# the multi-process e2e test runs (make e2e).
 test: tools
 	$(ENV) $(GO) vet $(PKGS) && CLOZELOOP_TEST_VERSITYGW=$(VERSITYGW) $(GO) test -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
 	$(ENV) CLOZELOOP_TEST_S3_BACKEND=versitygw CLOZELOOP_TEST_VERSITYGW=$(VERSITYGW) \
 		$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./store/
+	$(MAKE) e2e
+
+## e2e: the multi-process end-to-end test of the production topology
+## (Temporal on PostgreSQL, the Versity S3 Gateway, 2 default + 2 gpu
+## workers and the hook as separate processes of bin/clozeloop; see README)
+e2e: tools build
+	$(ENV) CLOZELOOP_E2E_BIN=$(CURDIR)/bin/clozeloop CLOZELOOP_TEST_VERSITYGW=$(VERSITYGW) \
+		$(GO) test -count=1 -v -timeout 20m -run TestMultiProcessRound ./e2e/
 
 ## test-short: the quick tests only (skips real-server, WordNet-size and training tests)
 test-short: tools

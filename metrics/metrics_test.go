@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
+	"github.com/clozeloop/clozeloop/metrics/metricstest"
 )
 
-// scrape fetches url (with token, when given) and parses the text format.
+// scrape fetches url (with token, when given) and parses it.
 func scrape(t *testing.T, url, token string) map[string]float64 {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
@@ -32,34 +32,11 @@ func scrape(t *testing.T, url, token string) map[string]float64 {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
-	return Parse(t, resp.Body)
-}
-
-// Parse sums every sample of the text format by series name (histograms by
-// their _count).
-func Parse(t *testing.T, r io.Reader) map[string]float64 {
-	t.Helper()
-	var p expfmt.TextParser
-	fams, err := p.TextToMetricFamilies(r)
+	m, err := metricstest.Parse(resp.Body)
 	if err != nil {
-		t.Fatalf("parse metrics: %v", err)
+		t.Fatal(err)
 	}
-	out := map[string]float64{}
-	for name, f := range fams {
-		for _, m := range f.GetMetric() {
-			switch {
-			case m.Counter != nil:
-				out[name] += m.Counter.GetValue()
-			case m.Gauge != nil:
-				out[name] += m.Gauge.GetValue()
-			case m.Histogram != nil:
-				out[name] += float64(m.Histogram.GetSampleCount())
-			case m.Untyped != nil:
-				out[name] += m.Untyped.GetValue()
-			}
-		}
-	}
-	return out
+	return m
 }
 
 func TestRegistryRecordsEveryMetric(t *testing.T) {

@@ -8,9 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/clozeloop/clozeloop/internal/listen"
 )
 
 // Server serves a registry at /metrics on its own listener.
@@ -29,7 +30,7 @@ func Listen(addr, token string, r *Registry, logger *slog.Logger) (*Server, erro
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if token == "" && !loopback(addr) {
+	if token == "" && !listen.Loopback(addr) {
 		return nil, fmt.Errorf("%w: %s (give --metrics-token-file, or listen on 127.0.0.1)", ErrUnauthenticatedListen, addr)
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -84,17 +85,4 @@ func Protect(h http.Handler, token string) http.Handler {
 		}
 		h.ServeHTTP(w, req)
 	})
-}
-
-// loopback reports whether a listen address binds loopback only.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }

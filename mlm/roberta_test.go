@@ -289,6 +289,57 @@ func TestRoBERTaEndToEnd(t *testing.T) {
 	}
 }
 
+// TestLoadBPETokenizerFromFolder loads a RoBERTa checkpoint folder with a
+// minimal byte-level BPE tokenizer.json beside its weights (no vocab.json
+// or merges.txt), as downloaded from the Hub: Load used to refuse it with
+// ErrUnsupportedTokenizer before fill-mask with BPE was wired up; now it
+// loads and fills users' [MASK].
+func TestLoadBPETokenizerFromFolder(t *testing.T) {
+	fc := familyCases()[1]
+	m := fc.newModel(t, 6)
+	dir := writeState(t, m, func(sd []safetensors.Tensor) []safetensors.Tensor { return sd })
+	vocab := map[string]int{"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4}
+	for i := range 26 {
+		vocab[string(rune('a'+i))] = 5 + i
+	}
+	added := []map[string]any{}
+	for _, tok := range []string{"<s>", "<pad>", "</s>", "<unk>", "<mask>"} {
+		added = append(added, map[string]any{"id": vocab[tok], "content": tok, "single_word": false, "lstrip": tok == "<mask>",
+			"rstrip": false, "normalized": false, "special": true})
+	}
+	tj := map[string]any{
+		"version": "1.0", "truncation": nil, "padding": nil, "added_tokens": added, "normalizer": nil,
+		"pre_tokenizer":  map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+		"post_processor": map[string]any{"type": "RobertaProcessing", "sep": []any{"</s>", 2}, "cls": []any{"<s>", 0}, "trim_offsets": true, "add_prefix_space": false},
+		"decoder":        map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+		"model": map[string]any{"type": "BPE", "dropout": nil, "unk_token": nil, "continuing_subword_prefix": "", "end_of_word_suffix": "",
+			"fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": []string{}},
+	}
+	b, err := json.Marshal(tj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	m2, err := Load(ctx, dir, Options{Device: "cpu", Threads: 1})
+	if err != nil {
+		t.Fatalf("Load with a byte-level BPE tokenizer: %v", err)
+	}
+	defer m2.Close()
+	if k, mt := m2.Tokenizer().Kind(), m2.Tokenizer().MaskToken(); k != "BPE" || mt != "<mask>" {
+		t.Fatalf("loaded tokenizer: kind %s, mask %q; want BPE, <mask>", k, mt)
+	}
+	res, err := m2.FillMask(ctx, []string{"abc[MASK]"}, FillOptions{TopK: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || len(res[0].Masks) != 1 || len(res[0].Masks[0]) != 3 {
+		t.Fatalf("FillMask: %+v, want 3 predictions for one mask", res)
+	}
+}
+
 // TestLoadUnsupportedTokenizer checks the error for a tokenizer that is
 // neither WordPiece nor byte-level BPE (XLM-RoBERTa's Unigram).
 func TestLoadUnsupportedTokenizer(t *testing.T) {

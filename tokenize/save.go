@@ -106,10 +106,7 @@ func (t *Tokenizer) tokenizerJSON(wp *wordPieceModel) ([]byte, error) {
 	sq := func(id string, typeID int) map[string]any {
 		return map[string]any{"Sequence": map[string]any{"id": id, "type_id": typeID}}
 	}
-	head := []struct {
-		key string
-		val any
-	}{
+	head := []jsonField{
 		{"version", "1.0"},
 		{"truncation", nil},
 		{"padding", nil},
@@ -135,29 +132,18 @@ func (t *Tokenizer) tokenizerJSON(wp *wordPieceModel) ([]byte, error) {
 	}
 	var b bytes.Buffer
 	b.WriteString("{\n")
-	for _, h := range head {
-		v, err := json.Marshal(h.val)
-		if err != nil {
-			return nil, fmt.Errorf("encode %s: %w", h.key, err)
-		}
-		fmt.Fprintf(&b, "  %q: %s,\n", h.key, v)
+	if err := writeFields(&b, "  ", "", head); err != nil {
+		return nil, err
 	}
-	model := []struct {
-		key string
-		val any
-	}{
+	model := []jsonField{
 		{"type", "WordPiece"},
 		{"unk_token", t.unkToken},
 		{"continuing_subword_prefix", wp.prefix},
 		{"max_input_chars_per_word", wp.maxChars},
 	}
 	b.WriteString("  \"model\": {\n")
-	for _, m := range model {
-		v, err := json.Marshal(m.val)
-		if err != nil {
-			return nil, fmt.Errorf("encode model %s: %w", m.key, err)
-		}
-		fmt.Fprintf(&b, "    %q: %s,\n", m.key, v)
+	if err := writeFields(&b, "    ", "model ", model); err != nil {
+		return nil, err
 	}
 	b.WriteString("    \"vocab\": {")
 	for i, tok := range t.vocab {
@@ -323,10 +309,7 @@ func (t *Tokenizer) bpeTokenizerJSON(bm *bpeModel, vocab []byte) ([]byte, error)
 	if bm.unkToken != "" {
 		unk = bm.unkToken
 	}
-	head := []struct {
-		key string
-		val any
-	}{
+	head := []jsonField{
 		{"version", "1.0"},
 		{"truncation", nil},
 		{"padding", nil},
@@ -338,17 +321,10 @@ func (t *Tokenizer) bpeTokenizerJSON(bm *bpeModel, vocab []byte) ([]byte, error)
 	}
 	var b bytes.Buffer
 	b.WriteString("{\n")
-	for _, h := range head {
-		v, err := json.Marshal(h.val)
-		if err != nil {
-			return nil, fmt.Errorf("encode %s: %w", h.key, err)
-		}
-		fmt.Fprintf(&b, "  %q: %s,\n", h.key, v)
+	if err := writeFields(&b, "  ", "", head); err != nil {
+		return nil, err
 	}
-	model := []struct {
-		key string
-		val any
-	}{
+	model := []jsonField{
 		{"type", "BPE"},
 		{"dropout", nil},
 		{"unk_token", unk},
@@ -359,12 +335,8 @@ func (t *Tokenizer) bpeTokenizerJSON(bm *bpeModel, vocab []byte) ([]byte, error)
 		{"ignore_merges", bm.ignoreMerges},
 	}
 	b.WriteString("  \"model\": {\n")
-	for _, m := range model {
-		v, err := json.Marshal(m.val)
-		if err != nil {
-			return nil, fmt.Errorf("encode model %s: %w", m.key, err)
-		}
-		fmt.Fprintf(&b, "    %q: %s,\n", m.key, v)
+	if err := writeFields(&b, "    ", "model ", model); err != nil {
+		return nil, err
 	}
 	b.WriteString("    \"vocab\": ")
 	b.Write(vocab)
@@ -382,4 +354,23 @@ func (t *Tokenizer) bpeTokenizerJSON(bm *bpeModel, vocab []byte) ([]byte, error)
 	}
 	b.WriteString("\n    ]\n  }\n}\n")
 	return b.Bytes(), nil
+}
+
+// jsonField is one key of a JSON object written in a fixed order.
+type jsonField struct {
+	key string
+	val any
+}
+
+// writeFields writes each field as `indent"key": value,` on a line of its
+// own, in order (what prefixes the key in errors).
+func writeFields(b *bytes.Buffer, indent, what string, fields []jsonField) error {
+	for _, f := range fields {
+		v, err := json.Marshal(f.val)
+		if err != nil {
+			return fmt.Errorf("encode %s%s: %w", what, f.key, err)
+		}
+		fmt.Fprintf(b, "%s%q: %s,\n", indent, f.key, v)
+	}
+	return nil
 }

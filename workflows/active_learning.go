@@ -373,12 +373,26 @@ func storeOptions(ctx workflow.Context) workflow.Context {
 	})
 }
 
-func trainOptions(ctx workflow.Context) workflow.Context {
+// DefaultTrainHeartbeatTimeout is how long a training activity (FineTune,
+// Adapt) may go without a heartbeat before Temporal gives it to another GPU
+// worker, which resumes from its last checkpoint.
+const DefaultTrainHeartbeatTimeout = 5 * time.Minute
+
+// MinTrainHeartbeatTimeout is the shortest fine_tune.heartbeat_timeout a
+// run config may set: a training step, a checkpoint upload and the SDK's
+// heartbeat throttling must fit in it.
+const MinTrainHeartbeatTimeout = 10 * time.Second
+
+func trainOptions(ctx workflow.Context, heartbeat Duration) workflow.Context {
+	hb := time.Duration(heartbeat)
+	if hb <= 0 {
+		hb = DefaultTrainHeartbeatTimeout
+	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              GPUTaskQueue,
 		ScheduleToStartTimeout: 24 * time.Hour,
 		StartToCloseTimeout:    12 * time.Hour,
-		HeartbeatTimeout:       5 * time.Minute,
+		HeartbeatTimeout:       hb,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 10 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute, MaximumAttempts: 5},
 	})
 }
@@ -486,7 +500,7 @@ func (w *activeLearning) runRound(ctx workflow.Context) (*Result, error) {
 	// 5. Fine-tune on the GPU queue.
 	w.setPhase(ctx, PhaseTraining)
 	var trained FineTuneOutput
-	err = workflow.ExecuteActivity(trainOptions(ctx), ActivityFineTune, FineTuneInput{
+	err = workflow.ExecuteActivity(trainOptions(ctx, cfg.FineTune.HeartbeatTimeout), ActivityFineTune, FineTuneInput{
 		RunID: cfg.RunID, Round: number, BaseModelURI: w.carry.ModelURI, LabelSetURI: persisted.LabelSetURI,
 		OutputPrefix: fmt.Sprintf("%s/rounds/%04d/train", cfg.OutputPrefix, number), Settings: cfg.FineTune,
 	}).Get(ctx, &trained)

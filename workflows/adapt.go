@@ -25,7 +25,7 @@ func (w *activeLearning) adapt(ctx workflow.Context) error {
 	w.setPhase(ctx, PhaseAdapting)
 	base := w.carry.ModelURI
 	var out AdaptOutput
-	if err := workflow.ExecuteActivity(trainOptions(ctx), ActivityAdapt, AdaptInput{
+	if err := workflow.ExecuteActivity(trainOptions(ctx, cfg.FineTune.HeartbeatTimeout), ActivityAdapt, AdaptInput{
 		RunID: cfg.RunID, BaseModelURI: base, PoolURI: cfg.PoolURI,
 		OutputPrefix: cfg.OutputPrefix + "/adapt", Settings: *cfg.Adapt,
 	}).Get(ctx, &out); err != nil {

@@ -21,6 +21,11 @@ import (
 // hook's TestTemporalBackend (CLOZELOOP_RECORD_HISTORIES=1 go test ./hook
 // -run TestTemporalBackend): answers as lists through the hook, a
 // self-skip signal, and a lead's ExtendRound update.
+// e2e-1-run1.json was recorded by the multi-process e2e test
+// (CLOZELOOP_RECORD_HISTORIES=1 make e2e) on Temporal on PostgreSQL: 16
+// scoring shards over two workers, a server restart during the wait, a
+// FineTune whose first worker was killed and whose retry resumed from a
+// checkpoint, and the phase-duration metrics of setPhase.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil {

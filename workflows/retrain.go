@@ -89,7 +89,7 @@ func Retrain(ctx workflow.Context, cfg RetrainConfig) (*RetrainResult, error) {
 	res := &RetrainResult{Name: name, BaseModelURI: base}
 
 	var trained FineTuneOutput
-	if err := workflow.ExecuteActivity(trainOptions(ctx), ActivityFineTune, FineTuneInput{
+	if err := workflow.ExecuteActivity(trainOptions(ctx, cfg.FineTune.HeartbeatTimeout), ActivityFineTune, FineTuneInput{
 		RunID: cfg.RunID, BaseModelURI: base, LabelSetURI: run.LabelSetURI,
 		OutputPrefix: cfg.OutputPrefix + "/" + name + "/train", Settings: cfg.FineTune,
 	}).Get(ctx, &trained); err != nil {

@@ -57,3 +57,25 @@ func TestTargetURIReachesTheScorer(t *testing.T) {
 		}
 	}
 }
+
+func TestHeartbeatTimeoutValidation(t *testing.T) {
+	base := RunConfig{RunID: "r", PoolURI: "p", EvalURI: "e", ModelURI: "m", Strategy: "random", BatchSize: 4,
+		RoundDeadline: Duration(time.Hour)}
+	tests := []struct {
+		hb      time.Duration
+		wantErr bool
+	}{
+		{0, false},
+		{15 * time.Second, false},
+		{10 * time.Minute, false},
+		{5 * time.Second, true},
+		{-time.Second, true},
+	}
+	for _, tt := range tests {
+		c := base
+		c.FineTune.HeartbeatTimeout = Duration(tt.hb)
+		if err := c.Validate(); (err != nil) != tt.wantErr {
+			t.Errorf("heartbeat_timeout %s: Validate() = %v, want error %v", tt.hb, err, tt.wantErr)
+		}
+	}
+}

@@ -158,6 +158,11 @@ type FineTuneSettings struct {
 	Seed         int64   `json:"seed,omitempty"`
 	// CheckpointEvery is how many steps between resumable checkpoints.
 	CheckpointEvery int `json:"checkpoint_every,omitempty"`
+	// HeartbeatTimeout is how long the training activities (FineTune and
+	// Adapt) may go without a heartbeat before another GPU worker takes
+	// them over from the last checkpoint (default
+	// DefaultTrainHeartbeatTimeout, 5m; e.g. "30s").
+	HeartbeatTimeout Duration `json:"heartbeat_timeout,omitempty"`
 }
 
 // WithDefaults returns s with its zero fields set to the defaults
@@ -360,6 +365,9 @@ func (c *RunConfig) Validate() error {
 		return fmt.Errorf("fine_tune.replay_weight must be within [0, 1], got %g", c.FineTune.ReplayWeight)
 	case c.FineTune.WarmupRatio < 0 || c.FineTune.WarmupRatio >= 1:
 		return fmt.Errorf("fine_tune.warmup_ratio must be within [0, 1), got %g", c.FineTune.WarmupRatio)
+	case c.FineTune.HeartbeatTimeout != 0 && time.Duration(c.FineTune.HeartbeatTimeout) < MinTrainHeartbeatTimeout:
+		return fmt.Errorf("fine_tune.heartbeat_timeout must be at least %s (or unset for %s), got %s",
+			MinTrainHeartbeatTimeout, DefaultTrainHeartbeatTimeout, time.Duration(c.FineTune.HeartbeatTimeout))
 	}
 	shares, err := ParseStrategy(c.Strategy)
 	if err != nil {

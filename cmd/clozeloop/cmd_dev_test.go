@@ -11,18 +11,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/dataset"
 	"github.com/clozeloop/clozeloop/hook"
 	"github.com/clozeloop/clozeloop/metrics"
+	"github.com/clozeloop/clozeloop/metrics/metricstest"
 	"github.com/clozeloop/clozeloop/store"
 	"github.com/clozeloop/clozeloop/store/s3embed"
 	"github.com/clozeloop/clozeloop/store/s3test"
@@ -150,7 +148,12 @@ func testDevDemo(t *testing.T, s3 *store.Config) {
 		}
 		// The SDK's metrics reach the registry within a second.
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-			scraped = scrapeMetrics(t, info.Metrics)
+			m, err := metricstest.Scrape(info.Metrics)
+			if err != nil {
+				t.Errorf("%v", err)
+				return
+			}
+			scraped = m
 			if scraped[metrics.RoundPhase] > 0 && scraped["temporal_workflow_task_execution_latency_seconds"] > 0 {
 				break
 			}
@@ -342,47 +345,6 @@ func TestStartModel(t *testing.T) {
 	}
 }
 
-// scrapeMetrics GETs a Prometheus endpoint and sums the series of each name
-// (histograms by their sample count); every series is also kept under
-// name{label=value,...}, labels in the order scraped.
-func scrapeMetrics(t *testing.T, url string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("scrape %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("scrape %s: %s", url, resp.Status)
-	}
-	var p expfmt.TextParser
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse metrics: %v", err)
-	}
-	out := map[string]float64{}
-	for name, f := range fams {
-		for _, m := range f.GetMetric() {
-			var v float64
-			switch {
-			case m.Counter != nil:
-				v = m.Counter.GetValue()
-			case m.Gauge != nil:
-				v = m.Gauge.GetValue()
-			case m.Histogram != nil:
-				v = float64(m.Histogram.GetSampleCount())
-			}
-			out[name] += v
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			out[name+"{"+strings.Join(labels, ",")+"}"] += v
-		}
-	}
-	return out
-}
-
 // checkDevMetrics checks that a demo round moved every metric of package
 // metrics, and the Temporal SDK's own.
 func checkDevMetrics(t *testing.T, got map[string]float64) {
@@ -425,7 +387,7 @@ func checkDevMetrics(t *testing.T, got map[string]float64) {
 			t.Errorf("SDK metric %s = %v, want > 0", name, got[name])
 		}
 	}
-	checkDashboard(t, got, filepath.Join("..", "..", "deploy", "grafana", "clozeloop-dashboard.json"))
+	metricstest.CheckDashboard(t, got, filepath.Join("..", "..", "deploy", "grafana", "clozeloop-dashboard.json"))
 	if t.Failed() {
 		var names []string
 		for n := range got {
@@ -435,54 +397,5 @@ func checkDevMetrics(t *testing.T, got map[string]float64) {
 		}
 		sort.Strings(names)
 		t.Logf("scraped: %v", names)
-	}
-}
-
-// checkDashboard checks that every metric the Grafana dashboard's queries
-// name was among the scraped ones (a histogram's _bucket, _sum and _count
-// series by the histogram's name).
-func checkDashboard(t *testing.T, scraped map[string]float64, path string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dash struct {
-		Panels []struct {
-			Title   string `json:"title"`
-			Targets []struct {
-				Expr string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
-	}
-	if err := json.Unmarshal(data, &dash); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	metricName := regexp.MustCompile(`\b(clozeloop|temporal)_[a-z0-9_]+\b`)
-	queries := 0
-	for _, p := range dash.Panels {
-		for _, tg := range p.Targets {
-			queries++
-			names := metricName.FindAllString(tg.Expr, -1)
-			if len(names) == 0 {
-				t.Errorf("dashboard panel %q: query %q names no clozeloop or temporal metric", p.Title, tg.Expr)
-			}
-			for _, n := range names {
-				base := n
-				for _, suf := range []string{"_bucket", "_sum", "_count"} {
-					if b, ok := strings.CutSuffix(n, suf); ok {
-						if _, hist := scraped[b]; hist {
-							base = b
-						}
-					}
-				}
-				if _, ok := scraped[base]; !ok {
-					t.Errorf("dashboard panel %q queries %s, which the running processes do not export", p.Title, n)
-				}
-			}
-		}
-	}
-	if queries == 0 {
-		t.Errorf("%s has no queries", path)
 	}
 }

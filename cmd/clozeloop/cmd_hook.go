@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/clozeloop/clozeloop/hook"
+	"github.com/clozeloop/clozeloop/internal/listen"
 	"github.com/clozeloop/clozeloop/workers"
 )
 
@@ -171,7 +172,7 @@ func (a *hookAuth) options(addr string, haveBucket bool) (hook.AuthOptions, erro
 		if len(o.TrustedProxies) > 0 {
 			return o, usagef("--no-auth and --trusted-proxies exclude each other")
 		}
-		if !loopbackListen(addr) {
+		if !listen.Loopback(addr) {
 			return o, usagef("--no-auth serves without authentication and is refused on %s: listen on a loopback address (127.0.0.1:PORT) or use accounts", addr)
 		}
 		return o, nil
@@ -200,19 +201,6 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	}
 	ip = ip.Unmap()
 	return netip.PrefixFrom(ip, ip.BitLen()), nil
-}
-
-// loopbackListen reports whether a listen address binds loopback only.
-func loopbackListen(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // httpServer is a started HTTP server.
@@ -250,7 +238,7 @@ func startHTTPTLS(addr string, h http.Handler, log *slog.Logger, certFile, keyFi
 			WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, TLSConfig: tlsCfg},
 		ln: ln, done: make(chan error, 1), log: log, tls: tlsCfg != nil,
 	}
-	if !s.tls && !loopbackListen(addr) {
+	if !s.tls && !listen.Loopback(addr) {
 		log.Warn("serving plain HTTP on a non-loopback address: tokens and session cookies cross the network in clear; use --tls-cert/--tls-key or a TLS-terminating proxy", "addr", addr)
 	}
 	go func() {

@@ -105,6 +105,7 @@ func workerCmd() command {
 			queues := fs.String("queues", "default,gpu", "task queues to serve: default, gpu or default,gpu")
 			gpus := fs.Int("gpus", 1, "fine-tunes run at once on the gpu queue (number of GPUs)")
 			stop := fs.Duration("stop-timeout", 30*time.Second, "on shutdown, how long running activities may finish and heartbeat")
+			throttle := fs.Duration("heartbeat-throttle", 0, "send activity heartbeats (and so the last resumable checkpoint) at least this often (0: the SDK default, 60s or 80% of the heartbeat timeout)")
 			mf := metricsFlags(fs)
 			if err := parseFlags(fs, args); err != nil {
 				return err
@@ -137,7 +138,8 @@ func workerCmd() command {
 				return err
 			}
 			defer c.Close()
-			return workers.Run(ctx, c, acts, workers.Options{Queues: qs, MaxConcurrentFineTunes: *gpus, StopTimeout: *stop, Identity: co.Identity}, env.log)
+			return workers.Run(ctx, c, acts, workers.Options{Queues: qs, MaxConcurrentFineTunes: *gpus, StopTimeout: *stop, Identity: co.Identity,
+				MaxHeartbeatThrottleInterval: *throttle}, env.log)
 		},
 	}
 }

@@ -48,6 +48,8 @@ import (
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
+
+	"github.com/clozeloop/clozeloop/internal/listen"
 )
 
 const (
@@ -196,15 +198,10 @@ func (s *Server) finish(err error) {
 }
 
 func checkLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return fmt.Errorf("s3embed: listen address %q: %w", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
+	if !listen.Loopback(addr) {
 		return fmt.Errorf("s3embed: listen address %q is not loopback: the embedded server is for one machine (no TLS)", addr)
 	}
 	return nil
