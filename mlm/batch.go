@@ -8,6 +8,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/clozeloop/clozeloop/tokenize"
 )
 
 // ErrNoMask is wrapped by errors about texts without a mask token.
@@ -35,6 +37,24 @@ func (m *Model) userText(text string) string {
 		return strings.ReplaceAll(text, UserMaskToken, mt)
 	}
 	return text
+}
+
+// AnswerPieces returns the tokens each answer is trained and evaluated as
+// by FineTune and Evaluate: the i-th answer written in place of the i-th
+// mask of text (users' [MASK] or the model's own mask token), in text
+// order; the counts must agree. For WordPiece the context does not matter;
+// for byte-level BPE a word after a space is "Ġread" and at the start of a
+// text "read" (see tokenize.Tokenizer.AnswerPieces). Pieces.Unknown
+// reports an answer that maps to the unknown token.
+func (m *Model) AnswerPieces(text string, answers []string) ([]tokenize.Pieces, error) {
+	if m.tok == nil {
+		return nil, errors.New("tokenize answers: model has no tokenizer")
+	}
+	p, err := m.tok.AnswerPieces(m.userText(text), answers)
+	if err != nil {
+		return nil, fmt.Errorf("tokenize answers: %w", err)
+	}
+	return p, nil
 }
 
 // prepare tokenizes text and finds its masks. A text longer than the
