@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/clozeloop/clozeloop/tokenize"
 )
 
 // ErrNoMask is wrapped by errors about texts without a mask token.
@@ -19,6 +22,41 @@ type prepared struct {
 	err   error
 }
 
+// UserMaskToken is how users write a mask in texts (pool items, labels,
+// eval sets, predict input), whatever the model: "[MASK]". For a model
+// whose mask token differs (RoBERTa's "<mask>") it is replaced by the
+// model's own before tokenization; "I want to [MASK] a book" becomes "I
+// want to <mask> a book", where <mask> takes the space before it (lstrip),
+// as in the Hugging Face fill-mask pipeline. The model's own mask token
+// works in texts too.
+const UserMaskToken = "[MASK]"
+
+// userText replaces UserMaskToken in text by the tokenizer's mask token.
+func (m *Model) userText(text string) string {
+	if mt := m.tok.MaskToken(); mt != UserMaskToken {
+		return strings.ReplaceAll(text, UserMaskToken, mt)
+	}
+	return text
+}
+
+// AnswerPieces returns the tokens each answer is trained and evaluated as
+// by FineTune and Evaluate: the i-th answer written in place of the i-th
+// mask of text (users' [MASK] or the model's own mask token), in text
+// order; the counts must agree. For WordPiece the context does not matter;
+// for byte-level BPE a word after a space is "Ġread" and at the start of a
+// text "read" (see tokenize.Tokenizer.AnswerPieces). Pieces.Unknown
+// reports an answer that maps to the unknown token.
+func (m *Model) AnswerPieces(text string, answers []string) ([]tokenize.Pieces, error) {
+	if m.tok == nil {
+		return nil, errors.New("tokenize answers: model has no tokenizer")
+	}
+	p, err := m.tok.AnswerPieces(m.userText(text), answers)
+	if err != nil {
+		return nil, fmt.Errorf("tokenize answers: %w", err)
+	}
+	return p, nil
+}
+
 // prepare tokenizes text and finds its masks. A text longer than the
 // model's maximum sequence length keeps a window of tokens around its
 // masks.
@@ -26,7 +64,7 @@ func (m *Model) prepare(text string) prepared {
 	if m.tok == nil {
 		return prepared{err: errors.New("model has no tokenizer")}
 	}
-	enc, err := m.tok.Encode(text)
+	enc, err := m.tok.Encode(m.userText(text))
 	if err != nil {
 		return prepared{err: fmt.Errorf("tokenize: %w", err)}
 	}

@@ -30,15 +30,18 @@ const (
 var ErrCheckpoint = errors.New("checkpoint does not match the model")
 
 // ErrUnsupportedTokenizer is wrapped by the error of Load for a model
-// whose tokenizer this package cannot run (RoBERTa's byte-level BPE).
+// whose tokenizer this package cannot run (one that is neither WordPiece
+// nor byte-level BPE, such as XLM-RoBERTa's SentencePiece Unigram); it
+// also wraps tokenize.ErrUnsupported.
 var ErrUnsupportedTokenizer = errors.New("unsupported tokenizer")
 
 // Load loads the model in dir: config.json, the weights (model.safetensors,
 // or the legacy pytorch_model.bin when there is no safetensors file) and
-// the tokenizer files. BERT and DistilBERT load completely; for RoBERTa the
-// byte-level BPE tokenizer is not supported, so Load fails with an error
-// wrapping ErrUnsupportedTokenizer, and LoadWeights with a nil tokenizer
-// gives a model for id-level use (Forward, MLMHead).
+// the tokenizer files: WordPiece (BERT, DistilBERT) or byte-level BPE
+// (RoBERTa), from tokenizer.json or the older vocabulary files. A tokenizer
+// of another kind fails Load with an error wrapping
+// ErrUnsupportedTokenizer; LoadWeights with a nil tokenizer still gives a
+// model for id-level use (Forward, MLMHead).
 func Load(ctx context.Context, dir string, opts Options) (*Model, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -48,19 +51,12 @@ func Load(ctx context.Context, dir string, opts Options) (*Model, error) {
 		return nil, err
 	}
 	tok, err := tokenize.Load(dir)
-	if err != nil {
-		if cfg.ModelType == ModelTypeRoBERTa {
-			return nil, fmt.Errorf("load model %s: %w: RoBERTa's byte-level BPE tokenizer cannot be loaded (only WordPiece tokenizers are supported); "+
-				"run the model on token ids with LoadWeights and a nil tokenizer: %v", dir, ErrUnsupportedTokenizer, err)
-		}
-		return nil, fmt.Errorf("load model %s: %w", dir, err)
+	if errors.Is(err, tokenize.ErrUnsupported) {
+		return nil, fmt.Errorf("load model %s: %w (WordPiece and byte-level BPE tokenizers are supported; "+
+			"run the model on token ids with LoadWeights and a nil tokenizer): %w", dir, ErrUnsupportedTokenizer, err)
 	}
-	if k := tok.Kind(); k != "WordPiece" {
-		// The byte-level BPE tokenizer itself matches Hugging Face's
-		// (package tokenize); scoring, fine-tuning and evaluation with it
-		// (mask handling, answer pieces) are not wired up yet.
-		return nil, fmt.Errorf("load model %s: %w: the %s tokenizer loads, but fill-mask with it is not supported yet (only WordPiece tokenizers are); "+
-			"run the model on token ids with LoadWeights and a nil tokenizer", dir, ErrUnsupportedTokenizer, k)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", dir, err)
 	}
 	return LoadWeights(ctx, dir, cfg, tok, opts)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/clozeloop/clozeloop/tokenize"
 	"github.com/clozeloop/clozeloop/torchrt"
 )
 
@@ -146,7 +147,8 @@ func (m *Model) Evaluate(ctx context.Context, items []EvalItem, opts EvalOptions
 // labels (one per expanded mask), the piece count of each answer, or the
 // reason the item cannot be evaluated.
 func (m *Model) prepareEvalItem(it EvalItem) (p prepared, labels []int64, counts []int, reason string) {
-	enc, err := m.tok.Encode(it.Text)
+	text := m.userText(it.Text)
+	enc, err := m.tok.Encode(text)
 	if err != nil {
 		return prepared{}, nil, nil, fmt.Sprintf("tokenize text: %v", err)
 	}
@@ -158,9 +160,13 @@ func (m *Model) prepareEvalItem(it EvalItem) (p prepared, labels []int64, counts
 	if n != len(it.Gold) {
 		return prepared{}, nil, nil, fmt.Sprintf("text has %d masks but %d gold answers", n, len(it.Gold))
 	}
+	all, err := m.tok.AnswerPieces(text, it.Gold)
+	if err != nil {
+		return prepared{}, nil, nil, fmt.Sprintf("tokenize gold answers: %v", err)
+	}
 	pieces := make([][]int64, len(it.Gold))
 	for j, g := range it.Gold {
-		if pieces[j], reason = m.goldPieces(g); reason != "" {
+		if pieces[j], reason = m.goldPieces(g, all[j]); reason != "" {
 			return prepared{}, nil, nil, fmt.Sprintf("gold answer %d: %s", j+1, reason)
 		}
 	}
@@ -175,14 +181,11 @@ func (m *Model) prepareEvalItem(it EvalItem) (p prepared, labels []int64, counts
 	return p, labels, counts, ""
 }
 
-// goldPieces splits a gold answer into word-piece ids, or says why it
-// cannot be scored: it is empty, maps to the unknown token or contains a
-// special token.
-func (m *Model) goldPieces(answer string) ([]int64, string) {
-	p, err := m.tok.WordPieces(answer)
+// goldPieces checks the pieces p of a gold answer (its tokens at its mask)
+// and returns their ids, or says why it cannot be scored: it is empty,
+// maps to the unknown token or contains a special token.
+func (m *Model) goldPieces(answer string, p tokenize.Pieces) ([]int64, string) {
 	switch {
-	case err != nil:
-		return nil, fmt.Sprintf("tokenize %q: %v", answer, err)
 	case len(p.IDs) == 0:
 		return nil, fmt.Sprintf("%q is empty after tokenization", answer)
 	case p.Unknown:

@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/clozeloop/clozeloop/safetensors"
@@ -171,60 +169,6 @@ func TestRoBERTaAliasesAndPositions(t *testing.T) {
 	}
 	if d := maxAbsDiff(alone, allLogits(t, m, [][]int64{seq}, [][]int64{{1, 1, 1, 1, 1, 1, 1}}, nil)); d != 0 {
 		t.Errorf("logits differ by %g after loading aliased names", d)
-	}
-}
-
-func TestRoBERTaLoadTokenizerError(t *testing.T) {
-	fc := familyCases()[1]
-	m := fc.newModel(t, 5)
-	dir := writeState(t, m, func(sd []safetensors.Tensor) []safetensors.Tensor { return sd })
-	bpe := `{"version":"1.0","model":{"type":"BPE","vocab":{"<s>":0,"<pad>":1},"merges":[]}}`
-	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), []byte(bpe), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, err := Load(context.Background(), dir, Options{Device: "cpu", Threads: 1})
-	if !errors.Is(err, ErrUnsupportedTokenizer) || !strings.Contains(err.Error(), "RoBERTa") || !strings.Contains(err.Error(), "LoadWeights") {
-		t.Fatalf("Load error %v, want ErrUnsupportedTokenizer explaining RoBERTa and LoadWeights", err)
-	}
-}
-
-// TestLoadRefusesBPEForFillMask: a valid byte-level BPE tokenizer.json
-// loads in package tokenize, but Load refuses the model until fill-mask
-// with it is wired up.
-func TestLoadRefusesBPEForFillMask(t *testing.T) {
-	fc := familyCases()[1]
-	m := fc.newModel(t, 6)
-	dir := writeState(t, m, func(sd []safetensors.Tensor) []safetensors.Tensor { return sd })
-	vocab := map[string]int{"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4}
-	for i := range 26 {
-		vocab[string(rune('a'+i))] = 5 + i
-	}
-	added := []map[string]any{}
-	for _, tok := range []string{"<s>", "<pad>", "</s>", "<unk>", "<mask>"} {
-		added = append(added, map[string]any{"id": vocab[tok], "content": tok, "single_word": false, "lstrip": tok == "<mask>",
-			"rstrip": false, "normalized": false, "special": true})
-	}
-	tj := map[string]any{
-		"version": "1.0", "truncation": nil, "padding": nil, "added_tokens": added, "normalizer": nil,
-		"pre_tokenizer":  map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
-		"post_processor": map[string]any{"type": "RobertaProcessing", "sep": []any{"</s>", 2}, "cls": []any{"<s>", 0}, "trim_offsets": true, "add_prefix_space": false},
-		"decoder":        map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-		"model": map[string]any{"type": "BPE", "dropout": nil, "unk_token": nil, "continuing_subword_prefix": "", "end_of_word_suffix": "",
-			"fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": []string{}},
-	}
-	b, err := json.Marshal(tj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if tok, err := tokenize.Load(dir); err != nil || tok.Kind() != "BPE" {
-		t.Fatalf("tokenize.Load: kind %v, %v; want a BPE tokenizer", tok, err)
-	}
-	_, err = Load(context.Background(), dir, Options{Device: "cpu", Threads: 1})
-	if !errors.Is(err, ErrUnsupportedTokenizer) || !strings.Contains(err.Error(), "BPE") || !strings.Contains(err.Error(), "LoadWeights") {
-		t.Fatalf("Load error %v, want ErrUnsupportedTokenizer naming BPE and LoadWeights", err)
 	}
 }
 

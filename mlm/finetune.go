@@ -315,7 +315,8 @@ func (m *Model) labelledItems(examples []Example) ([]trainItem, []Skipped) {
 		skip := func(format string, args ...any) {
 			skipped = append(skipped, Skipped{Index: i, Text: ex.Text, Reason: fmt.Sprintf(format, args...)})
 		}
-		enc, err := m.tok.Encode(ex.Text)
+		text := m.userText(ex.Text)
+		enc, err := m.tok.Encode(text)
 		if err != nil {
 			skip("tokenize text: %v", err)
 			continue
@@ -329,7 +330,7 @@ func (m *Model) labelledItems(examples []Example) ([]trainItem, []Skipped) {
 			skip("text has %d masks but %d answers", n, len(ex.Answers))
 			continue
 		}
-		pieces, reason := m.answerPieces(ex.Answers)
+		pieces, reason := m.answerPieces(text, ex.Answers)
 		if reason != "" {
 			skip("%s", reason)
 			continue
@@ -349,15 +350,19 @@ func (m *Model) labelledItems(examples []Example) ([]trainItem, []Skipped) {
 	return items, skipped
 }
 
-// answerPieces splits every answer into word-piece ids; reason says why an
-// answer cannot be trained on (empty when all can).
-func (m *Model) answerPieces(answers []string) (pieces [][]int64, reason string) {
+// answerPieces splits every answer into token ids as it reads in place of
+// its mask in text (tokenize.AnswerPieces: for byte-level BPE, "Ġread"
+// after a space); reason says why an answer cannot be trained on (empty
+// when all can).
+func (m *Model) answerPieces(text string, answers []string) (pieces [][]int64, reason string) {
 	unk, _ := m.tok.IDToToken(m.tok.UNKID())
+	all, err := m.tok.AnswerPieces(text, answers)
+	if err != nil {
+		return nil, fmt.Sprintf("tokenize answers: %v", err)
+	}
 	for j, a := range answers {
-		p, err := m.tok.WordPieces(a)
+		p := all[j]
 		switch {
-		case err != nil:
-			return nil, fmt.Sprintf("tokenize answer %d %q: %v", j+1, a, err)
 		case len(p.IDs) == 0:
 			return nil, fmt.Sprintf("answer %d %q is empty after tokenization", j+1, a)
 		case p.Unknown:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -45,7 +46,21 @@ type ScoreOptions struct {
 	Seed uint64
 }
 
+// suggestionText is Suggestion.Token for id: the decoded token, spaces
+// trimmed (for WordPiece, the vocabulary entry itself).
+func (m *Model) suggestionText(id int) string {
+	s, err := m.tok.Decode([]int{id}, false)
+	if err != nil {
+		tok, _ := m.tok.IDToToken(id)
+		return tok
+	}
+	return strings.TrimSpace(s)
+}
+
 // Suggestion is one candidate token for a mask with its probability.
+// Token is the token as text, usable as an answer: the vocabulary entry
+// for WordPiece ("read", "##ing"), the decoded token without its leading
+// space for byte-level BPE ("read" for "Ġread").
 type Suggestion struct {
 	Token string  `json:"token"`
 	ID    int     `json:"id"`
@@ -255,8 +270,7 @@ func (m *Model) fillScores(prep []prepared, idx []int, st maskStats, opts ScoreO
 			}
 			sugg := make([]Suggestion, min(opts.TopK, st.k))
 			for q := range sugg {
-				tok, _ := m.tok.IDToToken(int(ids[q]))
-				sugg[q] = Suggestion{Token: tok, ID: int(ids[q]), Score: float64(top[q])}
+				sugg[q] = Suggestion{Token: m.suggestionText(int(ids[q])), ID: int(ids[q]), Score: float64(top[q])}
 			}
 			o.Suggestions[j] = sugg
 		}

@@ -15,7 +15,7 @@ type Bought struct {
 	// blanks (white-space separated, a word holding [MASK] not counted).
 	ContextWords float64 `json:"context_words"`
 	// MultiPiece is the share of the items' gold answers that the model's
-	// tokenizer splits into several word pieces.
+	// tokenizer splits into several tokens at their masks (Model.AnswerPieces).
 	MultiPiece float64 `json:"multi_piece"`
 	// Sources is the share of the items per pool source (Item.Source; ""
 	// for items without one).
@@ -61,9 +61,9 @@ func contextWords(text string) int {
 	return n
 }
 
-// describeBought computes the Bought of items; pieces returns the word
-// pieces of an answer.
-func describeBought(items []Item, gold map[string][]string, ranks map[string]int, pieces func(string) int) Bought {
+// describeBought computes the Bought of items; pieces returns the number
+// of tokens of each answer at its mask of a text (Model.AnswerPieces).
+func describeBought(items []Item, gold map[string][]string, ranks map[string]int, pieces func(text string, answers []string) []int) Bought {
 	b := Bought{Items: len(items), Sources: map[string]float64{}}
 	if len(items) == 0 {
 		return b
@@ -72,9 +72,13 @@ func describeBought(items []Item, gold map[string][]string, ranks map[string]int
 	for _, it := range items {
 		words += float64(contextWords(it.Text))
 		b.Sources[it.Source]++
-		for _, g := range gold[it.ID] {
+		var n []int
+		if pieces != nil {
+			n = pieces(it.Text, gold[it.ID])
+		}
+		for j, g := range gold[it.ID] {
 			answers++
-			if pieces != nil && pieces(g) > 1 {
+			if j < len(n) && n[j] > 1 {
 				multi++
 			}
 			if r, ok := ranks[strings.ToLower(g)]; ok {

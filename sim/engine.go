@@ -111,9 +111,12 @@ type Model interface {
 	FineTune(ctx context.Context, examples []Example, replay []string, opts FineTuneOptions) (FineTuneStats, error)
 	// Evaluate returns the metrics on the eval items.
 	Evaluate(ctx context.Context, items []EvalItem) (Accuracy, error)
-	// AnswerPieces returns the number of word pieces the model's
-	// tokenizer splits answer into (0 when it cannot encode it).
-	AnswerPieces(answer string) int
+	// AnswerPieces returns the number of tokens the model's tokenizer
+	// splits each answer into when it fills the corresponding mask of text
+	// (the i-th answer the i-th mask), as fine-tuning and evaluation split
+	// it: for byte-level BPE the form of a word depends on the space before
+	// its mask. An answer that cannot be encoded counts 0.
+	AnswerPieces(text string, answers []string) []int
 	// Close frees the model.
 	Close() error
 }

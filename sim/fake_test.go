@@ -105,7 +105,13 @@ func (m *fakeModel) Evaluate(ctx context.Context, items []EvalItem) (Accuracy, e
 }
 
 // AnswerPieces counts one piece per three letters, rounded up.
-func (m *fakeModel) AnswerPieces(answer string) int { return (len(answer) + 2) / 3 }
+func (m *fakeModel) AnswerPieces(text string, answers []string) []int {
+	out := make([]int, len(answers))
+	for i, a := range answers {
+		out[i] = (len(a) + 2) / 3
+	}
+	return out
+}
 
 func (m *fakeModel) Close() error {
 	m.closed = true

@@ -10,6 +10,7 @@ import (
 
 	"github.com/clozeloop/clozeloop/acquire"
 	"github.com/clozeloop/clozeloop/mlm"
+	"github.com/clozeloop/clozeloop/tokenize"
 )
 
 // MLMEngine is the Engine over package mlm: every Start loads the
@@ -121,14 +122,39 @@ func (x *mlmModel) Evaluate(ctx context.Context, items []EvalItem) (Accuracy, er
 	return Accuracy{Top1: met.Top1, Top5: met.Top5, MRR: met.MRR, NLL: met.GoldNLL, Masks: met.N, Skipped: met.Skipped}, nil
 }
 
-// AnswerPieces implements Model: the word pieces of answer in the model's
-// tokenizer (0 when it maps to the unknown token or cannot be encoded).
-func (x *mlmModel) AnswerPieces(answer string) int {
-	p, err := x.m.Tokenizer().WordPieces(answer)
-	if err != nil || p.Unknown {
-		return 0
+// AnswerPieces implements Model: the number of tokens each answer is
+// split into in place of its mask in text, as mlm's FineTune and Evaluate
+// split it (mlm.Model.AnswerPieces: with byte-level BPE, "Ġread" after a
+// space). An answer they cannot use (empty, mapping to the unknown token
+// or holding a special token) counts 0, and so do all the answers when
+// they cannot be tokenized at the masks of text (for byte-level BPE, when
+// their number is not the text's number of masks).
+func (x *mlmModel) AnswerPieces(text string, answers []string) []int {
+	out := make([]int, len(answers))
+	all, err := x.m.AnswerPieces(text, answers)
+	if err != nil {
+		return out
 	}
-	return len(p.IDs)
+	for i, p := range all {
+		if usablePieces(x.m.Tokenizer(), p) {
+			out[i] = len(p.IDs)
+		}
+	}
+	return out
+}
+
+// usablePieces reports whether fine-tuning and evaluation can use an
+// answer of pieces p: it has tokens, none unknown and none special.
+func usablePieces(tok *tokenize.Tokenizer, p tokenize.Pieces) bool {
+	if p.Unknown || len(p.IDs) == 0 {
+		return false
+	}
+	for _, id := range p.IDs {
+		if tok.IsSpecial(id) {
+			return false
+		}
+	}
+	return true
 }
 
 // surprisalWords is the number of words per item whose surprisal is
@@ -140,25 +166,33 @@ const surprisalBatch = 32
 
 // Surprisal implements Model, ALPS-style: in each item, up to three words
 // (letters only, chosen by a fixed hash) are masked one at a time, and the
-// item's surprisal is the mean −ln p of the original word's first word
-// piece at its mask under the model. An item with no such word, or one the
-// model cannot read, gets 0.
+// item's surprisal is the mean −ln p of the original word's first token
+// at its mask under the model, the word tokenized as an answer at that
+// mask (mlm.Model.AnswerPieces: with byte-level BPE, "Ġread" after a
+// space). An item with no such word, or one the model cannot read, gets
+// 0.
 func (x *mlmModel) Surprisal(ctx context.Context, items []Item) ([]float64, error) {
 	tok := x.m.Tokenizer()
 	type probe struct {
 		item, mask int
 		text       string
-		target     string
+		target     string // the first token, a vocabulary entry
 		id         int
 	}
 	var probes []probe
 	for i, it := range items {
 		for _, pr := range surprisalProbes(it) {
-			p, err := tok.WordPieces(pr.word)
-			if err != nil || p.Unknown || len(p.IDs) == 0 {
+			// Every mask gets the word; only the probe's own pieces are used.
+			answers := make([]string, strings.Count(pr.text, mlm.UserMaskToken))
+			for k := range answers {
+				answers[k] = pr.word
+			}
+			all, err := x.m.AnswerPieces(pr.text, answers)
+			if err != nil || pr.mask >= len(all) || !usablePieces(tok, all[pr.mask]) {
 				continue
 			}
-			probes = append(probes, probe{item: i, mask: pr.mask, text: pr.text, target: pr.word, id: p.IDs[0]})
+			p := all[pr.mask]
+			probes = append(probes, probe{item: i, mask: pr.mask, text: pr.text, target: p.Tokens[0], id: p.IDs[0]})
 		}
 	}
 	sum := make([]float64, len(items))

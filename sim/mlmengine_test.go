@@ -170,7 +170,7 @@ func TestMLMEngineEvaluatesMultiPieceAnswers(t *testing.T) {
 	// "gardenhouse" is no word of the corpus: the 200-piece vocabulary
 	// splits it ("garden", "##house" or smaller pieces).
 	const answer = "gardenhouse"
-	if n := model.AnswerPieces(answer); n < 2 {
+	if n := model.AnswerPieces("the dog saw the [MASK]", []string{answer}); len(n) != 1 || n[0] < 2 {
 		t.Fatalf("%q is %d word piece(s); the test needs a multi-piece answer", answer, n)
 	}
 	item := EvalItem{ID: "mp", Text: "the dog saw the [MASK] in the morning", Gold: []string{answer}}

@@ -99,7 +99,13 @@ func TestFreqRanksAndBought(t *testing.T) {
 		{ID: "d", Text: "a [MASK] and a [MASK] ran", Source: "x"}, // 4 context words
 		{ID: "g", Text: "an [MASK].", Source: "y"},                // 1 ("[MASK]." is a blank)
 	}
-	pieces := func(w string) int { return map[string]int{"dog": 1, "cat": 1, "emu": 2}[w] }
+	pieces := func(text string, answers []string) []int {
+		n := make([]int, len(answers))
+		for i, w := range answers {
+			n[i] = map[string]int{"dog": 1, "cat": 1, "emu": 2}[w]
+		}
+		return n
+	}
 	b := describeBought(items, gold, ranks, pieces)
 	// Answers dog, cat, emu: one of three multi-piece; ranks (2+2+4)/3.
 	if b.Items != 2 || b.ContextWords != 2.5 || math.Abs(b.MultiPiece-1.0/3) > 1e-12 ||
