@@ -143,6 +143,12 @@ func devCmd() command {
 			if o.demoAnnotate && !o.demo {
 				return usagef("--demo-annotate needs --demo")
 			}
+			for _, a := range []struct{ flag, addr string }{{"--temporal-addr", o.temporalAddr}, {"--ui-addr", o.uiAddr}} {
+				if err := checkUnauthenticatedListen(a.flag, a.addr, false,
+					"dev is for one machine: for a shared Temporal use clozeloop server (--allow-unauthenticated on a private network) or a Temporal cluster with mTLS"); err != nil {
+					return err
+				}
+			}
 			if o.demoRounds < 1 || o.demoBatch < 1 {
 				return usagef("--demo-rounds and --demo-batch must be at least 1")
 			}

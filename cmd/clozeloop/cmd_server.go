@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/clozeloop/clozeloop/devserver"
+	"github.com/clozeloop/clozeloop/internal/listen"
 )
 
 func serverCmd() command {
@@ -29,8 +30,15 @@ func serverCmd() command {
 			shards := fs.Int("history-shards", 4, "history shards, fixed when the PostgreSQL database is first set up")
 			schemaOnly := fs.Bool("schema-only", false, "with --postgres: create the databases and set up or upgrade their schemas, print the versions and exit")
 			asJSON := fs.Bool("json", false, "print the addresses (or, with --schema-only, the schema versions) as JSON")
+			allowUnauth := fs.Bool("allow-unauthenticated", false, "allow a non-loopback --addr or --ui-addr although neither authenticates clients: only inside a private network nobody else reaches (e.g. the compose network, whose ports are published on 127.0.0.1)")
 			if err := parseFlags(fs, args); err != nil {
 				return err
+			}
+			for _, a := range []struct{ flag, addr string }{{"--addr", *addr}, {"--ui-addr", *uiAddr}} {
+				if err := checkUnauthenticatedListen(a.flag, a.addr, *allowUnauth,
+					"inside a private network nobody else reaches, add --allow-unauthenticated; otherwise run a Temporal cluster with mTLS and point the workers at it"); err != nil {
+					return err
+				}
 			}
 			opts := devserver.Options{FrontendAddr: *addr, UIAddr: *uiAddr, DataDir: *data, Namespace: *ns, LogLevel: *level, Logger: env.log}
 			if pg.Addr != "" {
@@ -79,6 +87,16 @@ func serverCmd() command {
 			return s.Stop()
 		},
 	}
+}
+
+// checkUnauthenticatedListen refuses a listen address, for a server that
+// does not authenticate its clients, that is not loopback, unless allow.
+// hint says what to do instead.
+func checkUnauthenticatedListen(flag, addr string, allow bool, hint string) error {
+	if addr == "" || listen.Loopback(addr) || allow {
+		return nil
+	}
+	return usagef("%s %s: the Temporal frontend and Web UI served here do not authenticate clients, so they listen on loopback only (127.0.0.1:PORT); %s", flag, addr, hint)
 }
 
 // envOr is the environment variable name's value, or def when it is unset
