@@ -162,6 +162,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.srv = srv
 	if err := waitForPort(ctx, s.frontendAddr); err != nil {
+		s.stopping.Store(true) // quiet the shutdown of a failed start
 		_ = srv.Stop()
 		return nil, fmt.Errorf("devserver: frontend %s did not come up: %w", s.frontendAddr, err)
 	}
@@ -171,12 +172,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		err := registerNamespace(rctx, s.frontendAddr, opts.Namespace, opts.Retention, opts.Logger)
 		cancel()
 		if err != nil {
+			s.stopping.Store(true) // quiet the shutdown of a failed start
 			_ = srv.Stop()
 			return nil, err
 		}
 	}
 	if opts.UIAddr != "" {
 		if err := s.startUI(); err != nil {
+			s.stopping.Store(true) // quiet the shutdown of a failed start
 			_ = srv.Stop()
 			return nil, err
 		}

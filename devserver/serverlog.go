@@ -15,16 +15,38 @@ var benignWarnings = [...]string{
 	"HTTP API port has not been set",
 }
 
+// shutdownFatals are the server's Fatal messages that only a stop of the
+// service reporting them can cause (service/worker/scanner: the scanner
+// workflows' start retries end when the scanner's context is cancelled,
+// and the last attempt's error is reported). Each entry is a message
+// prefix.
+var shutdownFatals = [...]string{
+	"unable to start scanner",
+}
+
 // serverLogger is the embedded Temporal server's logger. It passes every
 // message to base, except:
+//
 //   - once the server is stopping, warnings and errors are logged at debug
 //     level: while its services shut down one by one they report peers that
 //     already stopped ("Not enough hosts to serve the request", failed
 //     polls), with stack traces, which is the expected course of a stop and
 //     not a fault;
+//
 //   - the benignWarnings, at any time.
 //
-// DPanic, Panic and Fatal are never changed.
+//   - the shutdownFatals are logged (at debug level once the server is
+//     stopping, as warnings otherwise) and return instead of exiting. The
+//     server's worker service reports as fatal that it could not start its
+//     scanner workflows, but only reaches that line after the scanner was
+//     stopped: when the server stops before they started (on a loaded
+//     machine, a server stopped seconds after its start), or when a slow
+//     start of another service rolls the worker service back. Exiting
+//     would end the whole process (clozeloop dev, or a test binary with all
+//     its tests) during a normal stop, or turn a start error that Start
+//     reports into an exit.
+//
+// DPanic and Panic are never changed, nor Fatal otherwise.
 type serverLogger struct {
 	base     log.Logger
 	stopping *atomic.Bool
@@ -60,7 +82,17 @@ func (l serverLogger) Error(msg string, tags ...tag.Tag) {
 
 func (l serverLogger) DPanic(msg string, tags ...tag.Tag) { l.base.DPanic(msg, tags...) }
 func (l serverLogger) Panic(msg string, tags ...tag.Tag)  { l.base.Panic(msg, tags...) }
-func (l serverLogger) Fatal(msg string, tags ...tag.Tag)  { l.base.Fatal(msg, tags...) }
+func (l serverLogger) Fatal(msg string, tags ...tag.Tag) {
+	if hasPrefix(msg, shutdownFatals[:]) {
+		if l.stopping.Load() {
+			l.base.Debug(msg, tags...)
+		} else {
+			l.base.Warn(msg, tags...)
+		}
+		return
+	}
+	l.base.Fatal(msg, tags...)
+}
 
 // With implements log.WithLogger: the tags are prepended by base, the
 // stopping rule stays.
@@ -68,8 +100,11 @@ func (l serverLogger) With(tags ...tag.Tag) log.Logger {
 	return serverLogger{base: log.With(l.base, tags...), stopping: l.stopping}
 }
 
-func isBenignWarning(msg string) bool {
-	for _, p := range benignWarnings {
+func isBenignWarning(msg string) bool { return hasPrefix(msg, benignWarnings[:]) }
+
+// hasPrefix reports whether msg starts with one of prefixes.
+func hasPrefix(msg string, prefixes []string) bool {
+	for _, p := range prefixes {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}

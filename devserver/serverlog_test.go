@@ -31,17 +31,29 @@ func TestServerLogger(t *testing.T) {
 		{"error while running, tagged logger", false, true, func(l log.Logger) { l.Error("boom") }, zapcore.ErrorLevel},
 		{"info while stopping", true, false, func(l log.Logger) { l.Info("stopped") }, zapcore.InfoLevel},
 		{"dpanic while stopping", true, false, func(l log.Logger) { l.DPanic("broken invariant") }, zapcore.DPanicLevel},
+		{"scanner fatal while stopping", true, false, func(l log.Logger) { l.Fatal("unable to start scanner") }, zapcore.DebugLevel},
+		{"scanner fatal while stopping, tagged logger", true, true, func(l log.Logger) { l.Fatal("unable to start scanner") }, zapcore.DebugLevel},
+		{"scanner fatal while starting", false, false, func(l log.Logger) { l.Fatal("unable to start scanner") }, zapcore.WarnLevel},
+		{"other fatal while stopping", true, false, func(l log.Logger) { l.Fatal("unable to start server") }, zapcore.FatalLevel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			core, logs := observer.New(zapcore.DebugLevel)
 			var stopping atomic.Bool
-			var l log.Logger = newServerLogger(log.NewZapLogger(zap.New(core)), &stopping)
+			// A Fatal that gets through panics here instead of exiting.
+			var l log.Logger = newServerLogger(log.NewZapLogger(zap.New(core, zap.WithFatalHook(zapcore.WriteThenPanic))), &stopping)
 			if tt.with {
 				l = log.With(l, tag.NewStringTag("component", "matching-engine"))
 			}
 			stopping.Store(tt.stopping)
-			tt.log(l)
+			func() {
+				defer func() {
+					if r := recover(); r != nil && tt.wantLevel < zapcore.DPanicLevel {
+						t.Errorf("logging panicked (a Fatal got through): %v", r)
+					}
+				}()
+				tt.log(l)
+			}()
 			entries := logs.All()
 			if len(entries) != 1 {
 				t.Fatalf("%d entries, want 1", len(entries))
