@@ -36,6 +36,7 @@ import (
 	"github.com/clozeloop/clozeloop/models"
 	"github.com/clozeloop/clozeloop/store"
 	"github.com/clozeloop/clozeloop/store/s3test"
+	"github.com/clozeloop/clozeloop/tracing/tracingtest"
 	"github.com/clozeloop/clozeloop/workers"
 	"github.com/clozeloop/clozeloop/workflows"
 )
@@ -237,8 +238,11 @@ func TestMultiProcessRound(t *testing.T) {
 	if err := json.Unmarshal(lastJSON(out), &add); err != nil || add.Token == "" {
 		t.Fatalf("annotators add printed %s (%v)", out, err)
 	}
+	// Every process sends its spans to one OTLP/HTTP collector.
+	otlp := tracingtest.Start(t)
 	hookAddr, hookMetrics := freeAddr(t), freeAddr(t)
-	c.start("hook", "hook", "--addr", hookAddr, "--temporal", c.temporal, "--accounts-ttl", "1s", "--metrics-listen", hookMetrics)
+	c.start("hook", "hook", "--addr", hookAddr, "--temporal", c.temporal, "--accounts-ttl", "1s", "--metrics-listen", hookMetrics,
+		"--otlp-endpoint", otlp.URL)
 	type worker struct {
 		p       *proc
 		metrics string
@@ -250,12 +254,12 @@ func TestMultiProcessRound(t *testing.T) {
 	for i := range 2 {
 		m := freeAddr(t)
 		def = append(def, worker{c.start(fmt.Sprintf("worker-default-%d", i+1), "worker", "--queues", "default", "--identity", fmt.Sprintf("default-%d", i+1), "--build-id", buildID,
-			"--cache-dir", filepath.Join(dir, fmt.Sprintf("cache-d%d", i+1)), "--metrics-listen", m), "http://" + m + "/metrics"})
+			"--cache-dir", filepath.Join(dir, fmt.Sprintf("cache-d%d", i+1)), "--metrics-listen", m, "--otlp-endpoint", otlp.URL), "http://" + m + "/metrics"})
 	}
 	for i := range 2 {
 		m := freeAddr(t)
 		gpu = append(gpu, worker{c.start(fmt.Sprintf("worker-gpu-%d", i+1), "worker", "--queues", "gpu", "--identity", fmt.Sprintf("gpu-%d", i+1), "--build-id", buildID,
-			"--cache-dir", filepath.Join(dir, fmt.Sprintf("cache-g%d", i+1)), "--heartbeat-throttle", "1s", "--metrics-listen", m), "http://" + m + "/metrics"})
+			"--cache-dir", filepath.Join(dir, fmt.Sprintf("cache-g%d", i+1)), "--heartbeat-throttle", "1s", "--metrics-listen", m, "--otlp-endpoint", otlp.URL), "http://" + m + "/metrics"})
 	}
 	waitTCP(t, hookAddr, time.Minute)
 	setCurrent := exec.Command(bin, "deployment", "set-current", "--build-id", buildID, "--wait", "2m", "--json")
@@ -279,7 +283,7 @@ func TestMultiProcessRound(t *testing.T) {
 	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	startCmd := exec.Command(bin, "start", "--config", cfgPath, "--json")
+	startCmd := exec.Command(bin, "start", "--config", cfgPath, "--json", "--otlp-endpoint", otlp.URL)
 	startCmd.Env = c.env
 	if out, err := startCmd.CombinedOutput(); err != nil {
 		t.Fatalf("start: %v\n%s", err, out)
@@ -428,7 +432,80 @@ func TestMultiProcessRound(t *testing.T) {
 		}
 	}
 	metricstest.CheckDashboard(t, all, filepath.Join("..", "deploy", "grafana", "clozeloop-dashboard.json"))
+	checkTraces(t, otlp, []string{"default-1", "default-2"}, strings.TrimPrefix(survivor.p.name, "worker-"))
 	t.Logf("scraped %d series names from 4 processes; the dashboard's queries all name exported metrics", len(all))
+}
+
+// checkTraces checks the spans the processes sent (batched, so it waits
+// a little): the run's trace starts at `clozeloop start` and holds the
+// workflow on a default worker, scoring shards on both default workers and
+// the fine-tune on the surviving GPU worker; the label submission's trace
+// starts at the hook's HTTP request and reaches the workflow's update
+// handler on a default worker.
+func checkTraces(t *testing.T, col *tracingtest.Collector, defaults []string, survivor string) {
+	t.Helper()
+	type want struct{ name, service, instance string }
+	inTrace := func(spans []tracingtest.Span, w want) bool {
+		for _, s := range spans {
+			if s.Name == w.name && s.Service == w.service && (w.instance == "" || s.Instance == w.instance) {
+				return true
+			}
+		}
+		return false
+	}
+	var problems []string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		problems = problems[:0]
+		var runTrace []tracingtest.Span
+		var labelTraces [][]tracingtest.Span // the accepted submission and the refused resubmission
+		for _, s := range col.Spans() {
+			switch {
+			case s.ParentID == "" && s.Name == "StartWorkflow:"+workflows.ActiveLearningName && s.Service == "clozeloop-cli":
+				runTrace = col.Trace(s.TraceID)
+			case s.ParentID == "" && s.Service == "clozeloop-hook" && s.Name == "POST /api/v1/runs/{run}/labels":
+				labelTraces = append(labelTraces, col.Trace(s.TraceID))
+			}
+		}
+		if runTrace == nil {
+			problems = append(problems, "no trace rooted at clozeloop start's StartWorkflow span")
+		}
+		wants := []want{{"RunWorkflow:" + workflows.ActiveLearningName, "clozeloop-worker", ""},
+			{"RunActivity:" + workflows.ActivityFineTune, "clozeloop-worker", survivor}}
+		for _, d := range defaults {
+			wants = append(wants, want{"RunActivity:" + workflows.ActivityScoreShard, "clozeloop-worker", d})
+		}
+		for _, w := range wants {
+			if runTrace != nil && !inTrace(runTrace, w) {
+				problems = append(problems, fmt.Sprintf("run trace lacks %s from %s %s", w.name, w.service, w.instance))
+			}
+		}
+		var labelTrace []tracingtest.Span
+		for _, lt := range labelTraces {
+			if inTrace(lt, want{"UpdateWorkflow:" + workflows.UpdateSubmitLabels, "clozeloop-hook", ""}) &&
+				inTrace(lt, want{"ValidateUpdate:" + workflows.UpdateSubmitLabels, "clozeloop-worker", ""}) &&
+				inTrace(lt, want{"HandleUpdate:" + workflows.UpdateSubmitLabels, "clozeloop-worker", ""}) {
+				labelTrace = lt
+			}
+		}
+		if labelTrace == nil {
+			problems = append(problems, fmt.Sprintf("none of the %d traces rooted at the hook's labels requests links UpdateWorkflow (hook) to ValidateUpdate and HandleUpdate (a worker)", len(labelTraces)))
+		}
+		if len(problems) == 0 {
+			t.Logf("traces: the run's (%d spans) links clozeloop start, both default workers' scoring and %s's fine-tune; the labels request's (%d spans) links the hook to the workflow's update handler",
+				len(runTrace), survivor, len(labelTrace))
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	names := map[string]int{}
+	for _, s := range col.Spans() {
+		names[s.Service+"/"+s.Instance+" "+s.Name]++
+	}
+	t.Errorf("traces: %s\nspans received: %v", strings.Join(problems, "; "), names)
 }
 
 // checkVersioning checks that the run was pinned to the workers' build and

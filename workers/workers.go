@@ -17,6 +17,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -39,6 +40,9 @@ type ClientOptions struct {
 	// MetricsHandler, when set, receives the SDK's metrics (see package
 	// metrics).
 	MetricsHandler client.MetricsHandler `json:"-"`
+	// Interceptors, when set, wrap the client's calls and the workers it
+	// runs (see package tracing).
+	Interceptors []interceptor.ClientInterceptor `json:"-"`
 }
 
 // ClientOptionsFromEnv reads CLOZELOOP_TEMPORAL_ADDRESS (default
@@ -65,7 +69,7 @@ func Dial(ctx context.Context, o ClientOptions, logger *slog.Logger) (client.Cli
 		logger = slog.Default()
 	}
 	opts := client.Options{HostPort: o.Address, Namespace: o.Namespace, Identity: o.Identity, Logger: sdklog.NewStructuredLogger(logger),
-		MetricsHandler: o.MetricsHandler}
+		MetricsHandler: o.MetricsHandler, Interceptors: o.Interceptors}
 	tlsCfg, err := tlsConfig(o)
 	if err != nil {
 		return nil, err

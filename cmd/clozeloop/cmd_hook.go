@@ -15,6 +15,7 @@ import (
 
 	"github.com/clozeloop/clozeloop/hook"
 	"github.com/clozeloop/clozeloop/internal/listen"
+	"github.com/clozeloop/clozeloop/tracing"
 	"github.com/clozeloop/clozeloop/workers"
 )
 
@@ -41,6 +42,7 @@ func runHook(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	af := hookAuthFlags(fs)
 	mf := metricsFlags(fs)
+	otlp := tracingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -80,6 +82,14 @@ func runHook(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	defer stopMetrics()
 	co.MetricsHandler = reg.Temporal()
+	tr, stopTracing, err := startTracing(ctx, env, *otlp, tracing.Options{Service: "clozeloop-hook", Instance: co.Identity})
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	if co.Interceptors, err = tr.Interceptors(); err != nil {
+		return err
+	}
 	c, err := workers.Dial(ctx, co, env.log)
 	if err != nil {
 		return err
@@ -95,7 +105,7 @@ func runHook(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := startHTTPTLS(*addr, h, env.log, af.tlsCert, af.tlsKey)
+	srv, err := startHTTPTLS(*addr, tr.Handler(h), env.log, af.tlsCert, af.tlsKey)
 	if err != nil {
 		return err
 	}

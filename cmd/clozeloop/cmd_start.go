@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/clozeloop/clozeloop/tracing"
 	"github.com/clozeloop/clozeloop/workers"
 	"github.com/clozeloop/clozeloop/workflows"
 )
@@ -21,6 +22,7 @@ func startCmd() command {
 			co := clientFlags(fs)
 			path := fs.String("config", "", "run config JSON file (workflows.RunConfig)")
 			asJSON := fs.Bool("json", false, "print JSON")
+			otlp := tracingFlags(fs)
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
@@ -37,6 +39,16 @@ func startCmd() command {
 			}
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("run config %s: %w", *path, err)
+			}
+			// The run's trace starts here: its rounds' workflow tasks and
+			// activities, on every worker, are spans of it.
+			tr, stopTracing, err := startTracing(ctx, env, *otlp, tracing.Options{Service: "clozeloop-cli", Instance: co.Identity})
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
+			if co.Interceptors, err = tr.Interceptors(); err != nil {
+				return err
 			}
 			c, err := workers.Dial(ctx, *co, env.log)
 			if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/config"
 	"github.com/clozeloop/clozeloop/store"
+	"github.com/clozeloop/clozeloop/tracing"
 	"github.com/clozeloop/clozeloop/workers"
 	"github.com/clozeloop/clozeloop/workers/engine"
 )
@@ -110,6 +111,7 @@ func workerCmd() command {
 			fs.StringVar(&ver.BuildID, "build-id", os.Getenv("CLOZELOOP_BUILD_ID"), "join Temporal worker versioning with this build id (image tag or git commit): runs started by this build finish each round on it (env CLOZELOOP_BUILD_ID; empty: unversioned)")
 			fs.StringVar(&ver.Deployment, "deployment", envOr("CLOZELOOP_DEPLOYMENT", workers.DefaultDeployment), "Temporal worker deployment the build id belongs to (env CLOZELOOP_DEPLOYMENT)")
 			mf := metricsFlags(fs)
+			otlp := tracingFlags(fs)
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
@@ -131,6 +133,14 @@ func workerCmd() command {
 			if reg != nil {
 				es.store.HTTPClient = &http.Client{Transport: reg.S3Transport(nil)}
 				co.MetricsHandler = reg.Temporal()
+			}
+			tr, stopTracing, err := startTracing(ctx, env, *otlp, tracing.Options{Service: "clozeloop-worker", Instance: co.Identity, Version: ver.BuildID})
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
+			if co.Interceptors, err = tr.Interceptors(); err != nil {
+				return err
 			}
 			acts, err := newActivitiesWith(ctx, env, es)
 			if err != nil {
