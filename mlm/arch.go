@@ -1,6 +1,7 @@
 package mlm
 
 import (
+	"math"
 	"strconv"
 	"strings"
 
@@ -12,7 +13,7 @@ import (
 // checked against the word embeddings and never written), the output bias
 // and its alias (an older name of the same tensor).
 type archNames struct {
-	prefix        string // "bert.", "roberta.", "distilbert."
+	prefix        string // "bert.", "roberta.", "distilbert.", "model."
 	decoderWeight string
 	bias          string
 	biasAlias     string
@@ -25,6 +26,8 @@ func namesFor(modelType string) archNames {
 		return archNames{prefix: "distilbert.", decoderWeight: "vocab_projector.weight", bias: "vocab_projector.bias"}
 	case ModelTypeRoBERTa:
 		return archNames{prefix: "roberta.", decoderWeight: "lm_head.decoder.weight", bias: "lm_head.bias", biasAlias: "lm_head.decoder.bias"}
+	case ModelTypeModernBERT:
+		return archNames{prefix: "model.", decoderWeight: "decoder.weight", bias: "decoder.bias"}
 	}
 	return archNames{prefix: "bert.", decoderWeight: "cls.predictions.decoder.weight", bias: "cls.predictions.bias", biasAlias: "cls.predictions.decoder.bias"}
 }
@@ -32,7 +35,7 @@ func namesFor(modelType string) archNames {
 // namesOfSpecs returns the tensor names of the family whose parameters
 // specs lists (its first spec is the word embeddings).
 func namesOfSpecs(specs []paramSpec) archNames {
-	for _, mt := range []string{ModelTypeDistilBERT, ModelTypeRoBERTa} {
+	for _, mt := range []string{ModelTypeDistilBERT, ModelTypeRoBERTa, ModelTypeModernBERT} {
 		if len(specs) > 0 && strings.HasPrefix(specs[0].name, namesFor(mt).prefix) {
 			return namesFor(mt)
 		}
@@ -62,6 +65,9 @@ func (m *Model) specs() []paramSpec {
 	var s []paramSpec
 	add := func(name string, shape []int64, init initKind, dst **ts.Tensor) {
 		s = append(s, paramSpec{name: name, shape: shape, init: init, dst: dst})
+	}
+	if c.ModelType == ModelTypeModernBERT {
+		return m.modernSpecs()
 	}
 	lin := func(name string, out, in int64, l *linear) {
 		add(name+".weight", []int64{out, in}, initNormal, &l.w)
@@ -124,5 +130,58 @@ func (m *Model) specs() []paramSpec {
 	lin("cls.predictions.transform.dense", H, H, &p.headDense)
 	ln("cls.predictions.transform.LayerNorm", &p.headLN)
 	add("cls.predictions.bias", []int64{V}, initZeros, &p.decoderBias)
+	return s
+}
+
+// modernSpecs lists ModernBertForMaskedLM's parameters (see specs). Layer
+// 0 has no attention LayerNorm (an identity in Hugging Face's model); the
+// biases exist as norm_bias, attention_bias, mlp_bias and classifier_bias
+// say. New weights are drawn as Hugging Face's ModernBERT does: truncated
+// normal with std initializer_range for the input projections (Wqkv, Wi,
+// embeddings) and initializer_range/sqrt(2·layers) for the output ones
+// (attention Wo, mlp Wo, head dense).
+func (m *Model) modernSpecs() []paramSpec {
+	c := m.cfg
+	V, H, I := int64(c.VocabSize), int64(c.HiddenSize), int64(c.IntermediateSize)
+	p := &m.p
+	stdIn := c.InitializerRange
+	if stdIn <= 0 {
+		stdIn = 0.02
+	}
+	stdOut := stdIn / math.Sqrt(2*float64(c.NumHiddenLayers))
+	var s []paramSpec
+	add := func(name string, shape []int64, init initKind, std float64, dst **ts.Tensor) {
+		s = append(s, paramSpec{name: name, shape: shape, init: init, std: std, dst: dst})
+	}
+	lin := func(name string, out, in int64, bias bool, std float64, l *linear) {
+		add(name+".weight", []int64{out, in}, initTruncNormal, std, &l.w)
+		if bias {
+			add(name+".bias", []int64{out}, initZeros, 0, &l.b)
+		}
+	}
+	ln := func(name string, l *layerNorm) {
+		add(name+".weight", []int64{H}, initOnes, 0, &l.w)
+		if c.NormBias {
+			add(name+".bias", []int64{H}, initZeros, 0, &l.b)
+		}
+	}
+	add("model.embeddings.tok_embeddings.weight", []int64{V, H}, initTruncNormal, stdIn, &p.wordEmb)
+	ln("model.embeddings.norm", &p.embLN)
+	for i := range p.layers {
+		l := &p.layers[i]
+		pre := "model.layers." + strconv.Itoa(i) + "."
+		if i > 0 {
+			ln(pre+"attn_norm", &l.attnLN)
+		}
+		lin(pre+"attn.Wqkv", 3*H, H, c.AttentionBias, stdIn, &l.qkv)
+		lin(pre+"attn.Wo", H, H, c.AttentionBias, stdOut, &l.attnOut)
+		ln(pre+"mlp_norm", &l.outLN)
+		lin(pre+"mlp.Wi", 2*I, H, c.MLPBias, stdIn, &l.inter)
+		lin(pre+"mlp.Wo", H, I, c.MLPBias, stdOut, &l.out)
+	}
+	ln("model.final_norm", &p.finalLN)
+	lin("head.dense", H, H, c.ClassifierBias, stdOut, &p.headDense)
+	ln("head.norm", &p.headLN)
+	add("decoder.bias", []int64{V}, initZeros, 0, &p.decoderBias)
 	return s
 }

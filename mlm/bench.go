@@ -79,11 +79,17 @@ func SyntheticItemsOfLengths(lengths []int, vocab int, seed uint64) []ScoreItem 
 // term counts the MLM head's dense layer and vocabulary projection at
 // headRows positions (batch when the head runs at one mask per item, B·L
 // at every position). Embeddings, LayerNorm, GELU, softmax and biases are
-// left out: they are a few percent at these sizes.
+// left out: they are a few percent at these sizes. ModernBERT's gated MLP
+// has three H·I matrices (Wi is 2I×H), so its feed-forward term is 3·H·I;
+// its local layers compute the full L² scores (masked), as counted.
 func ForwardFLOPs(cfg Config, batch, length, headRows int) (encoder, head float64) {
 	B, L := float64(batch), float64(length)
 	H, I, V := float64(cfg.HiddenSize), float64(cfg.IntermediateSize), float64(cfg.VocabSize)
-	encoder = float64(cfg.NumHiddenLayers) * (2*B*L*(4*H*H+2*H*I) + 4*B*L*L*H)
+	ffn := 2 * H * I
+	if cfg.ModelType == ModelTypeModernBERT {
+		ffn = 3 * H * I
+	}
+	encoder = float64(cfg.NumHiddenLayers) * (2*B*L*(4*H*H+ffn) + 4*B*L*L*H)
 	head = 2 * float64(headRows) * (H*H + H*V)
 	return encoder, head
 }

@@ -60,19 +60,23 @@ func BenchmarkScore(b *testing.B) {
 }
 
 // TestForwardFLOPs checks the formula against bench_ref.py's forward_flops
-// for bert-base at batch 32 × length 32 (figures the script printed).
+// for bert-base at batch 32 × length 32 (figures the script printed), and
+// ModernBERT-base's gated MLP (22 × (2·1024·(4·768² + 3·768·1152) +
+// 4·32·32²·768) worked by hand).
 func TestForwardFLOPs(t *testing.T) {
 	tests := []struct {
 		name      string
+		cfg       Config
 		headRows  int
 		enc, head float64
 	}{
-		{"every position", 32 * 32, 175.15413504e9, 224.3690496e9 - 175.15413504e9},
-		{"mask only", 32, 175.15413504e9, 176.69210112e9 - 175.15413504e9},
+		{"every position", BERTBaseConfig(), 32 * 32, 175.15413504e9, 224.3690496e9 - 175.15413504e9},
+		{"mask only", BERTBaseConfig(), 32, 175.15413504e9, 176.69210112e9 - 175.15413504e9},
+		{"modernbert", ModernBERTBaseConfig(), 32, 228.103028736e9, 2 * 32 * (768*768 + 768*50368)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			enc, head := ForwardFLOPs(BERTBaseConfig(), 32, 32, tc.headRows)
+			enc, head := ForwardFLOPs(tc.cfg, 32, 32, tc.headRows)
 			if math.Abs(enc-tc.enc) > 1 || math.Abs(head-tc.head) > 1e3 {
 				t.Errorf("ForwardFLOPs = %.0f, %.0f; want %.0f, %.0f", enc, head, tc.enc, tc.head)
 			}

@@ -36,6 +36,8 @@ func familyCases() []familyCase {
 	r.PadTokenID = 1
 	r.LayerNormEps = 1e-5
 	r.MaxPositionEmbeddings = 26
+	mb := modernTestConfig()
+	mb.NormBias = true
 	return []familyCase{
 		{"distilbert", d, true,
 			[]string{"distilbert.transformer.layer.1.sa_layer_norm.weight", "distilbert.transformer.layer.0.ffn.lin2.bias", "vocab_transform.weight", "vocab_layer_norm.bias", "vocab_projector.bias"},
@@ -43,6 +45,9 @@ func familyCases() []familyCase {
 		{"roberta", r, false,
 			[]string{"roberta.encoder.layer.1.attention.self.query.weight", "roberta.embeddings.token_type_embeddings.weight", "lm_head.dense.weight", "lm_head.layer_norm.bias", "lm_head.bias"},
 			[]string{"lm_head.decoder.weight", "lm_head.decoder.bias"}},
+		{"modernbert", mb, false,
+			[]string{"model.embeddings.tok_embeddings.weight", "model.layers.1.attn_norm.bias", "model.layers.2.attn.Wqkv.weight", "model.layers.0.mlp.Wi.weight", "model.final_norm.weight", "head.dense.weight", "head.norm.bias", "decoder.bias"},
+			[]string{"decoder.weight", "model.layers.0.attn_norm.weight", "model.layers.0.attn.Wqkv.bias", "head.dense.bias"}},
 	}
 }
 

@@ -19,7 +19,9 @@ import (
 // (gradient accumulation over two micro-batches, linear warm-up, weight
 // decay, gradient clipping on some steps and not on others) and the same
 // steps in bench/torchref/finetune_ref.py: plain PyTorch autograd on the
-// independent forward pass of bert_ref.py, F.cross_entropy,
+// independent forward pass of bert_ref.py (BERT) or family_ref.py
+// (ModernBERT, whose backward runs through the rotary embeddings, the
+// sliding-window masks and the gated MLP), F.cross_entropy,
 // clip_grad_norm_ and torch.optim.AdamW with Hugging Face Trainer's
 // no-decay groups. Loss, gradient norm and every parameter must agree after
 // every step. A wrong bias correction, decay group (biases are made
@@ -30,8 +32,28 @@ func TestFineTuneStepsMatchPyTorch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := testConfig()
-	cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb = 0, 0
+	bert := testConfig()
+	bert.HiddenDropoutProb, bert.AttentionProbsDropoutProb = 0, 0
+	// ModernBERT with every optional bias, so that the decay groups of
+	// its LayerNorms and biases are checked too.
+	modern := modernTestConfig()
+	modern.NormBias, modern.AttentionBias, modern.MLPBias, modern.ClassifierBias = true, true, true, true
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		maxNorm float64
+	}{
+		{"bert", bert, 4},
+		{"modernbert", modern, 3.3},
+	} {
+		t.Run(tc.name, func(t *testing.T) { fineTuneStepsMatchPyTorch(t, python, ref, tc.cfg, tc.maxNorm) })
+	}
+}
+
+// fineTuneStepsMatchPyTorch is TestFineTuneStepsMatchPyTorch for one
+// model configuration (without dropout); maxNorm must clip some of the
+// five steps and not others.
+func fineTuneStepsMatchPyTorch(t *testing.T, python, ref string, cfg Config, maxNorm float64) {
 	m0, err := New(cfg, testTokenizer(t), Options{Device: "cpu", Threads: 1, Seed: 21})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +84,6 @@ func TestFineTuneStepsMatchPyTorch(t *testing.T) {
 	const (
 		steps, accum, batch = 5, 2, 3
 		seed                = 3
-		maxNorm             = 4.0
 	)
 	opts := FineTuneOptions{
 		MaxSteps: steps, BatchSize: batch, GradAccum: accum, LR: 3e-3, WarmupSteps: 2,

@@ -13,9 +13,14 @@
 // ffn, output_layer_norm; vocab_transform, vocab_layer_norm and the tied
 // vocab_projector) and RobertaForMaskedLM (BERT layers; positions counted
 // from padding_idx+1 over non-padding tokens; lm_head with the tied
-// decoder) share the same code with their own names. Parameters live in a
-// gotch nn.VarStore under their Hugging Face names. RoBERTa's byte-level
-// BPE tokenizer is not supported: RoBERTa models run on token ids.
+// decoder) share the same code with their own names.
+// ModernBertForMaskedLM has its own forward pass (modernbert.go):
+// pre-norm layers with fused QKV attention, rotary position embeddings,
+// global and sliding-window local layers and a gated GELU MLP; a final
+// LayerNorm; head dense, activation, LayerNorm and the tied decoder.
+// Parameters live in a gotch nn.VarStore under their Hugging Face names.
+// WordPiece (BERT, DistilBERT) and byte-level BPE (RoBERTa, ModernBERT)
+// tokenizers are supported; any model also runs on token ids without one.
 //
 // libtorch's grad mode is per OS thread, so every entry point that runs
 // tensor work locks its goroutine to one OS thread for the duration.
@@ -85,19 +90,28 @@ type Model struct {
 type linear struct{ w, b *ts.Tensor }
 type layerNorm struct{ w, b *ts.Tensor }
 
+// bertLayer is an encoder layer. ModernBERT's pre-norm layers use qkv
+// (the fused Wqkv) instead of query, key and value, attnOut for attn.Wo,
+// attnLN for attn_norm (nil in layer 0), outLN for mlp_norm, inter for the
+// gated mlp.Wi (input and gate stacked) and out for mlp.Wo. ModernBERT's
+// biases and LayerNorm biases may be nil.
 type bertLayer struct {
 	query, key, value, attnOut linear
+	qkv                        linear
 	attnLN                     layerNorm
 	inter, out                 linear
 	outLN                      layerNorm
 }
 
-// bertParams are the parameters of every family: DistilBERT has no token
-// type embeddings (typeEmb nil); the names differ (see specs).
+// bertParams are the parameters of every family: DistilBERT and ModernBERT
+// have no token type embeddings (typeEmb nil), ModernBERT no position
+// embeddings (posEmb nil, rotary instead) but a final LayerNorm (finalLN);
+// the names differ (see specs).
 type bertParams struct {
 	wordEmb, posEmb, typeEmb *ts.Tensor
 	embLN                    layerNorm
 	layers                   []bertLayer
+	finalLN                  layerNorm
 	headDense                linear
 	headLN                   layerNorm
 	decoderBias              *ts.Tensor
@@ -111,6 +125,9 @@ const (
 	initZeros
 	initOnes
 	initEmbedding // normal(0, initializer_range), padding row zeroed
+	// initTruncNormal is normal(0, std) truncated at ±
+	// initializer_cutoff_factor × std (ModernBERT).
+	initTruncNormal
 )
 
 // paramSpec describes one parameter under its Hugging Face name.
@@ -118,6 +135,7 @@ type paramSpec struct {
 	name  string
 	shape []int64
 	init  initKind
+	std   float64 // of initTruncNormal
 	dst   **ts.Tensor
 }
 
@@ -163,14 +181,19 @@ func newModel(cfg Config, tok *tokenize.Tokenizer, opts Options, state map[strin
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	act, err := parseActivation(cfg.HiddenAct)
+	act, err := parseActivation(cfg.activationKey(), cfg.HiddenAct)
 	if err != nil {
 		return nil, err
 	}
 	headAct := act
-	if cfg.ModelType == ModelTypeRoBERTa {
+	switch cfg.ModelType {
+	case ModelTypeRoBERTa:
 		// RobertaLMHead applies the erf GELU whatever hidden_act says.
 		headAct = actGELU
+	case ModelTypeModernBERT:
+		if headAct, err = parseActivation("classifier_activation", cfg.ClassifierActivation); err != nil {
+			return nil, err
+		}
 	}
 	if tok != nil && tok.VocabSize() > cfg.VocabSize {
 		return nil, fmt.Errorf("%w: tokenizer has %d tokens, more than vocab_size %d", ErrConfig, tok.VocabSize(), cfg.VocabSize)
@@ -247,6 +270,18 @@ func fillInit(vals []float32, s paramSpec, cfg Config, rng *rand.Rand) {
 		if s.init == initEmbedding {
 			h := int(s.shape[1])
 			clear(vals[cfg.PadTokenID*h : (cfg.PadTokenID+1)*h])
+		}
+	case initTruncNormal:
+		cut := cfg.InitializerCutoffFactor
+		if cut <= 0 {
+			cut = 2
+		}
+		for i := range vals {
+			z := rng.NormFloat64()
+			for math.Abs(z) > cut {
+				z = rng.NormFloat64()
+			}
+			vals[i] = float32(z * s.std)
 		}
 	}
 }
@@ -449,6 +484,9 @@ func (m *Model) dropout(x *ts.Tensor, p float64, train bool) *ts.Tensor {
 }
 
 func (m *Model) forward(ids, mask, types *ts.Tensor, train bool) *ts.Tensor {
+	if m.cfg.ModelType == ModelTypeModernBERT {
+		return m.modernForward(ids, mask, types, train)
+	}
 	c := m.cfg
 	size, err := ids.Size()
 	check(err)

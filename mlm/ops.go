@@ -37,6 +37,15 @@ func result(what string, out lib.Ctensor) (*ts.Tensor, error) {
 // ct returns the libtch handle of t.
 func ct(t *ts.Tensor) lib.Ctensor { return lib.Ctensor(t.Ctensor()) }
 
+// ctOpt returns the libtch handle of t, or nil for an absent optional
+// operand (a bias).
+func ctOpt(t *ts.Tensor) lib.Ctensor {
+	if t == nil {
+		return nil
+	}
+	return ct(t)
+}
+
 // dropIf drops t when del is true (after the operation that read it).
 func dropIf(t *ts.Tensor, del bool) {
 	if del {
@@ -84,7 +93,7 @@ func (s *scalar) free() {
 
 func opLinear(x, w, b *ts.Tensor) (*ts.Tensor, error) {
 	var out lib.Ctensor
-	lib.AtgLinear(&out, ct(x), ct(w), ct(b))
+	lib.AtgLinear(&out, ct(x), ct(w), ctOpt(b))
 	return result("linear", out)
 }
 
@@ -96,7 +105,7 @@ func opEmbedding(w, ids *ts.Tensor) (*ts.Tensor, error) {
 
 func opLayerNorm(x *ts.Tensor, shape []int64, w, b *ts.Tensor, eps float64) (*ts.Tensor, error) {
 	var out lib.Ctensor
-	lib.AtgLayerNorm(&out, ct(x), shape, len(shape), ct(w), ct(b), eps, 0)
+	lib.AtgLayerNorm(&out, ct(x), shape, len(shape), ct(w), ctOpt(b), eps, 0)
 	return result("layer norm", out)
 }
 
@@ -214,4 +223,20 @@ func opArange(n int64, d gotch.Device) (*ts.Tensor, error) {
 	var out lib.Ctensor
 	lib.AtgArange(&out, end, gotch.Int64.CInt(), d.CInt())
 	return result("arange", out)
+}
+
+func opNarrow(t *ts.Tensor, dim, start, length int64, del bool) (*ts.Tensor, error) {
+	return unary("narrow", t, del, func(out *lib.Ctensor, self lib.Ctensor) { lib.AtgNarrow(out, self, dim, start, length) })
+}
+
+// opRoll rolls t by shift along dim.
+func opRoll(t *ts.Tensor, shift, dim int64, del bool) (*ts.Tensor, error) {
+	shifts, dims := []int64{shift}, []int64{dim}
+	return unary("roll", t, del, func(out *lib.Ctensor, self lib.Ctensor) {
+		lib.AtgRoll(out, self, shifts, len(shifts), dims, len(dims))
+	})
+}
+
+func opMinimum(a, b *ts.Tensor, del bool) (*ts.Tensor, error) {
+	return unary("minimum", a, del, func(out *lib.Ctensor, self lib.Ctensor) { lib.AtgMinimum(out, self, ct(b)) })
 }

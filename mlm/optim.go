@@ -55,9 +55,11 @@ func (o AdamWOptions) validate() error {
 
 // NoWeightDecay reports whether the parameter called name (Hugging Face
 // naming) is excluded from weight decay: biases and LayerNorm weights, as
-// in Hugging Face's Trainer.
+// in Hugging Face's Trainer (ModernBERT's LayerNorms are the modules whose
+// names end in "norm").
 func NoWeightDecay(name string) bool {
-	return strings.HasSuffix(name, "bias") || strings.Contains(name, "LayerNorm") || strings.Contains(name, "layer_norm")
+	return strings.HasSuffix(name, "bias") || strings.Contains(name, "LayerNorm") || strings.Contains(name, "layer_norm") ||
+		strings.HasSuffix(name, "norm.weight")
 }
 
 // LinearSchedule returns the learning rate at optimizer step step (0-based)

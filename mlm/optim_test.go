@@ -24,6 +24,12 @@ func TestNoWeightDecay(t *testing.T) {
 		{"cls.predictions.bias", true},
 		{"distilbert.transformer.layer.0.sa_layer_norm.weight", true},
 		{"vocab_layer_norm.weight", true},
+		{"model.layers.1.attn_norm.weight", true},
+		{"model.final_norm.weight", true},
+		{"head.norm.weight", true},
+		{"model.layers.0.mlp.Wi.weight", false},
+		{"model.embeddings.tok_embeddings.weight", false},
+		{"decoder.bias", true},
 	}
 	for _, tc := range tests {
 		if got := NoWeightDecay(tc.name); got != tc.want {

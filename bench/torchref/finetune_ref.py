@@ -2,7 +2,8 @@
 
 Usage: python3 finetune_ref.py CHECKPOINT_DIR STEPS_JSON OUT_DIR
 
-CHECKPOINT_DIR holds config.json and model.safetensors (the starting model).
+CHECKPOINT_DIR holds config.json and model.safetensors (the starting model: a
+BERT, run by bert_ref.py, or a ModernBERT, run by family_ref.py).
 STEPS_JSON describes the run:
 
     {"accum": 2, "max_grad_norm": 1.0, "beta1": 0.9, "beta2": 0.999,
@@ -15,7 +16,7 @@ and their labels. Every step is what Hugging Face's Trainer does: the mean
 cross-entropy over a micro-batch's predicted positions divided by accum,
 backward, summed over accum micro-batches; torch.nn.utils.clip_grad_norm_;
 torch.optim.AdamW with weight decay on every parameter but biases and
-LayerNorm weights; zero_grad. No dropout (the caller's config has none).
+LayerNorm weights (ModernBERT's ...norm.weight); zero_grad. No dropout (the caller's config has none).
 
 Writes OUT_DIR/steps.json ({"loss": [...], "grad_norm": [...]}, one value
 per step: the step's loss, the mean over its micro-batches, and the global
@@ -32,11 +33,25 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bert_ref  # noqa: E402
+import family_ref  # noqa: E402
 
 
 def no_decay(name):
-    """Hugging Face Trainer's rule: no weight decay on biases and LayerNorm."""
-    return name.endswith("bias") or "LayerNorm" in name
+    """Hugging Face Trainer's rule: no weight decay on biases and LayerNorm
+    (ModernBERT's LayerNorms are the modules named ...norm)."""
+    return name.endswith("bias") or "LayerNorm" in name or name.endswith("norm.weight")
+
+
+def load_checkpoint(path):
+    """(params, cfg) of a BERT (checked by bert_ref) or ModernBERT checkpoint."""
+    with open(os.path.join(path, "config.json"), "r", encoding="utf-8") as f:
+        cfg = json.load(f)
+    if cfg.get("model_type") != "modernbert":
+        return bert_ref.load_checkpoint(path)
+    raw = bert_ref.load_safetensors(os.path.join(path, "model.safetensors"))
+    if "decoder.weight" in raw:
+        raise SystemExit("expected a tied decoder (no decoder.weight)")
+    return {k: v.float() for k, v in raw.items()}, cfg
 
 
 def micro_loss(params, cfg, items):
@@ -52,8 +67,12 @@ def micro_loss(params, cfg, items):
             rows.append(b)
             cols.append(p)
             labels.append(l)
-    h = bert_ref.encode(params, cfg, ids, mask)
-    logits = bert_ref.mlm_head(params, cfg, h[torch.tensor(rows), torch.tensor(cols)])
+    if cfg.get("model_type") == "modernbert":
+        h = family_ref.modernbert_encode(params, cfg, ids, mask)
+        logits = family_ref.modernbert_head(params, cfg, h[torch.tensor(rows), torch.tensor(cols)])
+    else:
+        h = bert_ref.encode(params, cfg, ids, mask)
+        logits = bert_ref.mlm_head(params, cfg, h[torch.tensor(rows), torch.tensor(cols)])
     return F.cross_entropy(logits, torch.tensor(labels, dtype=torch.long))
 
 
@@ -62,7 +81,7 @@ def main():
     torch.set_num_threads(1)
     with open(spec_path, "r", encoding="utf-8") as f:
         spec = json.load(f)
-    params, cfg = bert_ref.load_checkpoint(ckpt)
+    params, cfg = load_checkpoint(ckpt)
     if "cls.predictions.decoder.weight" in params:
         raise SystemExit("expected a tied decoder (no cls.predictions.decoder.weight)")
     for t in params.values():
