@@ -21,12 +21,14 @@ import (
 
 // benchSections returns the sections of "clozeloop bench", in the order
 // "bench all" runs them.
-func benchSections() []string { return []string{"score", "train", "flops", "temporal", "memory"} }
+func benchSections() []string {
+	return []string{"score", "train", "flops", "predict", "temporal", "memory"}
+}
 
 func benchCmd() command {
 	return command{
 		name:    "bench",
-		summary: "benchmark suite: scoring, training, GFLOP/s against PyTorch eager; Temporal overhead; memory",
+		summary: "benchmark suite: scoring, training, GFLOP/s against PyTorch eager; one-sentence predict latency; Temporal overhead; memory",
 		run: func(ctx context.Context, env *cmdEnv, args []string) error {
 			sub := "all"
 			if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -45,6 +47,8 @@ func benchCmd() command {
 				return runBenchTemporal(ctx, env, args)
 			case "memory":
 				return runBenchMemory(ctx, env, args)
+			case "predict":
+				return runBenchPredict(ctx, env, args)
 			}
 			return usagef("unknown bench section %q: want all (the default), %s", sub, strings.Join(benchSections(), ", "))
 		},
@@ -419,6 +423,8 @@ func runBenchAll(ctx context.Context, env *cmdEnv, args []string) error {
 			err = runBenchTemporal(ctx, env, append([]string(nil), short...))
 		case "memory":
 			err = runBenchMemory(ctx, env, append([]string(nil), short...))
+		case "predict":
+			err = runBenchPredict(ctx, env, append([]string(nil), short...))
 		default:
 			err = runBenchSection(ctx, env, s, c.forward(), h)
 		}

@@ -182,3 +182,27 @@ func TestBenchAllForward(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchPredict runs the one-sentence latency section on the shipped
+// model and checks that its figures are consistent.
+func TestBenchPredict(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads the shipped model")
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"bench", "predict", "--quick", "--json", "--requests", "12"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var res predictLatency
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("%v: %s", err, stdout.String())
+	}
+	if res.Section != "predict" || res.Model != "wordnet-small" || res.Requests != 12 || res.Threads != 1 ||
+		res.P50ms <= 0 || res.P50ms > res.P90ms || res.P90ms > res.P99ms || res.MeanMs <= 0 || res.PerSecond <= 0 ||
+		res.TokenizeP50ms <= 0 || res.TokenizeP50ms >= res.P50ms {
+		t.Errorf("bench predict: %+v", res)
+	}
+	if code := run([]string{"bench", "predict", "--requests", "0"}, &stdout, &stderr); code != 2 {
+		t.Errorf("--requests 0: exit %d, want 2", code)
+	}
+}
