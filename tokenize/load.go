@@ -297,7 +297,7 @@ func loadTokenizerJSON(path string, cfg tokenizerConfig) (*Tokenizer, error) {
 	case typ == "BPE" || typ == "" && hasMerges:
 		return loadBPEJSON(b, cfg.withDefaults(bpeSpecials))
 	case typ == "Unigram":
-		return nil, fmt.Errorf(`%w: model type "Unigram" (SentencePiece, as in XLM-RoBERTa) is not supported (WordPiece and byte-level BPE are)`, ErrUnsupported)
+		return loadUnigramJSON(b, cfg.withDefaults(bpeSpecials))
 	}
 	return loadWordPieceJSON(b, cfg.withDefaults(wordPieceSpecials))
 }
@@ -313,7 +313,7 @@ func loadWordPieceJSON(b []byte, cfg tokenizerConfig) (*Tokenizer, error) {
 		// Hub files for BERT often omit "type" on the model; accept a model
 		// that has WordPiece fields.
 		if _, hasMax := m["max_input_chars_per_word"]; typ != "" || !hasMax {
-			return nil, fmt.Errorf("%w: model type %q (WordPiece and byte-level BPE are supported)", ErrUnsupported, typ)
+			return nil, fmt.Errorf("%w: model type %q (WordPiece, byte-level BPE and Unigram are supported)", ErrUnsupported, typ)
 		}
 	}
 	rawVocab, ok := m["vocab"].(map[string]any)
