@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -146,8 +147,12 @@ func (u unicodeNorm) edits(s string) []edit {
 	var buf [utf8.UTFMax]byte
 	for _, r := range s {
 		k := utf8.EncodeRune(buf[:], r)
+		decomposed := form.String(string(buf[:k]))
+		if unicode.Is(hfNormNoCanonical, r) || u.compat && unicode.Is(hfNormNoCompat, r) {
+			decomposed = string(buf[:k]) // newer than Hugging Face's tables
+		}
 		first := true
-		for _, d := range form.String(string(buf[:k])) {
+		for _, d := range decomposed {
 			ccc := cccOf(d)
 			if ccc == 0 {
 				sortPending()
@@ -171,18 +176,27 @@ func (u unicodeNorm) edits(s string) []edit {
 	return recompose(dec)
 }
 
-// cccOf returns the canonical combining class of r.
+// cccOf returns the canonical combining class of r (0 for the marks that
+// Hugging Face's older tables do not know).
 func cccOf(r rune) uint8 {
+	if unicode.Is(hfNormStarter, r) {
+		return 0
+	}
 	var buf [utf8.UTFMax]byte
 	k := utf8.EncodeRune(buf[:], r)
 	return norm.NFD.PropertiesString(string(buf[:k])).CCC()
 }
 
 // composePair returns the primary composite of a and b, if there is one.
+// The composite must be canonically equivalent to a and b: x/text's
+// composition table confuses a supplementary-plane starter with the BMP
+// character of the same low 16 bits (it composes U+10041 and U+0301 to
+// U+00C1).
 func composePair(a, b rune) (rune, bool) {
-	s := norm.NFC.String(string(a) + string(b))
+	pair := string(a) + string(b)
+	s := norm.NFC.String(pair)
 	r, size := utf8.DecodeRuneInString(s)
-	if size != len(s) || r == a {
+	if size != len(s) || r == a || norm.NFD.String(s) != norm.NFD.String(pair) || unicode.Is(hfNormNoCanonical, r) {
 		return 0, false
 	}
 	return r, true

@@ -352,8 +352,3 @@ func parseDecoders(raw json.RawMessage) ([]decodeStep, error) {
 	}
 	return steps, nil
 }
-
-// parsePrecompiled reads a Precompiled normaliser's charsmap.
-func parsePrecompiled(charsmap string) (normStep, error) {
-	return nil, fmt.Errorf("%w: normalizer type \"Precompiled\" (SentencePiece's compiled normalisation rules, as in XLM-RoBERTa) is not supported yet", ErrUnsupported)
-}

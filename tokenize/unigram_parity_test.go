@@ -132,6 +132,11 @@ func unigramHardCases() []string {
 		"e\u0301\u0323 e\u0323\u0301", "q\u0307\u0323", "a\u0328\u0301", "\u0958 \u0915\u093c", "ǲ ǳ Ǳ", "ﷺ", "ﷻ x", "…", "x…y", "²³ x₁",
 		"\U0001d400\U0001d401", "𝐀 𝐁", "❤️ ok", "😀😀", "x😀y", "中文", "<unk> <unk>", "<0x41>", "<0xE4> x",
 		strings.Repeat("▁", 20), strings.Repeat("x ", 200), strings.Repeat("中", 50),
+		// Precompiled: clusters replaced whole or by their first
+		// character's rule, removals at the start, inside and at the end,
+		// expansions.
+		"ß\u0301x", "xß\u0301", "\x01\x02abc", "ab\x01\x02", "a\x01b", "\u200b\u200bx", "x\u200b", "\u200b", "\x01",
+		"ｶﾞ ﾊﾟ", "\u0627\u0653 آب", "A\u030a a\u0308", "㍿ ﷺ x", "\u00ad\u00adsoft", "tab\t\tx", "a\r\nb", " \u200d x",
 	)
 }
 
@@ -153,7 +158,20 @@ func TestUnigramEncodeParityWithHuggingFace(t *testing.T) {
 	model := trainParityUnigram(t, h, corpusFile)
 	hard := unigramHardCases()
 	texts := append(append(wordnetLines(t, 1500), hard...), bpeFuzzTexts(2000, 5)...)
-	for _, c := range unigramConfigs {
+	configs := slices.Clone(unigramConfigs)
+	precompiled := func(charsmap string) map[string]any {
+		return map[string]any{"type": "Precompiled", "precompiled_charsmap": charsmap}
+	}
+	cm := buildCharsmap(t, testCharsmapRules())
+	configs = append(configs,
+		unigramConfig{"xlmr-precompiled", normSeq(precompiled(cm), replaceRegex(" {2,}", " ")), metaspacePre("always", true), xlmrTemplate, metaspaceDec("always"), true, false, 0},
+		unigramConfig{"precompiled-strip-first", normSeq(precompiled(cm), map[string]any{"type": "Strip", "strip_left": false, "strip_right": true}, replaceRegex(" {2,}", "▁")),
+			metaspacePre("first", true), xlmrTemplate, llamaDecoder, true, true, 0},
+	)
+	if real := precompiledFromEnv(t); real != "" {
+		configs = append(configs, unigramConfig{"xlmr-charsmap-from-env", normSeq(precompiled(real), replaceRegex(" {2,}", " ")), metaspacePre("always", true), xlmrTemplate, metaspaceDec("always"), true, false, 0})
+	}
+	for _, c := range configs {
 		t.Run(c.name, func(t *testing.T) {
 			tj := buildParityUnigram(t, h, model, c)
 			tok, err := Load(filepath.Dir(tj))
@@ -316,6 +334,73 @@ func TestUnigramAnswerPiecesMatchFilledText(t *testing.T) {
 					}
 				}
 			}
+		})
+	}
+}
+
+// TestUnigramNormalizerParityExhaustive runs every code point of planes 0
+// and 1 (and every 61st elsewhere), in several contexts, through Unigram
+// tokenizers whose normalisers are NFKC, NFD + Lowercase and Precompiled
+// (the test's charsmap, or the one TOKENIZE_PRECOMPILED_JSON names, such as
+// XLM-RoBERTa's), and requires Hugging Face's ids, tokens and offsets.
+func TestUnigramNormalizerParityExhaustive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("exhaustive Unicode comparison skipped in -short mode")
+	}
+	h := startHF(t)
+	corpusFile := filepath.Join(t.TempDir(), "corpus.txt")
+	if err := os.WriteFile(corpusFile, []byte(strings.Join(wordnetLines(t, 3000), "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	model := trainParityUnigram(t, h, corpusFile)
+	charsmap := precompiledFromEnv(t)
+	if charsmap == "" {
+		charsmap = buildCharsmap(t, testCharsmapRules())
+	}
+	var cps []rune
+	for r := rune(1); r <= 0x10FFFF; r++ {
+		if r >= 0xD800 && r <= 0xDFFF {
+			continue
+		}
+		if r < 0x20000 || r%61 == 0 {
+			cps = append(cps, r)
+		}
+	}
+	for _, c := range []unigramConfig{
+		{"nfkc", typ("NFKC"), metaspacePre("always", true), xlmrTemplate, metaspaceDec("always"), true, true, 0},
+		{"nfd-lowercase", normSeq(typ("NFD"), typ("Lowercase")), metaspacePre("first", true), xlmrTemplate, metaspaceDec("first"), true, false, 0},
+		{"precompiled", normSeq(map[string]any{"type": "Precompiled", "precompiled_charsmap": charsmap}, replaceRegex(" {2,}", " ")),
+			metaspacePre("always", true), xlmrTemplate, metaspaceDec("always"), true, false, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tj := buildParityUnigram(t, h, model, c)
+			tok, err := Load(filepath.Dir(tj))
+			if err != nil {
+				t.Fatal(err)
+			}
+			const chunk = 4096
+			diffs := 0
+			for lo := 0; lo < len(cps); lo += chunk {
+				group := cps[lo:min(lo+chunk, len(cps))]
+				texts := make([]string, len(group))
+				for i, r := range group {
+					s := string(r)
+					texts[i] = s + "a" + s + "b " + s + s + "\u0301 " + s + "  x"
+				}
+				want := h.encode(t, tj, texts, false)
+				for i, text := range texts {
+					got, err := tok.EncodeRaw(text)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !equalInts(got.IDs, want[i].IDs) || !equalStrings(got.Tokens, want[i].Tokens) || !equalOffsets(charOffsets(text, got.Offsets), want[i].Offsets) {
+						if diffs++; diffs <= 20 {
+							t.Errorf("U+%04X %q:\n  ours %q %v\n  hf   %q %v", group[i], text, got.Tokens, charOffsets(text, got.Offsets), want[i].Tokens, want[i].Offsets)
+						}
+					}
+				}
+			}
+			t.Logf("%s: %d code points, %d differ", c.name, len(cps), diffs)
 		})
 	}
 }

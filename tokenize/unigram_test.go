@@ -98,7 +98,9 @@ func TestUnigramLoadRefusals(t *testing.T) {
 		unsupported bool
 		msg         string
 	}{
-		{"precompiled", unigramJSON(`{"type":"Precompiled","precompiled_charsmap":"AAAA"}`, "", ""), true, "precompiled"},
+		{"precompiled too short", unigramJSON(`{"type":"Precompiled","precompiled_charsmap":"AAAA"}`, "", ""), false, "precompiled_charsmap is too short"},
+		{"precompiled not base64", unigramJSON(`{"type":"Precompiled","precompiled_charsmap":"%%"}`, "", ""), false, "not base64"},
+		{"precompiled truncated trie", unigramJSON(`{"type":"Precompiled","precompiled_charsmap":"QAAAAAAA"}`, "", ""), false, "announces 16 trie units"},
 		{"bert normalizer", unigramJSON(`{"type":"BertNormalizer"}`, "", ""), true, `normalizer type "BertNormalizer" with a Unigram model`},
 		{"whitespace pre-tokenizer", unigramJSON("", `{"type":"Whitespace"}`, ""), true, `pre_tokenizer type "Whitespace" with a Unigram model`},
 		{"bad regex", unigramJSON(`{"type":"Replace","pattern":{"Regex":"(?<=a)b"},"content":""}`, "", ""), true, "Replace pattern"},

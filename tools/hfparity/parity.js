@@ -12,7 +12,8 @@
 //   {"op":"decode","tokenizer":FILE,"ids":[[...],...],"skip_special_tokens":true}
 //       -> results[i] = decoded string
 //   {"op":"normalize","bert":{"cleanText":true,...},"texts":[...]}
-//       -> results[i] = BertNormalizer output
+//       -> results[i] = BertNormalizer output (with "unicode":"NFKD" and
+//          no "bert", the NFC, NFD, NFKC or NFKD normalizer's)
 //   {"op":"pretokenize","texts":[...]}
 //       -> results[i] = [[piece,[start,end]],...] from BertPreTokenizer, or
 //          with "byte_level":{"add_prefix_space":false,"use_regex":true}
@@ -86,6 +87,11 @@ async function handle(req) {
       return out;
     }
     case 'normalize': {
+      if (req.unicode) {
+        const forms = { NFC: tk.nfcNormalizer, NFD: tk.nfdNormalizer, NFKC: tk.nfkcNormalizer, NFKD: tk.nfkdNormalizer };
+        const n = forms[req.unicode]();
+        return req.texts.map((s) => n.normalizeString(s));
+      }
       const n = tk.bertNormalizer(req.bert || {});
       return req.texts.map((s) => n.normalizeString(s));
     }
