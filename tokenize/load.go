@@ -27,9 +27,10 @@ var ErrUnsupported = errors.New("unsupported tokenizer")
 // RobertaTokenizer builds it, with tokenizer_config.json's
 // add_prefix_space, trim_offsets and special tokens). The kind of a
 // tokenizer.json is read from the file: a WordPiece model with BERT's
-// normaliser and pre-tokeniser, or a BPE model with the ByteLevel
-// pre-tokeniser. Anything else is an error wrapping ErrUnsupported that
-// names what was found.
+// normaliser and pre-tokeniser, a BPE model with the ByteLevel
+// pre-tokeniser, or a Unigram model with the normalisers, pre-tokeniser,
+// post-processors and decoders loadUnigramJSON lists. Anything else is an
+// error wrapping ErrUnsupported that names what was found.
 func Load(dir string) (*Tokenizer, error) {
 	cfg, err := readTokenizerConfig(dir)
 	if err != nil {

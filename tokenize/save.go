@@ -16,8 +16,10 @@ import (
 // TemplateProcessing "[CLS] $A [SEP]", WordPiece decoder and model),
 // vocab.txt, tokenizer_config.json and special_tokens_map.json. Hugging
 // Face's tokenizers and transformers' AutoTokenizer load the directory and
-// encode text to the same ids as this package. Each file is written to a
-// temporary name and renamed, so a failed save leaves no half-written file.
+// encode text to the same ids as this package. Byte-level BPE and Unigram
+// tokenizers are written in their own forms (see saveBPE and
+// saveUnigram). Each file is written to a temporary name and renamed, so a
+// failed save leaves no half-written file.
 func (t *Tokenizer) Save(dir string) error {
 	switch m := t.model.(type) {
 	case *bpeModel:

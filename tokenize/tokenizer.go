@@ -12,7 +12,10 @@
 // as false. This package implements the BERT pipeline itself (normaliser,
 // pre-tokeniser, WordPiece model, special-token splitting, post-processing,
 // decoder) and is tested for identical ids against the real Hugging Face
-// library (tools/hfparity).
+// library (tools/hfparity). It runs byte-level BPE (RoBERTa, GPT-2) and
+// SentencePiece Unigram (XLM-RoBERTa: Precompiled and Unicode normalisers,
+// Metaspace, Unigram model with byte fallback) tokenizer.json files the
+// same way.
 package tokenize
 
 import (
@@ -69,13 +72,16 @@ type Pieces struct {
 	Unknown bool
 }
 
-// Tokenizer is a Hugging Face tokenizer of one of two kinds: BERT's
+// Tokenizer is a Hugging Face tokenizer of one of three kinds: BERT's
 // WordPiece (BertNormalizer, BertPreTokenizer, WordPiece model and
-// decoder) or byte-level BPE as in RoBERTa and GPT-2 (no normaliser,
+// decoder), byte-level BPE as in RoBERTa and GPT-2 (no normaliser,
 // ByteLevel pre-tokeniser, BPE model, RobertaProcessing, ByteLevel
-// decoder). Both share the vocabulary, the added tokens and their
-// matching, and the special tokens; the kind-specific steps sit behind the
-// model interface. A Tokenizer is safe for concurrent use once built.
+// decoder) or SentencePiece Unigram as in XLM-RoBERTa (a chain of
+// normalisers such as Precompiled, Metaspace pre-tokeniser, Unigram model,
+// TemplateProcessing, Metaspace decoder). All share the vocabulary, the
+// added tokens and their matching, and the special tokens; the
+// kind-specific steps sit behind the model interface. A Tokenizer is safe
+// for concurrent use once built.
 type Tokenizer struct {
 	vocab []string // id → token; "" marks an id without token
 	ids   map[string]int
@@ -765,8 +771,11 @@ func startsWithWord(s string) bool {
 // tokens are separated by spaces, and (when the decoder asks for it)
 // spaces before punctuation and contractions are cleaned up; for
 // byte-level BPE, the tokens' bytes are joined and read as UTF-8 (invalid
-// sequences become U+FFFD). skipSpecial leaves special tokens out. An id
-// outside the vocabulary is an error.
+// sequences become U+FFFD); for Unigram, the decoder chain of its
+// tokenizer.json runs (Metaspace turns "▁" into spaces, ByteFallback
+// "<0xE4>" tokens into their bytes, …), or without one the tokens are
+// joined with spaces. skipSpecial leaves special tokens out. An id outside
+// the vocabulary is an error.
 func (t *Tokenizer) Decode(ids []int, skipSpecial bool) (string, error) {
 	tokens := make([]string, 0, len(ids))
 	for _, id := range ids {

@@ -121,3 +121,33 @@ func TestUnigramLoadRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestMetaspaceLegacyFields checks how older tokenizer.json files spell
+// Metaspace (XLM-RoBERTa's on the Hub has "add_prefix_space" and
+// "str_rep" and no "prepend_scheme"), as Hugging Face reads them.
+func TestMetaspaceLegacyFields(t *testing.T) {
+	tests := []struct {
+		json    string
+		want    string
+		split   bool
+		wantErr bool
+	}{
+		{`{"type":"Metaspace","replacement":"▁","str_rep":"▁","add_prefix_space":true}`, "always", true, false},
+		{`{"type":"Metaspace","replacement":"▁","add_prefix_space":false}`, "never", true, false},
+		{`{"type":"Metaspace","replacement":"▁","add_prefix_space":false,"prepend_scheme":"never","split":false}`, "never", false, false},
+		{`{"type":"Metaspace","replacement":"▁","add_prefix_space":false,"prepend_scheme":"always"}`, "", false, true},
+		{`{"type":"Metaspace","replacement":"▁","prepend_scheme":"first"}`, "first", true, false},
+		{`{"type":"Metaspace","replacement":"▁","prepend_scheme":"sometimes"}`, "", false, true},
+		{`{"type":"Metaspace","replacement":"__"}`, "", false, true},
+	}
+	for _, tc := range tests {
+		m, err := parseMetaspace([]byte(tc.json))
+		if (err != nil) != tc.wantErr {
+			t.Errorf("parseMetaspace(%s): error %v, want error %v", tc.json, err, tc.wantErr)
+			continue
+		}
+		if err == nil && (m.prepend != tc.want || m.split != tc.split || !m.on) {
+			t.Errorf("parseMetaspace(%s) = %+v, want prepend %q split %v", tc.json, m, tc.want, tc.split)
+		}
+	}
+}
