@@ -30,9 +30,10 @@ const (
 var ErrCheckpoint = errors.New("checkpoint does not match the model")
 
 // ErrUnsupportedTokenizer is wrapped by the error of Load for a model
-// whose tokenizer this package cannot run (one that is neither WordPiece
-// nor byte-level BPE, such as XLM-RoBERTa's SentencePiece Unigram); it
-// also wraps tokenize.ErrUnsupported.
+// whose tokenizer this package cannot run (one that package tokenize
+// refuses: neither WordPiece, byte-level BPE nor SentencePiece Unigram, or
+// one of those with components it does not implement); it also wraps
+// tokenize.ErrUnsupported.
 var ErrUnsupportedTokenizer = errors.New("unsupported tokenizer")
 
 // Load loads the model in dir: config.json, the weights (model.safetensors,
@@ -52,7 +53,7 @@ func Load(ctx context.Context, dir string, opts Options) (*Model, error) {
 	}
 	tok, err := tokenize.Load(dir)
 	if errors.Is(err, tokenize.ErrUnsupported) {
-		return nil, fmt.Errorf("load model %s: %w (WordPiece and byte-level BPE tokenizers are supported; "+
+		return nil, fmt.Errorf("load model %s: %w (WordPiece, byte-level BPE and Unigram tokenizers are supported; "+
 			"run the model on token ids with LoadWeights and a nil tokenizer): %w", dir, ErrUnsupportedTokenizer, err)
 	}
 	if err != nil {

@@ -341,18 +341,18 @@ func TestLoadBPETokenizerFromFolder(t *testing.T) {
 }
 
 // TestLoadUnsupportedTokenizer checks the error for a tokenizer that is
-// neither WordPiece nor byte-level BPE (XLM-RoBERTa's Unigram).
+// neither WordPiece, byte-level BPE nor Unigram (a WordLevel model).
 func TestLoadUnsupportedTokenizer(t *testing.T) {
 	fc := familyCases()[1]
 	m := fc.newModel(t, 5)
 	dir := writeState(t, m, func(sd []safetensors.Tensor) []safetensors.Tensor { return sd })
-	unigram := `{"version":"1.0","model":{"type":"Unigram","unk_id":3,"vocab":[["<s>",0],["<pad>",0]]}}`
-	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), []byte(unigram), 0o644); err != nil {
+	wordLevel := `{"version":"1.0","model":{"type":"WordLevel","vocab":{"<s>":0,"<unk>":1},"unk_token":"<unk>"}}`
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), []byte(wordLevel), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	_, err := Load(context.Background(), dir, Options{Device: "cpu", Threads: 1})
 	if !errors.Is(err, ErrUnsupportedTokenizer) || !errors.Is(err, tokenize.ErrUnsupported) ||
-		!strings.Contains(err.Error(), "Unigram") || !strings.Contains(err.Error(), "LoadWeights") {
-		t.Fatalf("Load error %v, want ErrUnsupportedTokenizer naming Unigram and LoadWeights", err)
+		!strings.Contains(err.Error(), "WordLevel") || !strings.Contains(err.Error(), "LoadWeights") {
+		t.Fatalf("Load error %v, want ErrUnsupportedTokenizer naming WordLevel and LoadWeights", err)
 	}
 }

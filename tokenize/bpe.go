@@ -253,9 +253,15 @@ func (h *mergeHeap) Pop() any {
 // end n characters back: not always the spaces themselves (the lone prefix
 // space "Ġ" stands for the first character, which it then drops).
 func (b *bpeModel) trim(enc *Encoding, text string) {
-	if !b.trimOffsets {
-		return
+	if b.trimOffsets {
+		trimSpaceOffsets(enc, text, b.ppPrefixSpace)
 	}
+}
+
+// trimSpaceOffsets is the offset trimming of the ByteLevel and
+// RobertaProcessing post-processors (see bpeModel.trim); prefixSpace is
+// the post-processor's add_prefix_space.
+func trimSpaceOffsets(enc *Encoding, text string, prefixSpace bool) {
 	isSpace := func(r rune) bool { return r == byteLevel[' '] || unicode.IsSpace(r) }
 	for i, tok := range enc.Tokens {
 		lead, trail := 0, 0
@@ -275,7 +281,7 @@ func (b *bpeModel) trim(enc *Encoding, text string) {
 		}
 		o := &enc.Offsets[i]
 		if lead > 0 {
-			if (i == 0 || o[0] == 0) && b.ppPrefixSpace && lead == 1 {
+			if (i == 0 || o[0] == 0) && prefixSpace && lead == 1 {
 				lead = 0
 			}
 			for ; lead > 0 && o[0] < o[1]; lead-- {

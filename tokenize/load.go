@@ -27,9 +27,10 @@ var ErrUnsupported = errors.New("unsupported tokenizer")
 // RobertaTokenizer builds it, with tokenizer_config.json's
 // add_prefix_space, trim_offsets and special tokens). The kind of a
 // tokenizer.json is read from the file: a WordPiece model with BERT's
-// normaliser and pre-tokeniser, or a BPE model with the ByteLevel
-// pre-tokeniser. Anything else is an error wrapping ErrUnsupported that
-// names what was found.
+// normaliser and pre-tokeniser, a BPE model with the ByteLevel
+// pre-tokeniser, or a Unigram model with the normalisers, pre-tokeniser,
+// post-processors and decoders loadUnigramJSON lists. Anything else is an
+// error wrapping ErrUnsupported that names what was found.
 func Load(dir string) (*Tokenizer, error) {
 	cfg, err := readTokenizerConfig(dir)
 	if err != nil {
@@ -297,7 +298,7 @@ func loadTokenizerJSON(path string, cfg tokenizerConfig) (*Tokenizer, error) {
 	case typ == "BPE" || typ == "" && hasMerges:
 		return loadBPEJSON(b, cfg.withDefaults(bpeSpecials))
 	case typ == "Unigram":
-		return nil, fmt.Errorf(`%w: model type "Unigram" (SentencePiece, as in XLM-RoBERTa) is not supported (WordPiece and byte-level BPE are)`, ErrUnsupported)
+		return loadUnigramJSON(b, cfg.withDefaults(bpeSpecials))
 	}
 	return loadWordPieceJSON(b, cfg.withDefaults(wordPieceSpecials))
 }
@@ -313,7 +314,7 @@ func loadWordPieceJSON(b []byte, cfg tokenizerConfig) (*Tokenizer, error) {
 		// Hub files for BERT often omit "type" on the model; accept a model
 		// that has WordPiece fields.
 		if _, hasMax := m["max_input_chars_per_word"]; typ != "" || !hasMax {
-			return nil, fmt.Errorf("%w: model type %q (WordPiece and byte-level BPE are supported)", ErrUnsupported, typ)
+			return nil, fmt.Errorf("%w: model type %q (WordPiece, byte-level BPE and Unigram are supported)", ErrUnsupported, typ)
 		}
 	}
 	rawVocab, ok := m["vocab"].(map[string]any)

@@ -30,6 +30,9 @@ type Normalizer struct {
 type normalized struct {
 	text  []byte
 	align [][2]int
+	// base is where the normalised segment starts in the original text:
+	// the alignment of characters inserted before any other.
+	base int
 }
 
 func (n *normalized) appendRune(r rune, start, end int) {

@@ -16,11 +16,16 @@ import (
 // TemplateProcessing "[CLS] $A [SEP]", WordPiece decoder and model),
 // vocab.txt, tokenizer_config.json and special_tokens_map.json. Hugging
 // Face's tokenizers and transformers' AutoTokenizer load the directory and
-// encode text to the same ids as this package. Each file is written to a
-// temporary name and renamed, so a failed save leaves no half-written file.
+// encode text to the same ids as this package. Byte-level BPE and Unigram
+// tokenizers are written in their own forms (see saveBPE and
+// saveUnigram). Each file is written to a temporary name and renamed, so a
+// failed save leaves no half-written file.
 func (t *Tokenizer) Save(dir string) error {
-	if bm, ok := t.model.(*bpeModel); ok {
-		return t.saveBPE(dir, bm)
+	switch m := t.model.(type) {
+	case *bpeModel:
+		return t.saveBPE(dir, m)
+	case *unigramModel:
+		return t.saveUnigram(dir, m)
 	}
 	wp := t.model.(*wordPieceModel)
 	if !t.hasNorm {
@@ -373,4 +378,127 @@ func writeFields(b *bytes.Buffer, indent, what string, fields []jsonField) error
 		fmt.Fprintf(b, "%s%q: %s,\n", indent, f.key, v)
 	}
 	return nil
+}
+
+// saveUnigram writes a Unigram tokenizer as transformers writes
+// XLM-RoBERTa's fast tokenizer: tokenizer.json (the normaliser,
+// pre-tokeniser, post-processor and decoder it was loaded with, unchanged,
+// and the Unigram model with its pieces and scores in id order),
+// special_tokens_map.json and tokenizer_config.json
+// (XLMRobertaTokenizer). There is no sentencepiece.bpe.model: transformers
+// builds the fast tokenizer from tokenizer.json.
+func (t *Tokenizer) saveUnigram(dir string, u *unigramModel) error {
+	fail := func(err error) error { return fmt.Errorf("save tokenizer to %s: %w", dir, err) }
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	tj, err := t.unigramTokenizerJSON(u)
+	if err != nil {
+		return fail(err)
+	}
+	special := map[string]string{
+		"bos_token": t.clsToken, "eos_token": t.sepToken, "unk_token": t.unkToken, "sep_token": t.sepToken,
+		"pad_token": t.padToken, "cls_token": t.clsToken, "mask_token": t.maskToken,
+	}
+	stm, err := json.MarshalIndent(special, "", "  ")
+	if err != nil {
+		return fail(err)
+	}
+	cfg := map[string]any{
+		"tokenizer_class":              "XLMRobertaTokenizer",
+		"model_max_length":             t.modelMaxLength,
+		"clean_up_tokenization_spaces": t.cleanupSpaces,
+	}
+	for k, v := range special {
+		cfg[k] = v
+	}
+	tc, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return fail(err)
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{
+		{"tokenizer.json", tj},
+		{"special_tokens_map.json", append(stm, '\n')},
+		{"tokenizer_config.json", append(tc, '\n')},
+	} {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
+			return fail(err)
+		}
+	}
+	return nil
+}
+
+// unigramTokenizerJSON renders tokenizer.json for a Unigram tokenizer.
+func (t *Tokenizer) unigramTokenizerJSON(u *unigramModel) ([]byte, error) {
+	type added struct {
+		ID         int    `json:"id"`
+		Content    string `json:"content"`
+		SingleWord bool   `json:"single_word"`
+		LStrip     bool   `json:"lstrip"`
+		RStrip     bool   `json:"rstrip"`
+		Normalized bool   `json:"normalized"`
+		Special    bool   `json:"special"`
+	}
+	addedList := make([]added, len(t.added))
+	for i, a := range t.added {
+		addedList[i] = added(a)
+	}
+	raw := func(b []byte) json.RawMessage {
+		if len(b) == 0 {
+			return json.RawMessage("null")
+		}
+		var c bytes.Buffer
+		if err := json.Compact(&c, b); err != nil {
+			return json.RawMessage("null")
+		}
+		return c.Bytes()
+	}
+	head := []jsonField{
+		{"version", "1.0"},
+		{"truncation", nil},
+		{"padding", nil},
+		{"added_tokens", addedList},
+		{"normalizer", raw(u.raw.normalizer)},
+		{"pre_tokenizer", raw(u.raw.preTokenizer)},
+		{"post_processor", raw(u.raw.postProcessor)},
+		{"decoder", raw(u.raw.decoder)},
+	}
+	var b bytes.Buffer
+	b.WriteString("{\n")
+	if err := writeFields(&b, "  ", "", head); err != nil {
+		return nil, err
+	}
+	var unk any
+	if u.unkID >= 0 {
+		unk = u.unkID
+	}
+	model := []jsonField{
+		{"type", "Unigram"},
+		{"unk_id", unk},
+		{"byte_fallback", u.byteFallback},
+	}
+	b.WriteString("  \"model\": {\n")
+	if err := writeFields(&b, "    ", "model ", model); err != nil {
+		return nil, err
+	}
+	b.WriteString("    \"vocab\": [")
+	for i, tok := range t.vocab {
+		k, err := json.Marshal(tok)
+		if err != nil {
+			return nil, fmt.Errorf("encode piece %d: %w", i, err)
+		}
+		sc, err := json.Marshal(u.scores[i])
+		if err != nil {
+			return nil, fmt.Errorf("encode score of piece %d (%q): %w", i, tok, err)
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "\n      [%s, %s]", k, sc)
+	}
+	b.WriteString("\n    ]\n  }\n}\n")
+	return b.Bytes(), nil
 }

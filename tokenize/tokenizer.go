@@ -12,7 +12,10 @@
 // as false. This package implements the BERT pipeline itself (normaliser,
 // pre-tokeniser, WordPiece model, special-token splitting, post-processing,
 // decoder) and is tested for identical ids against the real Hugging Face
-// library (tools/hfparity).
+// library (tools/hfparity). It runs byte-level BPE (RoBERTa, GPT-2) and
+// SentencePiece Unigram (XLM-RoBERTa: Precompiled and Unicode normalisers,
+// Metaspace, Unigram model with byte fallback) tokenizer.json files the
+// same way.
 package tokenize
 
 import (
@@ -69,19 +72,27 @@ type Pieces struct {
 	Unknown bool
 }
 
-// Tokenizer is a Hugging Face tokenizer of one of two kinds: BERT's
+// Tokenizer is a Hugging Face tokenizer of one of three kinds: BERT's
 // WordPiece (BertNormalizer, BertPreTokenizer, WordPiece model and
-// decoder) or byte-level BPE as in RoBERTa and GPT-2 (no normaliser,
+// decoder), byte-level BPE as in RoBERTa and GPT-2 (no normaliser,
 // ByteLevel pre-tokeniser, BPE model, RobertaProcessing, ByteLevel
-// decoder). Both share the vocabulary, the added tokens and their
-// matching, and the special tokens; the kind-specific steps sit behind the
-// model interface. A Tokenizer is safe for concurrent use once built.
+// decoder) or SentencePiece Unigram as in XLM-RoBERTa (a chain of
+// normalisers such as Precompiled, Metaspace pre-tokeniser, Unigram model,
+// TemplateProcessing, Metaspace decoder). All share the vocabulary, the
+// added tokens and their matching, and the special tokens; the
+// kind-specific steps sit behind the model interface. A Tokenizer is safe
+// for concurrent use once built.
 type Tokenizer struct {
 	vocab []string // id → token; "" marks an id without token
 	ids   map[string]int
 
-	norm         Normalizer
-	hasNorm      bool
+	norm    Normalizer
+	hasNorm bool
+	// chain is the general normaliser of Unigram tokenizers (nil
+	// otherwise); it takes precedence over norm.
+	chain normChain
+	// lowercase records that chain lowercases text.
+	lowercase    bool
 	stripAccents *bool // as configured; nil follows lowercase
 
 	model model
@@ -124,10 +135,14 @@ type wordPieceModel struct {
 	cleanup  bool   // decoder cleanup of spaces before punctuation
 }
 
-// Kind names the tokenizer's model: "WordPiece" or "BPE" (byte-level).
+// Kind names the tokenizer's model: "WordPiece", "BPE" (byte-level) or
+// "Unigram" (SentencePiece).
 func (t *Tokenizer) Kind() string {
-	if _, ok := t.model.(*bpeModel); ok {
+	switch t.model.(type) {
+	case *bpeModel:
 		return "BPE"
+	case *unigramModel:
+		return "Unigram"
 	}
 	return "WordPiece"
 }
@@ -260,9 +275,7 @@ func (t *Tokenizer) finish(added []AddedToken) error {
 			// Matched in the normalised text, after the raw tokens, as in
 			// Hugging Face (also when there is no normaliser).
 			n := a
-			if t.hasNorm {
-				n.Content = t.norm.Normalize(a.Content)
-			}
+			n.Content = string(t.normalizeAt(a.Content, 0).text)
 			if n.Content != "" {
 				t.normAdded = append(t.normAdded, n)
 			}
@@ -347,7 +360,7 @@ func (t *Tokenizer) MaskToken() string { return t.maskToken }
 func (t *Tokenizer) ModelMaxLength() int { return t.modelMaxLength }
 
 // Lowercase reports whether the tokenizer lowercases text.
-func (t *Tokenizer) Lowercase() bool { return t.hasNorm && t.norm.Lowercase }
+func (t *Tokenizer) Lowercase() bool { return t.lowercase || (t.hasNorm && t.norm.Lowercase) }
 
 // IsSpecial reports whether id is a special token.
 func (t *Tokenizer) IsSpecial(id int) bool {
@@ -397,10 +410,20 @@ func (t *Tokenizer) WordPieces(text string) (Pieces, error) {
 // "read"), so an answer is encoded with a leading space when the character
 // before its mask token is a space (which the mask token's lstrip takes
 // into the mask) or when the tokenizer adds a prefix space and the mask
-// starts a stretch of text.
+// starts a stretch of text. For Unigram with the Metaspace pre-tokeniser a
+// word start carries the replacement character ("▁read"): an answer gets it
+// when the character before its mask token is white space, or when the mask
+// token starts a stretch of text that Metaspace prepends to (prepend_scheme
+// "always", or "first" at the start of the text): precisely, when Metaspace
+// puts its replacement character before the answer's first character in
+// the text with the answers written in place of the masks, after
+// normalisation (so that, for example, a space a Strip normaliser removes
+// does not count). Otherwise the answer continues the word before it and
+// is encoded without ("read").
 func (t *Tokenizer) AnswerPieces(text string, answers []string) ([]Pieces, error) {
-	bm, ok := t.model.(*bpeModel)
-	if !ok {
+	bm, isBPE := t.model.(*bpeModel)
+	um, isUnigram := t.model.(*unigramModel)
+	if !isBPE && (!isUnigram || !um.meta.on) {
 		out := make([]Pieces, len(answers))
 		for i, a := range answers {
 			p, err := t.WordPieces(a)
@@ -412,41 +435,80 @@ func (t *Tokenizer) AnswerPieces(text string, answers []string) ([]Pieces, error
 		return out, nil
 	}
 	// Mask tokens as Encode finds them: raw tokens, then normalised ones
-	// in the stretches between (there is no normaliser for byte-level BPE).
-	type mask struct{ lit, prevEnd int }
+	// in the normalised stretches between, mapped back to the text.
+	// lit and litEnd delimit the mask token's own text (without the
+	// whitespace lstrip or rstrip take).
+	type mask struct{ lit, litEnd, prevEnd int }
 	var masks []mask
 	prevEnd := 0
-	for _, seg := range splitAdded(text, t.rawAdded) {
-		subs := []segment{seg}
-		if seg.id < 0 {
-			subs = splitAdded(text[seg.start:seg.end], t.normAdded)
-			for k := range subs {
-				subs[k].start += seg.start
-				subs[k].end += seg.start
-				subs[k].lit += seg.start
-			}
+	found := func(id, lit, litEnd, end int) {
+		if id == t.maskID {
+			masks = append(masks, mask{lit: lit, litEnd: litEnd, prevEnd: prevEnd})
 		}
-		for _, sub := range subs {
-			if sub.id < 0 {
+		prevEnd = end
+	}
+	for _, seg := range splitAdded(text, t.rawAdded) {
+		if seg.id >= 0 {
+			found(seg.id, seg.lit, seg.lit+len(t.added[t.addedByID[seg.id]].Content), seg.end)
+			continue
+		}
+		if len(t.normAdded) == 0 {
+			continue
+		}
+		nt := t.normalizeAt(text[seg.start:seg.end], seg.start)
+		for _, sub := range splitAdded(string(nt.text), t.normAdded) {
+			if sub.id < 0 || sub.end <= sub.lit {
 				continue
 			}
-			if sub.id == t.maskID {
-				masks = append(masks, mask{lit: sub.lit, prevEnd: prevEnd})
+			litEnd := sub.lit
+			for _, a := range t.normAdded {
+				if a.ID == sub.id {
+					litEnd += len(a.Content)
+					break
+				}
 			}
-			prevEnd = sub.end
+			found(sub.id, nt.align[sub.lit][0], nt.align[max(litEnd, sub.lit+1)-1][1], nt.align[sub.end-1][1])
 		}
 	}
 	if len(masks) != len(answers) {
 		return nil, fmt.Errorf("answer pieces: text has %d %s tokens but %d answers are given", len(masks), t.maskToken, len(answers))
 	}
+	var wordStart map[int]bool
+	var answerAt []int
+	if isUnigram {
+		// Write the answers in place of the masks and see which of them
+		// Metaspace starts with its replacement character.
+		var filled strings.Builder
+		last := 0
+		for i, m := range masks {
+			filled.WriteString(text[last:m.lit])
+			answerAt = append(answerAt, filled.Len())
+			filled.WriteString(answers[i])
+			last = m.litEnd
+		}
+		filled.WriteString(text[last:])
+		var starts []int
+		if _, err := t.encodeSafe(filled.String(), false, encodeOpts{wordStarts: &starts}); err != nil {
+			return nil, fmt.Errorf("answer pieces: %w", err)
+		}
+		wordStart = make(map[int]bool, len(starts))
+		for _, p := range starts {
+			wordStart[p] = true
+		}
+	}
 	out := make([]Pieces, len(answers))
 	for i, a := range answers {
 		m := masks[i]
-		space := (m.lit > 0 && text[m.lit-1] == ' ') || (bm.addPrefixSpace && m.prevEnd == m.lit)
-		if space && !strings.HasPrefix(a, " ") {
-			a = " " + a
+		opts := encodeOpts{noPrefixSpace: true}
+		if isBPE {
+			space := (m.lit > 0 && text[m.lit-1] == ' ') || (bm.addPrefixSpace && m.prevEnd == m.lit)
+			if space && !strings.HasPrefix(a, " ") {
+				a = " " + a
+			}
+		} else if wordStart[answerAt[i]] {
+			opts = encodeOpts{forcePrefix: true}
 		}
-		enc, err := t.encodeSafe(a, false, encodeOpts{noPrefixSpace: true})
+		enc, err := t.encodeSafe(a, false, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -464,6 +526,10 @@ func (t *Tokenizer) encodeSafe(text string, addSpecial bool, opts encodeOpts) (e
 	defer func() {
 		if r := recover(); r != nil {
 			enc = nil
+			if e, ok := r.(encodeError); ok {
+				err = fmt.Errorf("encode %q: %w", truncate(text, 80), e.err)
+				return
+			}
 			err = fmt.Errorf("encode %q: internal error: %v\n%s", truncate(text, 80), r, debug.Stack())
 		}
 	}()
@@ -483,8 +549,19 @@ func truncate(s string, n int) string {
 // encodeOpts are internal variations of encoding.
 type encodeOpts struct {
 	// noPrefixSpace turns the byte-level pre-tokeniser's add_prefix_space
-	// off (for text that continues a word, see AnswerPieces).
+	// and Metaspace's prepending off (for text that continues a word, see
+	// AnswerPieces).
 	noPrefixSpace bool
+	// forcePrefix makes Metaspace prepend its replacement character
+	// whatever its prepend scheme (for text that starts a word).
+	forcePrefix bool
+	// wordStarts, when set, collects the offsets in the original text of
+	// the characters that Metaspace puts right after its replacement
+	// character (see AnswerPieces).
+	wordStarts *[]int
+	// atTextStart is set by encode for a stretch of text that starts at
+	// offset 0 of the original text (Metaspace's prepend_scheme "first").
+	atTextStart bool
 }
 
 func (t *Tokenizer) encode(text string, addSpecial bool, opts encodeOpts) *Encoding {
@@ -504,22 +581,31 @@ func (t *Tokenizer) encode(text string, addSpecial bool, opts encodeOpts) *Encod
 			push(seg.id, text[seg.start:seg.end], seg.start, seg.end)
 			continue
 		}
-		var nt normalized
-		if t.hasNorm {
-			nt = t.norm.normalize(text[seg.start:seg.end], seg.start)
-		} else {
-			nt = identity(text[seg.start:seg.end], seg.start)
-		}
+		nt := t.normalizeAt(text[seg.start:seg.end], seg.start)
 		for _, nseg := range splitAdded(string(nt.text), t.normAdded) {
 			if nseg.id >= 0 {
 				s, e := nt.originalRange(nseg.start, nseg.end)
 				push(nseg.id, string(nt.text[nseg.start:nseg.end]), s, e)
 				continue
 			}
-			pieces = t.model.tokenize(t, nt.text, nseg.start, nseg.end, opts, pieces[:0])
+			o := opts
+			o.atTextStart = nseg.start < len(nt.align) && nt.align[nseg.start][0] == 0
+			var nStarts int
+			if o.wordStarts != nil {
+				nStarts = len(*o.wordStarts)
+			}
+			pieces = t.model.tokenize(t, nt.text, nseg.start, nseg.end, o, pieces[:0])
+			if o.wordStarts != nil {
+				for k := nStarts; k < len(*o.wordStarts); k++ {
+					(*o.wordStarts)[k] = nt.align[(*o.wordStarts)[k]][0]
+				}
+			}
 			for _, p := range pieces {
 				s, e := nt.originalRange(p.start, p.end)
-				tok, _ := t.IDToToken(p.id)
+				tok := p.tok
+				if tok == "" {
+					tok, _ = t.IDToToken(p.id)
+				}
 				push(p.id, tok, s, e)
 			}
 		}
@@ -576,9 +662,21 @@ func (wp *wordPieceModel) decode(tokens []string) string {
 	return b.String()
 }
 
+// normalizeAt normalises s, which starts at offset base of the original
+// text, with the tokenizer's normaliser (if any).
+func (t *Tokenizer) normalizeAt(s string, base int) normalized {
+	switch {
+	case t.chain != nil:
+		return t.chain.normalize(s, base)
+	case t.hasNorm:
+		return t.norm.normalize(s, base)
+	}
+	return identity(s, base)
+}
+
 // identity is the normalized form of s when the tokenizer has no normaliser.
 func identity(s string, base int) normalized {
-	n := normalized{text: []byte(s), align: make([][2]int, len(s))}
+	n := normalized{text: []byte(s), align: make([][2]int, len(s)), base: base}
 	for i, r := range s {
 		size := utf8.RuneLen(r)
 		if r == utf8.RuneError {
@@ -673,8 +771,11 @@ func startsWithWord(s string) bool {
 // tokens are separated by spaces, and (when the decoder asks for it)
 // spaces before punctuation and contractions are cleaned up; for
 // byte-level BPE, the tokens' bytes are joined and read as UTF-8 (invalid
-// sequences become U+FFFD). skipSpecial leaves special tokens out. An id
-// outside the vocabulary is an error.
+// sequences become U+FFFD); for Unigram, the decoder chain of its
+// tokenizer.json runs (Metaspace turns "▁" into spaces, ByteFallback
+// "<0xE4>" tokens into their bytes, …), or without one the tokens are
+// joined with spaces. skipSpecial leaves special tokens out. An id outside
+// the vocabulary is an error.
 func (t *Tokenizer) Decode(ids []int, skipSpecial bool) (string, error) {
 	tokens := make([]string, 0, len(ids))
 	for _, id := range ids {

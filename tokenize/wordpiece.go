@@ -82,4 +82,7 @@ func (wp *wordPieceModel) wordPiece(t *Tokenizer, word string, dst []piece) ([]p
 type piece struct {
 	id         int
 	start, end int
+	// tok is the token's text in the encoding when it is not the
+	// vocabulary entry of id (Unigram's unknown pieces keep their text).
+	tok string
 }

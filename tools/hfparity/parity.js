@@ -12,7 +12,8 @@
 //   {"op":"decode","tokenizer":FILE,"ids":[[...],...],"skip_special_tokens":true}
 //       -> results[i] = decoded string
 //   {"op":"normalize","bert":{"cleanText":true,...},"texts":[...]}
-//       -> results[i] = BertNormalizer output
+//       -> results[i] = BertNormalizer output (with "unicode":"NFKD" and
+//          no "bert", the NFC, NFD, NFKC or NFKD normalizer's)
 //   {"op":"pretokenize","texts":[...]}
 //       -> results[i] = [[piece,[start,end]],...] from BertPreTokenizer, or
 //          with "byte_level":{"add_prefix_space":false,"use_regex":true}
@@ -34,6 +35,22 @@
 //          vocabulary, <mask> last with lstrip; RobertaProcessing; ByteLevel
 //          decoder; the added tokens "<ent>" (rstrip) and "foo"
 //          (single_word, normalized)) by the Hugging Face serializer
+//   {"op":"train_unigram","files":[...],"save":FILE}
+//       -> results = {"pieces":N}: a Unigram model trained by the default
+//          UnigramTrainer (8,000 pieces, no unknown token) after the NFKC
+//          normalizer and the Metaspace pre-tokenizer (prepend_scheme
+//          always, split), written by the Hugging Face serializer
+//   {"op":"build_unigram","model":FILE,"save":FILE,"unk":true,
+//    "byte_fallback":false,"quantize":0,"normalizer":{...}|null,"pre_tokenizer":{...}|null,
+//    "post_processor":{...}|null,"decoder":{...}|null}
+//       -> results = {"vocab_size":N}: an XLM-RoBERTa style tokenizer.json
+//          from a trained model: pieces <s> <pad> </s> <unk> = 0-3 (unk_id 3
+//          when unk), the 256 byte pieces <0x00>..<0xFF> when byte_fallback,
+//          the trained pieces, <mask> last; the given components; added
+//          tokens <s> <pad> </s> <unk>, <mask> (lstrip), "<ent>" (rstrip)
+//          and "foo" (single_word, normalized); loaded and written by the
+//          Hugging Face library. "quantize":Q rounds the trained scores to
+//          multiples of Q, so that segmentations tie.
 'use strict';
 
 const readline = require('readline');
@@ -70,6 +87,11 @@ async function handle(req) {
       return out;
     }
     case 'normalize': {
+      if (req.unicode) {
+        const forms = { NFC: tk.nfcNormalizer, NFD: tk.nfdNormalizer, NFKC: tk.nfkcNormalizer, NFKD: tk.nfkdNormalizer };
+        const n = forms[req.unicode]();
+        return req.texts.map((s) => n.normalizeString(s));
+      }
       const n = tk.bertNormalizer(req.bert || {});
       return req.texts.map((s) => n.normalizeString(s));
     }
@@ -106,6 +128,16 @@ async function handle(req) {
     }
     case 'train_bpe':
       return trainBPE(req);
+    case 'train_unigram': {
+      const t = new tk.Tokenizer(tk.Unigram.empty());
+      t.setNormalizer(tk.nfkcNormalizer());
+      t.setPreTokenizer(tk.metaspacePreTokenizer('\u2581', 'always', true));
+      t.train(req.files);
+      t.save(req.save, true);
+      return { pieces: t.getVocabSize(false) };
+    }
+    case 'build_unigram':
+      return buildUnigram(req);
     default:
       throw new Error(`unknown op ${JSON.stringify(req.op)}`);
   }
@@ -156,6 +188,51 @@ function trainBPE(req) {
   ]);
   out.save(req.save, true);
   return { vocab_size: out.getVocabSize(true), merges: j.model.merges.length };
+}
+
+// buildUnigram writes an XLM-RoBERTa style tokenizer.json around a trained
+// Unigram model.
+function buildUnigram(req) {
+  const fs = require('fs');
+  const j = JSON.parse(fs.readFileSync(req.model, 'utf8'));
+  const vocab = [['<s>', 0], ['<pad>', 0], ['</s>', 0], ['<unk>', 0]];
+  if (req.byte_fallback) {
+    for (let b = 0; b < 256; b++) vocab.push(['<0x' + b.toString(16).toUpperCase().padStart(2, '0') + '>', 0]);
+  }
+  const seen = new Set(vocab.map((p) => p[0]));
+  const q = req.quantize || 0;
+  for (const [piece, score] of j.model.vocab) {
+    if (!seen.has(piece)) {
+      seen.add(piece);
+      vocab.push([piece, q > 0 ? Math.round(score / q) * q : score]);
+    }
+  }
+  vocab.push(['<mask>', 0]);
+  const doc = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [],
+    normalizer: req.normalizer === undefined ? null : req.normalizer,
+    pre_tokenizer: req.pre_tokenizer === undefined ? null : req.pre_tokenizer,
+    post_processor: req.post_processor === undefined ? null : req.post_processor,
+    decoder: req.decoder === undefined ? null : req.decoder,
+    model: { type: 'Unigram', unk_id: req.unk === false ? null : 3, vocab, byte_fallback: !!req.byte_fallback },
+  };
+  const out = tk.Tokenizer.fromString(JSON.stringify(doc));
+  out.addAddedTokens([
+    new tk.AddedToken('<s>', true, { normalized: false }),
+    new tk.AddedToken('<pad>', true, { normalized: false }),
+    new tk.AddedToken('</s>', true, { normalized: false }),
+    new tk.AddedToken('<unk>', true, { normalized: false }),
+    new tk.AddedToken('<mask>', true, { leftStrip: true, normalized: false }),
+  ]);
+  out.addAddedTokens([
+    new tk.AddedToken('<ent>', false, { rightStrip: true, normalized: false }),
+    new tk.AddedToken('foo', false, { singleWord: true, normalized: true }),
+  ]);
+  out.save(req.save, true);
+  return { vocab_size: out.getVocabSize(true) };
 }
 
 async function main() {
