@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
@@ -359,6 +360,7 @@ func checkK8s(o *Objects, base bool) error {
 					}
 				}
 			}
+			checkMetrics(c, ps, fail, id)
 			switch c.Args[0] {
 			case "worker":
 				q := flagValue(c.Args, "--queues")
@@ -571,6 +573,46 @@ func TestKustomize(t *testing.T) {
 	}
 }
 
+// checkMetrics checks that a container serves Prometheus metrics on a
+// named port "metrics", and, when it listens beyond loopback, with a
+// bearer token file inside a mounted Secret volume.
+func checkMetrics(c corev1.Container, ps corev1.PodSpec, fail func(string, ...any), id string) {
+	addr := flagValue(c.Args, "--metrics-listen")
+	if addr == "" {
+		fail("%s: no --metrics-listen (the dashboard needs every worker's and the hook's metrics)", id)
+		return
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		fail("%s: --metrics-listen %q: %v", id, addr, err)
+		return
+	}
+	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool {
+		return p.Name == "metrics" && strconv.Itoa(int(p.ContainerPort)) == port
+	}) {
+		fail("%s: no container port named metrics on %s", id, port)
+	}
+	if strings.HasPrefix(addr, "127.") || strings.HasPrefix(addr, "localhost:") {
+		return
+	}
+	file := flagValue(c.Args, "--metrics-token-file")
+	if file == "" {
+		fail("%s: --metrics-listen %s without --metrics-token-file (clozeloop refuses it off loopback)", id, addr)
+		return
+	}
+	for _, m := range c.VolumeMounts {
+		if !strings.HasPrefix(file, strings.TrimSuffix(m.MountPath, "/")+"/") {
+			continue
+		}
+		for _, v := range ps.Volumes {
+			if v.Name == m.Name && v.Secret != nil {
+				return
+			}
+		}
+	}
+	fail("%s: --metrics-token-file %s is not in a mounted Secret", id, file)
+}
+
 // checkBuildID checks the overlay's worker versioning: a valid build id,
 // the release its images are tagged with.
 func checkBuildID(t *testing.T, o *Objects) {
@@ -617,11 +659,15 @@ func TestKustomizeBroken(t *testing.T) {
 		{"GPU toleration missing", "worker-gpu.yaml", "        - key: nvidia.com/gpu", "        - key: gpu", "toleration"},
 		{"GPU worker on the CPU image", "worker-gpu.yaml", "image: clozeloop-cuda", "image: clozeloop-cpu", "not the CUDA image"},
 		{"replicas under KEDA", "worker-gpu.yaml", "spec:\n  selector:", "spec:\n  replicas: 1\n  selector:", "sets replicas"},
-		{"hook without auth", "hook.yaml", `"--secure-cookie"]`, `"--secure-cookie", "--no-auth"]`, "--no-auth"},
+		{"hook without auth", "hook.yaml", `"--secure-cookie",`, `"--secure-cookie", "--no-auth",`, "--no-auth"},
 		{"Ingress host without TLS", "hook.yaml", "    - host: label.example.com", "    - host: other.example.com", "without TLS"},
 		{"namespace in the base", "config.yaml", "  name: clozeloop-config\n", "  name: clozeloop-config\n  namespace: prod\n", "sets namespace"},
 		{"unknown kind", "config.yaml", "kind: ConfigMap", "kind: ConfigMapp", "not one the deployment files use"},
 		{"missing file", "kustomization.yaml", "  - networkpolicy.yaml", "  - networkpolicies.yaml", "networkpolicies.yaml"},
+		{"metrics without token", "worker-gpu.yaml", `, "--metrics-token-file", "/etc/clozeloop/metrics/token"]`, `]`, "without --metrics-token-file"},
+		{"metrics token outside a Secret", "hook.yaml", `"--metrics-token-file", "/etc/clozeloop/metrics/token"`, `"--metrics-token-file", "/tmp/token"`, "not in a mounted Secret"},
+		{"metrics port unnamed", "worker-default.yaml", "            - name: metrics\n              containerPort: 9464", "            - name: prom\n              containerPort: 9464", "no container port named metrics"},
+		{"no metrics", "hook.yaml", `, "--metrics-listen", "0.0.0.0:9464", "--metrics-token-file", "/etc/clozeloop/metrics/token"]`, `]`, "no --metrics-listen"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
