@@ -559,6 +559,28 @@ func (m *Model) positionIDs(ids *ts.Tensor, T int64) *ts.Tensor {
 	return must(pos.AddScalar(pad, true))
 }
 
+// attend is scaled dot-product attention over heads: q, k, v [B, nh, T,
+// hd] (consumed), the additive mask ext (kept; nil for none), scores
+// multiplied by 1/sqrt(hd) when scale, attention dropout in training. It
+// returns the heads' outputs joined, [B, T, H].
+func (m *Model) attend(q, k, v, ext *ts.Tensor, scale bool, B, T int64, train bool) *ts.Tensor {
+	kt := must(opTranspose(k, -1, -2, true))
+	scores := must(opMatmul(q, kt, true))
+	kt.MustDrop()
+	if scale {
+		check(opMulScalar_(scores, m.scale))
+	}
+	if ext != nil {
+		check(opAdd_(scores, ext))
+	}
+	probs := must(opSoftmax(scores, -1, true))
+	probs = m.dropout(probs, m.cfg.AttentionProbsDropoutProb, train)
+	ctx := must(opMatmul(probs, v, true))
+	v.MustDrop()
+	ctx = must(opTranspose(ctx, 1, 2, true))
+	return must(opReshape(ctx, []int64{B, T, int64(m.cfg.HiddenSize)}, true))
+}
+
 // layer runs one encoder layer on x [B, T, H], consuming x.
 func (m *Model) layer(x, ext *ts.Tensor, l *bertLayer, B, T int64, train bool) *ts.Tensor {
 	c := m.cfg
@@ -573,27 +595,13 @@ func (m *Model) layer(x, ext *ts.Tensor, l *bertLayer, B, T int64, train bool) *
 	q := heads(l.query)
 	k := heads(l.key)
 	v := heads(l.value)
-	kt := must(opTranspose(k, -1, -2, true))
 	// DistilBERT scales the queries, BERT and RoBERTa the scores: the same
 	// math, rounded differently, and parity is kept with each.
 	distil := c.ModelType == ModelTypeDistilBERT
 	if distil {
 		q = must(opDivScalar(q, m.sqrtHead, true))
 	}
-	scores := must(opMatmul(q, kt, true))
-	kt.MustDrop()
-	if !distil {
-		check(opMulScalar_(scores, m.scale))
-	}
-	if ext != nil {
-		check(opAdd_(scores, ext))
-	}
-	probs := must(opSoftmax(scores, -1, true))
-	probs = m.dropout(probs, c.AttentionProbsDropoutProb, train)
-	ctx := must(opMatmul(probs, v, true))
-	v.MustDrop()
-	ctx = must(opTranspose(ctx, 1, 2, true))
-	ctx = must(opReshape(ctx, []int64{B, T, H}, true))
+	ctx := m.attend(q, k, v, ext, !distil, B, T, train)
 	a := must(opLinear(ctx, l.attnOut.w, l.attnOut.b))
 	ctx.MustDrop()
 	a = m.dropout(a, c.HiddenDropoutProb, train)

@@ -177,19 +177,7 @@ func (m *Model) modernLayer(x, ext *ts.Tensor, rot rotary, l *bertLayer, B, T in
 	v := part(2)
 	qkv.MustDrop()
 
-	kt := must(opTranspose(k, -1, -2, true))
-	scores := must(opMatmul(q, kt, true))
-	kt.MustDrop()
-	check(opMulScalar_(scores, m.scale))
-	if ext != nil {
-		check(opAdd_(scores, ext))
-	}
-	probs := must(opSoftmax(scores, -1, true))
-	probs = m.dropout(probs, c.AttentionProbsDropoutProb, train)
-	ctx := must(opMatmul(probs, v, true))
-	v.MustDrop()
-	ctx = must(opTranspose(ctx, 1, 2, true))
-	ctx = must(opReshape(ctx, []int64{B, T, H}, true))
+	ctx := m.attend(q, k, v, ext, true, B, T, train)
 	a := must(opLinear(ctx, l.attnOut.w, l.attnOut.b))
 	ctx.MustDrop()
 	a = m.dropout(a, c.AttentionProbsDropoutProb, train)
