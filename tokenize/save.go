@@ -55,10 +55,6 @@ func (t *Tokenizer) Save(dir string) error {
 		"unk_token": t.unkToken, "sep_token": t.sepToken, "pad_token": t.padToken,
 		"cls_token": t.clsToken, "mask_token": t.maskToken,
 	}
-	stm, err := json.MarshalIndent(special, "", "  ")
-	if err != nil {
-		return fmt.Errorf("save tokenizer to %s: %w", dir, err)
-	}
 	cfg := map[string]any{
 		"tokenizer_class":              "BertTokenizer",
 		"do_lower_case":                t.norm.Lowercase,
@@ -67,27 +63,7 @@ func (t *Tokenizer) Save(dir string) error {
 		"model_max_length":             t.modelMaxLength,
 		"clean_up_tokenization_spaces": wp.cleanup,
 	}
-	for k, v := range special {
-		cfg[k] = v
-	}
-	tc, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return fmt.Errorf("save tokenizer to %s: %w", dir, err)
-	}
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{
-		{"tokenizer.json", tj},
-		{"vocab.txt", vocab.Bytes()},
-		{"special_tokens_map.json", append(stm, '\n')},
-		{"tokenizer_config.json", append(tc, '\n')},
-	} {
-		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
-			return fmt.Errorf("save tokenizer to %s: %w", dir, err)
-		}
-	}
-	return nil
+	return writeTokenizerFiles(dir, []savedFile{{"tokenizer.json", tj}, {"vocab.txt", vocab.Bytes()}}, special, cfg)
 }
 
 // tokenizerJSON renders tokenizer.json with the vocabulary in id order.
@@ -198,14 +174,6 @@ func (t *Tokenizer) saveBPE(dir string, bm *bpeModel) error {
 	if err != nil {
 		return fail(err)
 	}
-	special := map[string]string{
-		"bos_token": t.clsToken, "eos_token": t.sepToken, "unk_token": t.unkToken, "sep_token": t.sepToken,
-		"pad_token": t.padToken, "cls_token": t.clsToken, "mask_token": t.maskToken,
-	}
-	stm, err := json.MarshalIndent(special, "", "  ")
-	if err != nil {
-		return fail(err)
-	}
 	cfg := map[string]any{
 		"tokenizer_class":              "RobertaTokenizer",
 		"add_prefix_space":             bm.addPrefixSpace,
@@ -214,6 +182,25 @@ func (t *Tokenizer) saveBPE(dir string, bm *bpeModel) error {
 		"model_max_length":             t.modelMaxLength,
 		"clean_up_tokenization_spaces": t.cleanupSpaces,
 	}
+	return writeTokenizerFiles(dir, []savedFile{{"tokenizer.json", tj}, {"vocab.json", flat}, {"merges.txt", merges.Bytes()}},
+		t.robertaSpecialTokens(), cfg)
+}
+
+// savedFile is one file of a saved tokenizer folder.
+type savedFile struct {
+	name string
+	data []byte
+}
+
+// writeTokenizerFiles writes files into dir and, after them,
+// special_tokens_map.json (special) and tokenizer_config.json (cfg with
+// the special tokens added), each atomically.
+func writeTokenizerFiles(dir string, files []savedFile, special map[string]string, cfg map[string]any) error {
+	fail := func(err error) error { return fmt.Errorf("save tokenizer to %s: %w", dir, err) }
+	stm, err := json.MarshalIndent(special, "", "  ")
+	if err != nil {
+		return fail(err)
+	}
 	for k, v := range special {
 		cfg[k] = v
 	}
@@ -221,21 +208,22 @@ func (t *Tokenizer) saveBPE(dir string, bm *bpeModel) error {
 	if err != nil {
 		return fail(err)
 	}
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{
-		{"tokenizer.json", tj},
-		{"vocab.json", flat},
-		{"merges.txt", merges.Bytes()},
-		{"special_tokens_map.json", append(stm, '\n')},
-		{"tokenizer_config.json", append(tc, '\n')},
-	} {
+	files = append(files, savedFile{"special_tokens_map.json", append(stm, '\n')}, savedFile{"tokenizer_config.json", append(tc, '\n')})
+	for _, f := range files {
 		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
 			return fail(err)
 		}
 	}
 	return nil
+}
+
+// robertaSpecialTokens are special_tokens_map.json of the RoBERTa-style
+// tokenizers (byte-level BPE and Unigram): <s> is both bos and cls.
+func (t *Tokenizer) robertaSpecialTokens() map[string]string {
+	return map[string]string{
+		"bos_token": t.clsToken, "eos_token": t.sepToken, "unk_token": t.unkToken, "sep_token": t.sepToken,
+		"pad_token": t.padToken, "cls_token": t.clsToken, "mask_token": t.maskToken,
+	}
 }
 
 // vocabJSON renders the vocabulary as a JSON object in id order; indent
@@ -396,39 +384,12 @@ func (t *Tokenizer) saveUnigram(dir string, u *unigramModel) error {
 	if err != nil {
 		return fail(err)
 	}
-	special := map[string]string{
-		"bos_token": t.clsToken, "eos_token": t.sepToken, "unk_token": t.unkToken, "sep_token": t.sepToken,
-		"pad_token": t.padToken, "cls_token": t.clsToken, "mask_token": t.maskToken,
-	}
-	stm, err := json.MarshalIndent(special, "", "  ")
-	if err != nil {
-		return fail(err)
-	}
 	cfg := map[string]any{
 		"tokenizer_class":              "XLMRobertaTokenizer",
 		"model_max_length":             t.modelMaxLength,
 		"clean_up_tokenization_spaces": t.cleanupSpaces,
 	}
-	for k, v := range special {
-		cfg[k] = v
-	}
-	tc, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return fail(err)
-	}
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{
-		{"tokenizer.json", tj},
-		{"special_tokens_map.json", append(stm, '\n')},
-		{"tokenizer_config.json", append(tc, '\n')},
-	} {
-		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
-			return fail(err)
-		}
-	}
-	return nil
+	return writeTokenizerFiles(dir, []savedFile{{"tokenizer.json", tj}}, t.robertaSpecialTokens(), cfg)
 }
 
 // unigramTokenizerJSON renders tokenizer.json for a Unigram tokenizer.
