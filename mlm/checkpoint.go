@@ -2,6 +2,7 @@ package mlm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -23,6 +24,10 @@ const (
 	ConfigFile      = "config.json"
 	SafetensorsFile = "model.safetensors"
 	PickleFile      = "pytorch_model.bin"
+	// SafetensorsIndexFile and PickleIndexFile index sharded checkpoints
+	// (read when the single file is absent).
+	SafetensorsIndexFile = "model.safetensors.index.json"
+	PickleIndexFile      = "pytorch_model.bin.index.json"
 )
 
 // ErrCheckpoint is wrapped by errors about checkpoint tensors that are
@@ -78,11 +83,17 @@ func LoadWeights(ctx context.Context, dir string, cfg Config, tok *tokenize.Toke
 	switch {
 	case fileExists(path):
 		state, err = readSafetensorsState(path)
+	case fileExists(filepath.Join(dir, SafetensorsIndexFile)):
+		path = filepath.Join(dir, SafetensorsIndexFile)
+		state, err = readShardedState(dir, SafetensorsIndexFile, readSafetensorsState)
 	case fileExists(filepath.Join(dir, PickleFile)):
 		path = filepath.Join(dir, PickleFile)
 		state, err = readPickleState(path)
+	case fileExists(filepath.Join(dir, PickleIndexFile)):
+		path = filepath.Join(dir, PickleIndexFile)
+		state, err = readShardedState(dir, PickleIndexFile, readPickleState)
 	default:
-		err = fmt.Errorf("no %s or %s", SafetensorsFile, PickleFile)
+		err = fmt.Errorf("no %s or %s (nor their sharded index)", SafetensorsFile, PickleFile)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load model %s: %w", dir, err)
@@ -92,6 +103,95 @@ func LoadWeights(ctx context.Context, dir string, cfg Config, tok *tokenize.Toke
 		return nil, fmt.Errorf("load model weights %s: %w", path, err)
 	}
 	return m, nil
+}
+
+// WeightFiles returns the paths of the weight files of the checkpoint in
+// dir, in the order LoadWeights looks for them: model.safetensors, else
+// the shards of model.safetensors.index.json, else pytorch_model.bin,
+// else the shards of pytorch_model.bin.index.json. None is not an error.
+func WeightFiles(dir string) ([]string, error) {
+	for _, name := range []string{SafetensorsFile, SafetensorsIndexFile, PickleFile, PickleIndexFile} {
+		path := filepath.Join(dir, name)
+		if !fileExists(path) {
+			continue
+		}
+		if name == SafetensorsFile || name == PickleFile {
+			return []string{path}, nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		var idx struct {
+			WeightMap map[string]string `json:"weight_map"`
+		}
+		if err := json.Unmarshal(data, &idx); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrCheckpoint, name, err)
+		}
+		var files []string
+		for _, shard := range idx.WeightMap {
+			if p := filepath.Join(dir, filepath.Base(shard)); !slices.Contains(files, p) {
+				files = append(files, p)
+			}
+		}
+		sort.Strings(files)
+		return files, nil
+	}
+	return nil, nil
+}
+
+// maxShards bounds the shard files a sharded checkpoint's index may name.
+const maxShards = 1024
+
+// readShardedState reads a sharded checkpoint: the index file in dir
+// (Hugging Face's {"weight_map": {tensor: shard file}}) and every shard it
+// names, with read. Each tensor of the weight map must be in its shard;
+// shard names must be plain file names in dir. Tensors a shard holds
+// beyond the weight map are ignored, as transformers ignores them.
+func readShardedState(dir, index string, read func(string) (map[string]safetensors.Tensor, error)) (map[string]safetensors.Tensor, error) {
+	data, err := os.ReadFile(filepath.Join(dir, index))
+	if err != nil {
+		return nil, err
+	}
+	var idx struct {
+		WeightMap map[string]string `json:"weight_map"`
+	}
+	if err := json.Unmarshal(data, &idx); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCheckpoint, index, err)
+	}
+	if len(idx.WeightMap) == 0 {
+		return nil, fmt.Errorf("%w: %s has no weight_map", ErrCheckpoint, index)
+	}
+	byShard := map[string][]string{}
+	for name, shard := range idx.WeightMap {
+		if shard == "" || shard != filepath.Base(shard) || shard == "." || shard == ".." || strings.ContainsAny(shard, `/\`) {
+			return nil, fmt.Errorf("%w: %s maps %s to %q, not a file name in the checkpoint folder", ErrCheckpoint, index, name, shard)
+		}
+		byShard[shard] = append(byShard[shard], name)
+	}
+	if len(byShard) > maxShards {
+		return nil, fmt.Errorf("%w: %s names %d shards (at most %d)", ErrCheckpoint, index, len(byShard), maxShards)
+	}
+	shards := make([]string, 0, len(byShard))
+	for shard := range byShard {
+		shards = append(shards, shard)
+	}
+	sort.Strings(shards)
+	state := make(map[string]safetensors.Tensor, len(idx.WeightMap))
+	for _, shard := range shards {
+		part, err := read(filepath.Join(dir, shard))
+		if err != nil {
+			return nil, fmt.Errorf("shard %s of %s: %w", shard, index, err)
+		}
+		for _, name := range byShard[shard] {
+			t, ok := part[name]
+			if !ok {
+				return nil, fmt.Errorf("%w: %s puts %s in %s, which does not hold it", ErrCheckpoint, index, name, shard)
+			}
+			state[name] = t
+		}
+	}
+	return state, nil
 }
 
 func fileExists(path string) bool {

@@ -3,6 +3,8 @@ package mlm
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -292,5 +294,95 @@ func TestSaveWithBadDType(t *testing.T) {
 		if _, err := os.Stat(dir); err == nil {
 			t.Errorf("SaveWith(%q) created %s despite the error", d, dir)
 		}
+	}
+}
+
+// TestLoadSharded splits a saved checkpoint into two safetensors shards
+// with a Hugging Face index (model.safetensors.index.json) and loads it
+// back; broken indexes are refused.
+func TestLoadSharded(t *testing.T) {
+	ctx := context.Background()
+	m := newTestModel(t, 3)
+	ids, mask, types := testBatch()
+	want := allLogits(t, m, ids, mask, types)
+	sd, err := m.StateDict()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		mutate  func(weightMap map[string]string, shards [][]safetensors.Tensor) (map[string]string, [][]safetensors.Tensor)
+		wantErr string
+	}{
+		{"two shards", nil, ""},
+		{"shard outside the folder", func(w map[string]string, s [][]safetensors.Tensor) (map[string]string, [][]safetensors.Tensor) {
+			w[sd[0].Name] = "../model-00001-of-00002.safetensors"
+			return w, s
+		}, "not a file name in the checkpoint folder"},
+		{"tensor not in its shard", func(w map[string]string, s [][]safetensors.Tensor) (map[string]string, [][]safetensors.Tensor) {
+			w[sd[0].Name] = "model-00002-of-00002.safetensors"
+			return w, s
+		}, "which does not hold it"},
+		{"missing shard file", func(w map[string]string, s [][]safetensors.Tensor) (map[string]string, [][]safetensors.Tensor) {
+			w[sd[0].Name] = "model-00003-of-00002.safetensors"
+			return w, s
+		}, "model-00003-of-00002.safetensors"},
+		{"tensor missing from the weight map", func(w map[string]string, s [][]safetensors.Tensor) (map[string]string, [][]safetensors.Tensor) {
+			delete(w, sd[1].Name)
+			return w, s
+		}, sd[1].Name},
+		{"empty weight map", func(w map[string]string, s [][]safetensors.Tensor) (map[string]string, [][]safetensors.Tensor) {
+			return map[string]string{}, s
+		}, "no weight_map"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := m.Save(ctx, dir); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(dir, SafetensorsFile)); err != nil {
+				t.Fatal(err)
+			}
+			weightMap := map[string]string{}
+			shards := make([][]safetensors.Tensor, 2)
+			for i, tn := range sd {
+				shards[i%2] = append(shards[i%2], tn)
+				weightMap[tn.Name] = fmt.Sprintf("model-%05d-of-00002.safetensors", i%2+1)
+			}
+			if tc.mutate != nil {
+				weightMap, shards = tc.mutate(weightMap, shards)
+			}
+			for i, sh := range shards {
+				if err := safetensors.WriteFile(filepath.Join(dir, fmt.Sprintf("model-%05d-of-00002.safetensors", i+1)), sh, map[string]string{"format": "pt"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			idx, _ := json.Marshal(map[string]any{"metadata": map[string]any{"total_size": 0}, "weight_map": weightMap})
+			if err := os.WriteFile(filepath.Join(dir, SafetensorsIndexFile), idx, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			m2, err := Load(ctx, dir, Options{Device: "cpu", Threads: 1})
+			if tc.wantErr != "" {
+				if err == nil {
+					m2.Close()
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Load = %v, want an error mentioning %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m2.Close()
+			if d := maxAbsDiff(want, allLogits(t, m2, ids, mask, types)); d != 0 {
+				t.Errorf("logits differ by %g after loading the shards", d)
+			}
+			files, err := WeightFiles(dir)
+			if err != nil || len(files) != 2 || filepath.Base(files[0]) != "model-00001-of-00002.safetensors" {
+				t.Errorf("WeightFiles = %v, %v; want the two shards", files, err)
+			}
+		})
 	}
 }

@@ -110,15 +110,17 @@ func runConvert(ctx context.Context, env *cmdEnv, args []string) error {
 	return nil
 }
 
-// weightsSize returns the size of the weights file in dir (safetensors,
-// else pytorch_model.bin), or 0 when there is none.
+// weightsSize returns the size of the weights in dir (model.safetensors,
+// pytorch_model.bin or the shards of either), or 0 when there are none.
 func weightsSize(dir string) int64 {
-	for _, name := range []string{mlm.SafetensorsFile, mlm.PickleFile} {
-		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			return fi.Size()
+	files, _ := mlm.WeightFiles(dir)
+	var n int64
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			n += fi.Size()
 		}
 	}
-	return 0
+	return n
 }
 
 // copyFileIfExists copies src to dst atomically; a missing src is not an
