@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/clozeloop/clozeloop/hfhub"
 	"github.com/clozeloop/clozeloop/hfhub/hubtest"
+	"github.com/clozeloop/clozeloop/mlm"
+	"github.com/clozeloop/clozeloop/safetensors"
 )
 
 // hubEnv points the Hub variables at srv and a fresh cache.
@@ -185,5 +188,59 @@ func TestResolveModel(t *testing.T) {
 		if err != nil || dir != tc.dir || commit != "" {
 			t.Errorf("%q: %q, %q, %v; want %q", tc.model, dir, commit, err, tc.dir)
 		}
+	}
+}
+
+// TestPredictFromHubSharded serves the tiny model as a sharded checkpoint
+// (two safetensors shards and model.safetensors.index.json) from the test
+// Hub and predicts with it: the same predictions as the single file.
+func TestPredictFromHubSharded(t *testing.T) {
+	srv := hubtest.New()
+	defer srv.Close()
+	files := dirFiles(t, tinyModelDir(t))
+	srv.AddCommit("org/tiny", "main", false, files)
+	st, err := safetensors.Parse(files[mlm.SafetensorsFile])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sharded := map[string][]byte{}
+	for k, v := range files {
+		if k != mlm.SafetensorsFile {
+			sharded[k] = v
+		}
+	}
+	weightMap := map[string]string{}
+	parts := make([][]safetensors.Tensor, 2)
+	for i, name := range st.Names() {
+		tn, _ := st.Tensor(name)
+		parts[i%2] = append(parts[i%2], tn)
+		weightMap[name] = fmt.Sprintf("model-%05d-of-00002.safetensors", i%2+1)
+	}
+	for i, p := range parts {
+		var b bytes.Buffer
+		if err := safetensors.Write(&b, p, map[string]string{"format": "pt"}); err != nil {
+			t.Fatal(err)
+		}
+		sharded[fmt.Sprintf("model-%05d-of-00002.safetensors", i+1)] = b.Bytes()
+	}
+	idx, _ := json.Marshal(map[string]any{"metadata": map[string]any{}, "weight_map": weightMap})
+	sharded[mlm.SafetensorsIndexFile] = idx
+	srv.AddCommit("org/sharded", "main", false, sharded)
+	hubEnv(t, srv.URL())
+
+	predict := func(model string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"predict", "--model", model, "--json", "--device", "cpu", "--threads", "1", "the [MASK] barked ."}, &stdout, &stderr); code != 0 {
+			t.Fatalf("predict %s: exit %d: %s", model, code, stderr.String())
+		}
+		return stdout.String()
+	}
+	single, shards := predict("hf://org/tiny"), predict("hf://org/sharded")
+	if single != shards || !strings.Contains(shards, `"token_str"`) {
+		t.Errorf("sharded predictions %s, single-file %s", shards, single)
+	}
+	if n := hubtest.CountCDN(srv.Requests()); n < 2 {
+		t.Errorf("%d large-file downloads, want the two shards (and the single file)", n)
 	}
 }
