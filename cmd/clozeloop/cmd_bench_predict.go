@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -55,6 +56,7 @@ func runBenchPredict(ctx context.Context, env *cmdEnv, args []string) error {
 	n := fs.Int("requests", 400, "timed requests")
 	threads := fs.Int("threads", 1, "libtorch threads")
 	topK := fs.Int("top-k", 5, "predictions per mask")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the timed requests to `FILE` (go tool pprof -top bin/clozeloop FILE)")
 	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
@@ -87,6 +89,17 @@ func runBenchPredict(ctx context.Context, env *cmdEnv, args []string) error {
 		if _, err := m.FillMask(ctx, []string{t}, opts); err != nil {
 			return fmt.Errorf("bench predict: %w", err)
 		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench predict: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench predict: CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	lat := make([]time.Duration, *n)
 	tokLat := make([]time.Duration, *n)
