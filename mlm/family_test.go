@@ -256,7 +256,10 @@ open(sys.argv[4], "wb").write(logits.contiguous().float().numpy().astype("<f4").
 					}
 					o := (b*T + p) * V
 					d = math.Max(d, maxAbsDiff(got[o:o+V], want[o:o+V]))
-					dp = math.Max(dp, maxAbsDiff(softmax32(got[o:o+V]), softmax32(want[o:o+V])))
+					pg, pw := softmax64(got[o:o+V]), softmax64(want[o:o+V])
+					for v := range pg {
+						dp = math.Max(dp, math.Abs(pg[v]-pw[v]))
+					}
 					for _, v := range want[o : o+V] {
 						scale = math.Max(scale, math.Abs(float64(v)))
 					}
@@ -271,23 +274,4 @@ open(sys.argv[4], "wb").write(logits.contiguous().float().numpy().astype("<f4").
 			}
 		})
 	}
-}
-
-// softmax32 returns the softmax of v, computed in float64.
-func softmax32(v []float32) []float32 {
-	hi := math.Inf(-1)
-	for _, x := range v {
-		hi = math.Max(hi, float64(x))
-	}
-	var sum float64
-	e := make([]float64, len(v))
-	for i, x := range v {
-		e[i] = math.Exp(float64(x) - hi)
-		sum += e[i]
-	}
-	out := make([]float32, len(v))
-	for i := range e {
-		out[i] = float32(e[i] / sum)
-	}
-	return out
 }

@@ -355,3 +355,87 @@ func TestXLMRobertaEndToEnd(t *testing.T) {
 		t.Errorf("Evaluate after reload %+v, before save %+v", again, after)
 	}
 }
+
+// TestXLMRobertaFillMaskParityWithPyTorch compares FillMask's
+// probabilities at every mask, for the whole vocabulary, with
+// bench/torchref/family_ref.py's RoBERTa forward pass (which XLM-RoBERTa's
+// model_type selects) on the ids the Unigram tokenizer gives. The weights
+// are scaled up so that the distributions are far from uniform; the texts
+// have different lengths and two masks, so the batch is padded.
+func TestXLMRobertaFillMaskParityWithPyTorch(t *testing.T) {
+	python := torchPython(t)
+	ctx := context.Background()
+	dir, _ := writeXLMRCheckpoint(t, 15)
+	path := filepath.Join(dir, SafetensorsFile)
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sd []safetensors.Tensor
+	for i, name := range f.Names() {
+		x, _ := f.Tensor(name)
+		v, err := x.Float32s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range v {
+			v[j] = v[j]*10 + float32(math.Sin(float64(i*131+j)))*0.1
+		}
+		y, err := safetensors.FromFloat32s(name, safetensors.F32, x.Shape, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sd = append(sd, y)
+	}
+	if err := safetensors.WriteFile(path, sd, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(ctx, dir, Options{Device: "cpu", Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	V := m.Config().VocabSize
+	texts := []string{"the cat sat on the [MASK] .", "[MASK] want to write a [MASK]", "I want to [MASK] a book"}
+	res, err := m.FillMask(ctx, texts, FillOptions{TopK: V})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d, top float64
+	for i, text := range texts {
+		enc, err := m.Tokenizer().Encode(m.userText(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]int64, len(enc.IDs))
+		mask := make([]int64, len(enc.IDs))
+		var at []int
+		for p, id := range enc.IDs {
+			ids[p], mask[p] = int64(id), 1
+			if id == m.Tokenizer().MaskID() {
+				at = append(at, p)
+			}
+		}
+		if len(at) != len(res[i].Masks) {
+			t.Fatalf("%q: %d masks in the ids, FillMask gave %d", text, len(at), len(res[i].Masks))
+		}
+		want := referenceLogits(t, python, dir, [][]int64{ids}, [][]int64{mask})
+		for j, p := range at {
+			ref := softmax64(want[p*V : (p+1)*V])
+			if len(res[i].Masks[j]) != V {
+				t.Fatalf("%q mask %d: %d predictions, want %d", text, j, len(res[i].Masks[j]), V)
+			}
+			for _, pred := range res[i].Masks[j] {
+				d = math.Max(d, math.Abs(pred.Score-ref[pred.Token]))
+				top = math.Max(top, ref[pred.Token])
+			}
+		}
+	}
+	t.Logf("FillMask vs PyTorch reference: max |Δ probability| %.3g (largest probability %.3g)", d, top)
+	if d > 1e-4 {
+		t.Errorf("max |Δ probability| %g > 1e-4", d)
+	}
+	if top < 0.2 {
+		t.Errorf("largest probability %g: too flat for a meaningful comparison", top)
+	}
+}
