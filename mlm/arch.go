@@ -19,12 +19,13 @@ type archNames struct {
 	biasAlias     string
 }
 
-// namesFor returns the tensor names of a model_type.
+// namesFor returns the tensor names of a model_type (XLM-RoBERTa's are
+// RoBERTa's).
 func namesFor(modelType string) archNames {
 	switch modelType {
 	case ModelTypeDistilBERT:
 		return archNames{prefix: "distilbert.", decoderWeight: "vocab_projector.weight", bias: "vocab_projector.bias"}
-	case ModelTypeRoBERTa:
+	case ModelTypeRoBERTa, ModelTypeXLMRoBERTa:
 		return archNames{prefix: "roberta.", decoderWeight: "lm_head.decoder.weight", bias: "lm_head.bias", biasAlias: "lm_head.decoder.bias"}
 	case ModelTypeModernBERT:
 		return archNames{prefix: "model.", decoderWeight: "decoder.weight", bias: "decoder.bias"}
@@ -98,11 +99,13 @@ func (m *Model) specs() []paramSpec {
 		add("vocab_projector.bias", []int64{V}, initZeros, &p.decoderBias)
 		return s
 	}
-	// BERT and RoBERTa share the embedding and encoder names under their
-	// own prefix. RoBERTa's position embeddings have a padding row.
+	// BERT and RoBERTa (XLM-RoBERTa too) share the embedding and encoder
+	// names under their own prefix. RoBERTa's position embeddings have a
+	// padding row.
 	pre := namesFor(c.ModelType).prefix
 	posInit := initNormal
-	if c.ModelType == ModelTypeRoBERTa {
+	roberta := c.family() == ModelTypeRoBERTa
+	if roberta {
 		posInit = initEmbedding
 	}
 	add(pre+"embeddings.word_embeddings.weight", []int64{V, H}, initEmbedding, &p.wordEmb)
@@ -121,7 +124,7 @@ func (m *Model) specs() []paramSpec {
 		lin(lp+"output.dense", H, I, &l.out)
 		ln(lp+"output.LayerNorm", &l.outLN)
 	}
-	if c.ModelType == ModelTypeRoBERTa {
+	if roberta {
 		lin("lm_head.dense", H, H, &p.headDense)
 		ln("lm_head.layer_norm", &p.headLN)
 		add("lm_head.bias", []int64{V}, initZeros, &p.decoderBias)

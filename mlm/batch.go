@@ -24,9 +24,9 @@ type prepared struct {
 
 // UserMaskToken is how users write a mask in texts (pool items, labels,
 // eval sets, predict input), whatever the model: "[MASK]". For a model
-// whose mask token differs (RoBERTa's "<mask>") it is replaced by the
-// model's own before tokenization; "I want to [MASK] a book" becomes "I
-// want to <mask> a book", where <mask> takes the space before it (lstrip),
+// whose mask token differs (RoBERTa's and XLM-RoBERTa's "<mask>") it is
+// replaced by the model's own before tokenization; "I want to [MASK] a
+// book" becomes "I want to <mask> a book", where <mask> takes the space before it (lstrip),
 // as in the Hugging Face fill-mask pipeline. The model's own mask token
 // works in texts too.
 const UserMaskToken = "[MASK]"
@@ -44,7 +44,9 @@ func (m *Model) userText(text string) string {
 // mask of text (users' [MASK] or the model's own mask token), in text
 // order; the counts must agree. For WordPiece the context does not matter;
 // for byte-level BPE a word after a space is "Ġread" and at the start of a
-// text "read" (see tokenize.Tokenizer.AnswerPieces). Pieces.Unknown
+// text "read"; for SentencePiece Unigram (XLM-RoBERTa) a word after a space
+// or at the start of a text is "▁read" and one glued to the word before it
+// "read" (see tokenize.Tokenizer.AnswerPieces). Pieces.Unknown
 // reports an answer that maps to the unknown token.
 func (m *Model) AnswerPieces(text string, answers []string) ([]tokenize.Pieces, error) {
 	if m.tok == nil {

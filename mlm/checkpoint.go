@@ -43,8 +43,9 @@ var ErrUnsupportedTokenizer = errors.New("unsupported tokenizer")
 
 // Load loads the model in dir: config.json, the weights (model.safetensors,
 // or the legacy pytorch_model.bin when there is no safetensors file) and
-// the tokenizer files: WordPiece (BERT, DistilBERT) or byte-level BPE
-// (RoBERTa), from tokenizer.json or the older vocabulary files. A tokenizer
+// the tokenizer files: WordPiece (BERT, DistilBERT), byte-level BPE
+// (RoBERTa, ModernBERT) or SentencePiece Unigram (XLM-RoBERTa), from
+// tokenizer.json or the older vocabulary files. A tokenizer
 // of another kind fails Load with an error wrapping
 // ErrUnsupportedTokenizer; LoadWeights with a nil tokenizer still gives a
 // model for id-level use (Forward, MLMHead).

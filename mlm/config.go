@@ -19,6 +19,11 @@ const (
 	ModelTypeDistilBERT = "distilbert"
 	ModelTypeRoBERTa    = "roberta"
 	ModelTypeModernBERT = "modernbert"
+	// ModelTypeXLMRoBERTa is XLM-RoBERTa: RoBERTa's architecture and
+	// tensor names (XLMRobertaForMaskedLM subclasses RobertaForMaskedLM)
+	// with a SentencePiece Unigram tokenizer. It runs as the RoBERTa family
+	// and keeps its own model_type and architectures when saved.
+	ModelTypeXLMRoBERTa = "xlm-roberta"
 )
 
 // ErrConfig is wrapped by every error that reports an invalid or unsupported
@@ -124,9 +129,9 @@ func TinyConfig(vocabSize int) Config {
 // Validate checks that c describes a model this package can run.
 func (c Config) Validate() error {
 	switch c.ModelType {
-	case ModelTypeBERT, ModelTypeRoBERTa, ModelTypeDistilBERT, ModelTypeModernBERT:
+	case ModelTypeBERT, ModelTypeRoBERTa, ModelTypeXLMRoBERTa, ModelTypeDistilBERT, ModelTypeModernBERT:
 	default:
-		return fmt.Errorf("%w: unsupported model_type %q (supported: bert, distilbert, modernbert, roberta)", ErrConfig, c.ModelType)
+		return fmt.Errorf("%w: unsupported model_type %q (supported: bert, distilbert, modernbert, roberta, xlm-roberta)", ErrConfig, c.ModelType)
 	}
 	if _, err := parseActivation(c.activationKey(), c.HiddenAct); err != nil {
 		return err
@@ -176,10 +181,19 @@ func (c Config) Validate() error {
 	if c.PadTokenID < 0 || c.PadTokenID >= c.VocabSize {
 		return fmt.Errorf("%w: pad_token_id %d outside the vocabulary of %d", ErrConfig, c.PadTokenID, c.VocabSize)
 	}
-	if c.ModelType == ModelTypeRoBERTa && c.MaxPositionEmbeddings <= c.PadTokenID+1 {
+	if c.family() == ModelTypeRoBERTa && c.MaxPositionEmbeddings <= c.PadTokenID+1 {
 		return fmt.Errorf("%w: max_position_embeddings %d leaves no positions after padding_idx %d", ErrConfig, c.MaxPositionEmbeddings, c.PadTokenID)
 	}
 	return nil
+}
+
+// family returns the model type whose architecture c runs: ModelTypeRoBERTa
+// for XLM-RoBERTa, c.ModelType for the others.
+func (c Config) family() string {
+	if c.ModelType == ModelTypeXLMRoBERTa {
+		return ModelTypeRoBERTa
+	}
+	return c.ModelType
 }
 
 // hasTokenTypes reports whether the family has token type embeddings.
@@ -242,7 +256,7 @@ func (c Config) validateModernBERT() error {
 // MaxSequenceLength returns the longest input (special tokens included) the
 // position embeddings allow.
 func (c Config) MaxSequenceLength() int {
-	if c.ModelType == ModelTypeRoBERTa {
+	if c.family() == ModelTypeRoBERTa {
 		return c.MaxPositionEmbeddings - c.PadTokenID - 1
 	}
 	return c.MaxPositionEmbeddings
@@ -352,6 +366,9 @@ func ParseConfig(data []byte) (Config, error) {
 		}
 	case ModelTypeRoBERTa:
 		c.VocabSize, c.MaxPositionEmbeddings, c.TypeVocabSize, c.LayerNormEps, c.PadTokenID = 50265, 514, 1, 1e-5, 1
+	case ModelTypeXLMRoBERTa:
+		// XLMRobertaConfig keeps BertConfig's defaults but for pad_token_id.
+		c.PadTokenID = 1
 	case ModelTypeModernBERT:
 		c = ModernBERTBaseConfig()
 		c.Architectures = nil
@@ -484,6 +501,8 @@ func architecture(modelType string) string {
 		return "DistilBertForMaskedLM"
 	case ModelTypeRoBERTa:
 		return "RobertaForMaskedLM"
+	case ModelTypeXLMRoBERTa:
+		return "XLMRobertaForMaskedLM"
 	case ModelTypeModernBERT:
 		return "ModernBertForMaskedLM"
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/clozeloop/clozeloop/safetensors"
@@ -38,6 +39,8 @@ func familyCases() []familyCase {
 	r.MaxPositionEmbeddings = 26
 	mb := modernTestConfig()
 	mb.NormBias = true
+	x := r
+	x.ModelType = ModelTypeXLMRoBERTa
 	return []familyCase{
 		{"distilbert", d, true,
 			[]string{"distilbert.transformer.layer.1.sa_layer_norm.weight", "distilbert.transformer.layer.0.ffn.lin2.bias", "vocab_transform.weight", "vocab_layer_norm.bias", "vocab_projector.bias"},
@@ -48,7 +51,19 @@ func familyCases() []familyCase {
 		{"modernbert", mb, false,
 			[]string{"model.embeddings.tok_embeddings.weight", "model.layers.1.attn_norm.bias", "model.layers.2.attn.Wqkv.weight", "model.layers.0.mlp.Wi.weight", "model.final_norm.weight", "head.dense.weight", "head.norm.bias", "decoder.bias"},
 			[]string{"decoder.weight", "model.layers.0.attn_norm.weight", "model.layers.0.attn.Wqkv.bias", "head.dense.bias"}},
+		{"xlm-roberta", x, false,
+			[]string{"roberta.encoder.layer.1.attention.self.query.weight", "roberta.embeddings.token_type_embeddings.weight", "lm_head.dense.weight", "lm_head.layer_norm.bias", "lm_head.bias"},
+			[]string{"lm_head.decoder.weight", "lm_head.decoder.bias"}},
 	}
+}
+
+// hfArchitecture is the masked-LM class transformers names for a
+// model_type, written out independently of architecture.
+func hfArchitecture(modelType string) string {
+	return map[string]string{
+		"bert": "BertForMaskedLM", "distilbert": "DistilBertForMaskedLM", "roberta": "RobertaForMaskedLM",
+		"modernbert": "ModernBertForMaskedLM", "xlm-roberta": "XLMRobertaForMaskedLM",
+	}[modelType]
 }
 
 func (fc familyCase) newModel(t *testing.T, seed uint64) *Model {
@@ -125,7 +140,8 @@ func TestFamilySaveLoad(t *testing.T) {
 			if err := json.Unmarshal(raw, &cj); err != nil {
 				t.Fatal(err)
 			}
-			if cj["model_type"] != fc.name || (fc.name == "distilbert" && cj["dim"] != float64(32)) {
+			if cj["model_type"] != fc.name || (fc.name == "distilbert" && cj["dim"] != float64(32)) ||
+				!slices.Equal(cj["architectures"].([]any), []any{hfArchitecture(fc.name)}) {
 				t.Errorf("config.json %s", raw)
 			}
 			m2 := fc.load(t, dir)
@@ -177,7 +193,9 @@ func TestRoBERTaAliasesAndPositions(t *testing.T) {
 	}
 }
 
-// TestFamilyParityWithPyTorch compares DistilBERT and RoBERTa logits with
+// TestFamilyParityWithPyTorch compares the logits and probabilities of
+// DistilBERT, RoBERTa, ModernBERT and XLM-RoBERTa (RoBERTa's math under its
+// own model_type) with
 // bench/torchref/family_ref.py, an independent PyTorch implementation that
 // reads the safetensors file by hand.
 func TestFamilyParityWithPyTorch(t *testing.T) {
@@ -230,7 +248,7 @@ open(sys.argv[4], "wb").write(logits.contiguous().float().numpy().astype("<f4").
 				t.Fatalf("reference returned %d logits, we have %d", len(want), len(got))
 			}
 			V, T := fc.cfg.VocabSize, len(ids[0])
-			var d, scale float64
+			var d, dp, scale float64
 			for b := range ids {
 				for p := 0; p < T; p++ {
 					if mask[b][p] == 0 {
@@ -238,14 +256,18 @@ open(sys.argv[4], "wb").write(logits.contiguous().float().numpy().astype("<f4").
 					}
 					o := (b*T + p) * V
 					d = math.Max(d, maxAbsDiff(got[o:o+V], want[o:o+V]))
+					pg, pw := softmax64(got[o:o+V]), softmax64(want[o:o+V])
+					for v := range pg {
+						dp = math.Max(dp, math.Abs(pg[v]-pw[v]))
+					}
 					for _, v := range want[o : o+V] {
 						scale = math.Max(scale, math.Abs(float64(v)))
 					}
 				}
 			}
-			t.Logf("%s: max abs logit difference vs PyTorch reference: %.3g (largest logit %.3g)", fc.name, d, scale)
-			if d > 1e-4 {
-				t.Errorf("max abs difference %g > 1e-4", d)
+			t.Logf("%s: max abs difference vs PyTorch reference: logits %.3g (largest logit %.3g), probabilities %.3g", fc.name, d, scale, dp)
+			if d > 1e-4 || dp > 1e-4 {
+				t.Errorf("max abs difference: logits %g, probabilities %g; want both <= 1e-4", d, dp)
 			}
 			if scale < 1 {
 				t.Errorf("logits too small (%g) for a meaningful comparison", scale)

@@ -352,7 +352,8 @@ func (m *Model) labelledItems(examples []Example) ([]trainItem, []Skipped) {
 
 // answerPieces splits every answer into token ids as it reads in place of
 // its mask in text (tokenize.AnswerPieces: for byte-level BPE, "Ġread"
-// after a space); reason says why an answer cannot be trained on (empty
+// after a space; for Unigram, "▁read" where Metaspace starts a word);
+// reason says why an answer cannot be trained on (empty
 // when all can).
 func (m *Model) answerPieces(text string, answers []string) (pieces [][]int64, reason string) {
 	unk, _ := m.tok.IDToToken(m.tok.UNKID())

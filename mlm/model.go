@@ -186,7 +186,7 @@ func newModel(cfg Config, tok *tokenize.Tokenizer, opts Options, state map[strin
 		return nil, err
 	}
 	headAct := act
-	switch cfg.ModelType {
+	switch cfg.family() {
 	case ModelTypeRoBERTa:
 		// RobertaLMHead applies the erf GELU whatever hidden_act says.
 		headAct = actGELU
@@ -546,7 +546,7 @@ func (m *Model) forward(ids, mask, types *ts.Tensor, train bool) *ts.Tensor {
 // counting only non-padding tokens, with padding tokens at padding_idx
 // ([B, T]).
 func (m *Model) positionIDs(ids *ts.Tensor, T int64) *ts.Tensor {
-	if m.cfg.ModelType != ModelTypeRoBERTa {
+	if m.cfg.family() != ModelTypeRoBERTa {
 		return must(opArange(T, m.device))
 	}
 	pad := ts.IntScalar(int64(m.cfg.PadTokenID))

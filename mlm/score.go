@@ -60,7 +60,8 @@ func (m *Model) suggestionText(id int) string {
 // Suggestion is one candidate token for a mask with its probability.
 // Token is the token as text, usable as an answer: the vocabulary entry
 // for WordPiece ("read", "##ing"), the decoded token without its leading
-// space for byte-level BPE ("read" for "Ġread").
+// space for byte-level BPE ("read" for "Ġread") and SentencePiece Unigram
+// ("read" for "▁read").
 type Suggestion struct {
 	Token string  `json:"token"`
 	ID    int     `json:"id"`

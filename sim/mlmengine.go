@@ -125,7 +125,8 @@ func (x *mlmModel) Evaluate(ctx context.Context, items []EvalItem) (Accuracy, er
 // AnswerPieces implements Model: the number of tokens each answer is
 // split into in place of its mask in text, as mlm's FineTune and Evaluate
 // split it (mlm.Model.AnswerPieces: with byte-level BPE, "Ġread" after a
-// space). An answer they cannot use (empty, mapping to the unknown token
+// space; with SentencePiece Unigram, "▁read" where Metaspace starts a
+// word). An answer they cannot use (empty, mapping to the unknown token
 // or holding a special token) counts 0, and so do all the answers when
 // they cannot be tokenized at the masks of text (for byte-level BPE, when
 // their number is not the text's number of masks).
@@ -169,7 +170,7 @@ const surprisalBatch = 32
 // item's surprisal is the mean −ln p of the original word's first token
 // at its mask under the model, the word tokenized as an answer at that
 // mask (mlm.Model.AnswerPieces: with byte-level BPE, "Ġread" after a
-// space). An item with no such word, or one the model cannot read, gets
+// space; with Unigram, "▁read"). An item with no such word, or one the model cannot read, gets
 // 0.
 func (x *mlmModel) Surprisal(ctx context.Context, items []Item) ([]float64, error) {
 	tok := x.m.Tokenizer()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/clozeloop/clozeloop/mlm"
@@ -127,6 +128,88 @@ func bpeEngine(t *testing.T) *MLMEngine {
 	return saveTinyModel(t, cfg, tok)
 }
 
+// unigramWords are the pieces of the test Unigram vocabulary, as
+// XLM-RoBERTa's SentencePiece model writes words: with the Metaspace
+// replacement character '▁' that starts a word, so that a word glued to
+// the one before it splits into single characters ("m", "a", "t").
+var unigramWords = []string{"▁the", "▁cat", "▁dog", "▁sat", "▁on", "▁mat", "▁rug", "▁.", "▁The"}
+
+// unigramEngine is a tiny XLM-RoBERTa with an XLM-R-form SentencePiece
+// Unigram tokenizer.json: <s> <pad> </s> <unk> = 0-3, unigramWords, "▁"
+// and their single characters (less likely), <mask> last with lstrip;
+// NFKC normaliser, Metaspace pre-tokeniser and decoder (prepend_scheme
+// always), TemplateProcessing "<s> $A </s>".
+func unigramEngine(t *testing.T) *MLMEngine {
+	t.Helper()
+	ids := map[string]bool{}
+	var pieces [][2]any
+	add := func(p string, score float64) {
+		if !ids[p] {
+			ids[p] = true
+			pieces = append(pieces, [2]any{p, score})
+		}
+	}
+	for _, s := range []string{"<s>", "<pad>", "</s>", "<unk>"} {
+		add(s, 0)
+	}
+	for _, w := range unigramWords {
+		add(w, -2)
+	}
+	add("▁", -4)
+	for _, w := range unigramWords {
+		for _, r := range strings.TrimPrefix(w, "▁") {
+			add(string(r), -6)
+		}
+	}
+	add("<mask>", 0)
+	added := func(id int, content string, lstrip bool) map[string]any {
+		return map[string]any{"id": id, "content": content, "single_word": false, "lstrip": lstrip, "rstrip": false,
+			"normalized": false, "special": true}
+	}
+	special := func(tok string) map[string]any {
+		return map[string]any{"SpecialToken": map[string]any{"id": tok, "type_id": 0}}
+	}
+	metaspace := map[string]any{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true}
+	doc := map[string]any{
+		"version": "1.0", "truncation": nil, "padding": nil,
+		"added_tokens": []map[string]any{
+			added(0, "<s>", false), added(1, "<pad>", false), added(2, "</s>", false), added(3, "<unk>", false),
+			added(len(pieces)-1, "<mask>", true),
+		},
+		"normalizer":    map[string]any{"type": "NFKC"},
+		"pre_tokenizer": metaspace,
+		"post_processor": map[string]any{
+			"type":   "TemplateProcessing",
+			"single": []any{special("<s>"), map[string]any{"Sequence": map[string]any{"id": "A", "type_id": 0}}, special("</s>")},
+		},
+		"decoder": metaspace,
+		"model":   map[string]any{"type": "Unigram", "unk_id": 3, "vocab": pieces},
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenize.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Kind() != "Unigram" || tok.MaskToken() != "<mask>" {
+		t.Fatalf("test tokenizer: kind %s, mask %q", tok.Kind(), tok.MaskToken())
+	}
+	cfg := mlm.TinyConfig(tok.VocabSize())
+	cfg.ModelType = mlm.ModelTypeXLMRoBERTa
+	cfg.Architectures = nil
+	cfg.TypeVocabSize = 1
+	cfg.PadTokenID = 1
+	cfg.LayerNormEps = 1e-5
+	cfg.MaxPositionEmbeddings = 40
+	return saveTinyModel(t, cfg, tok)
+}
+
 // byteLevelRune is GPT-2's byte-to-character mapping, written out here
 // independently of package tokenize.
 func byteLevelRune(b byte) rune {
@@ -158,7 +241,9 @@ func startModel(t *testing.T, eng *MLMEngine) *mlmModel {
 // answer's tokens as fine-tuning and evaluation tokenize it, at its mask:
 // for byte-level BPE "mat" after a space is the one token "Ġmat" (on its
 // own it would be "m", "a", "t"), glued to the word before it is not; for
-// WordPiece the context does not matter.
+// Unigram likewise with "▁mat", and "The" at the start of a text is
+// "▁The" (Metaspace prepends '▁'); for WordPiece the context does not
+// matter.
 func TestMLMEngineAnswerPiecesAtMask(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real model")
@@ -166,6 +251,7 @@ func TestMLMEngineAnswerPiecesAtMask(t *testing.T) {
 	engines := map[string]*mlmModel{
 		"WordPiece": startModel(t, wordPieceEngine(t)),
 		"BPE":       startModel(t, bpeEngine(t)),
+		"Unigram":   startModel(t, unigramEngine(t)),
 	}
 	for _, c := range []struct {
 		tok     string
@@ -185,6 +271,14 @@ func TestMLMEngineAnswerPiecesAtMask(t *testing.T) {
 		{"BPE", "the [MASK] sat on the [MASK] .", []string{"dog", "rug"}, []int{1, 1}},
 		{"BPE", "the [MASK] sat on the [MASK] .", []string{"cats", "mats"}, []int{2, 2}},
 		{"BPE", "the cat sat on the [MASK] .", []string{"mat", "rug"}, []int{0, 0}},
+		{"Unigram", "the cat sat on the [MASK] .", []string{"mat"}, []int{1}},
+		{"Unigram", "the cat sat on the <mask> .", []string{"mat"}, []int{1}},
+		{"Unigram", "[MASK] cat sat on the mat .", []string{"The"}, []int{1}},
+		{"Unigram", "the cat sat on the[MASK] .", []string{"mat"}, []int{3}},
+		{"Unigram", "the [MASK] sat on the [MASK] .", []string{"dog", "rug"}, []int{1, 1}},
+		{"Unigram", "the [MASK] sat on the [MASK] .", []string{"cats", "mats"}, []int{2, 2}},
+		{"Unigram", "the cat sat on the [MASK] .", []string{"zebra"}, []int{0}},
+		{"Unigram", "the cat sat on the [MASK] .", []string{"mat", "rug"}, []int{0, 0}},
 	} {
 		x := engines[c.tok]
 		if got := x.AnswerPieces(c.text, c.answers); !slices.Equal(got, c.want) {
@@ -195,7 +289,8 @@ func TestMLMEngineAnswerPiecesAtMask(t *testing.T) {
 
 // TestMLMEngineSurprisalAtMask checks that an item's surprisal is the mean
 // −ln p of each probed word's first token as it reads at its mask: for
-// byte-level BPE "Ġcat" inside a sentence and "The" at its start.
+// byte-level BPE "Ġcat" inside a sentence and "The" at its start; for
+// Unigram "▁cat" and "▁The".
 func TestMLMEngineSurprisalAtMask(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real model")
@@ -213,6 +308,9 @@ func TestMLMEngineSurprisalAtMask(t *testing.T) {
 		{"BPE", bpeEngine,
 			[]Item{{ID: "a", Text: "The cat sat on the mat ."}, {ID: "b", Text: "The dog sat on the [MASK] ."}},
 			map[string]string{"The": "The", "the": "Ġthe", "cat": "Ġcat", "dog": "Ġdog", "sat": "Ġsat", "on": "Ġon", "mat": "Ġmat"}},
+		{"Unigram", unigramEngine,
+			[]Item{{ID: "a", Text: "The cat sat on the mat ."}, {ID: "b", Text: "The dog sat on the [MASK] ."}},
+			map[string]string{"The": "▁The", "the": "▁the", "cat": "▁cat", "dog": "▁dog", "sat": "▁sat", "on": "▁on", "mat": "▁mat"}},
 	} {
 		t.Run(c.tok, func(t *testing.T) {
 			x := startModel(t, c.eng(t))

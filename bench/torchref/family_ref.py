@@ -14,7 +14,8 @@ code's structure:
   -> vocab_projector (weight tied to the word embeddings) + bias.
   config.json keys: dim, n_layers, n_heads, hidden_dim, activation,
   max_position_embeddings, vocab_size, pad_token_id.
-- RoBERTa: BERT layers under "roberta."; position ids from the input ids as
+- RoBERTa (and XLM-RoBERTa, model_type "xlm-roberta": XLMRobertaForMaskedLM
+  is RobertaForMaskedLM): BERT layers under "roberta."; position ids from the input ids as
   create_position_ids_from_input_ids does (padding_idx + cumulative count of
   non-padding tokens, padding tokens at padding_idx); token type 0 embedding
   added; head lm_head.dense -> erf GELU -> lm_head.layer_norm -> decoder
@@ -222,8 +223,8 @@ def modernbert_logits(p, cfg, input_ids, attention_mask):
 
 def logits_from_checkpoint(path, input_ids, attention_mask=None):
     """Loads config.json and model.safetensors from path and returns the
-    eval-mode logits [B, L, V] of a DistilBERT, RoBERTa or ModernBERT
-    masked LM."""
+    eval-mode logits [B, L, V] of a DistilBERT, RoBERTa, XLM-RoBERTa or
+    ModernBERT masked LM."""
     with open(os.path.join(path, "config.json")) as f:
         cfg = json.load(f)
     raw = bert_ref.load_safetensors(os.path.join(path, "model.safetensors"))
@@ -233,8 +234,8 @@ def logits_from_checkpoint(path, input_ids, attention_mask=None):
     with torch.no_grad():
         if cfg["model_type"] == "distilbert":
             return distilbert_logits(p, cfg, ids, mask)
-        if cfg["model_type"] == "roberta":
+        if cfg["model_type"] in ("roberta", "xlm-roberta"):
             return roberta_logits(p, cfg, ids, mask)
         if cfg["model_type"] == "modernbert":
             return modernbert_logits(p, cfg, ids, mask)
-    raise ValueError("unsupported model_type %r (distilbert, roberta or modernbert)" % cfg["model_type"])
+    raise ValueError("unsupported model_type %r (distilbert, roberta, xlm-roberta or modernbert)" % cfg["model_type"])
