@@ -40,8 +40,9 @@
 //          (normalized), <|padding|> = 1, the byte alphabet and the trained
 //          vocabulary, whitespace runs of 2-24 spaces (normalized, not
 //          special), |||EMAIL_ADDRESS|||, |||PHONE_NUMBER|||, <|endoftext|>,
-//          all in the model vocabulary; then [UNK] [CLS] [SEP] [PAD] [MASK]
-//          (lstrip) [unused0] [unused1] as special added tokens only;
+//          all in the model vocabulary; then special [UNK] [CLS] [SEP] [PAD]
+//          [MASK] (lstrip) and normalized [unused0] [unused1] as added
+//          tokens only (ModernBERT's added_tokens_decoder);
 //          TemplateProcessing "[CLS] $A [SEP]"; no unknown token
 //   {"op":"train_unigram","files":[...],"save":FILE}
 //       -> results = {"pieces":N}: a Unigram model trained by the default
@@ -234,9 +235,8 @@ function trainModernBERT(req) {
   add('|||EMAIL_ADDRESS|||', false);
   add('|||PHONE_NUMBER|||', false);
   add('<|endoftext|>', true);
-  for (const s of ['[UNK]', '[CLS]', '[SEP]', '[PAD]', '[MASK]', '[unused0]', '[unused1]']) {
-    add(s, true, { lstrip: s === '[MASK]' });
-  }
+  for (const s of ['[UNK]', '[CLS]', '[SEP]', '[PAD]', '[MASK]']) add(s, true, { lstrip: s === '[MASK]' });
+  for (const s of ['[unused0]', '[unused1]']) add(s, false);
   added.sort((a, b) => a.id - b.id);
   const idOf = (s) => added.find((a) => a.content === s).id;
   const st = (s) => ({ SpecialToken: { id: s, type_id: 0 } });
