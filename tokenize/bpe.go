@@ -2,6 +2,7 @@ package tokenize
 
 import (
 	"container/heap"
+	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"unicode"
@@ -31,6 +32,9 @@ type bpeModel struct {
 	// processor names the post-processor ("RobertaProcessing",
 	// "TemplateProcessing", "ByteLevel" or "" for none), for saving.
 	processor string
+	// normalizer is the tokenizer.json normalizer component (nil for
+	// none), for saving; the Tokenizer's chain runs it.
+	normalizer json.RawMessage
 
 	// cache holds the tokens of words seen before (string → []piece), up
 	// to cacheCapacity words shorter than cacheMaxLen bytes, as Hugging

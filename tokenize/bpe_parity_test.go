@@ -11,25 +11,33 @@ import (
 	"unicode/utf8"
 )
 
-// bpeConfigs are the byte-level BPE settings the parity tests cover:
-// RoBERTa's, a prefix space, untrimmed offsets, and vocabularies without
-// the full byte alphabet (characters dropped, or mapped to a fused unknown
-// token).
-var bpeConfigs = []struct {
+// bpeConfig is a byte-level BPE tokenizer for the parity tests to train.
+type bpeConfig struct {
 	name           string
 	addPrefixSpace bool
 	trimOffsets    bool
 	fullAlphabet   bool
 	unk            string
 	fuseUnk        bool
-}{
-	{"roberta", false, true, true, "", false},
-	{"prefix-space", true, true, true, "", false},
-	{"untrimmed", false, false, true, "", false},
-	{"prefix-space-untrimmed", true, false, true, "", false},
-	{"partial-alphabet-no-unk", false, true, false, "", false},
-	{"partial-alphabet-fused-unk", false, true, false, "<unk>", true},
-	{"partial-alphabet-unk", true, true, false, "<unk>", false},
+	// normalizer is the tokenizer.json normalizer (nil for none); layout
+	// "modernbert" writes GPT-NeoX's and ModernBERT's layout (see
+	// tools/hfparity) instead of RoBERTa's.
+	normalizer map[string]any
+	layout     string
+}
+
+// bpeConfigs are the byte-level BPE settings the parity tests cover:
+// RoBERTa's, a prefix space, untrimmed offsets, and vocabularies without
+// the full byte alphabet (characters dropped, or mapped to a fused unknown
+// token).
+var bpeConfigs = []bpeConfig{
+	{"roberta", false, true, true, "", false, nil, ""},
+	{"prefix-space", true, true, true, "", false, nil, ""},
+	{"untrimmed", false, false, true, "", false, nil, ""},
+	{"prefix-space-untrimmed", true, false, true, "", false, nil, ""},
+	{"partial-alphabet-no-unk", false, true, false, "", false, nil, ""},
+	{"partial-alphabet-fused-unk", false, true, false, "<unk>", true, nil, ""},
+	{"partial-alphabet-unk", true, true, false, "<unk>", false, nil, ""},
 }
 
 // bpeHardCases are the WordPiece hard cases with RoBERTa's special tokens
@@ -72,14 +80,7 @@ func bpeHardCases() []string {
 // trainParityBPE trains a byte-level BPE through tools/hfparity on the
 // WordNet gloss lines and the hard cases, saved as a RoBERTa tokenizer.json
 // by the Hugging Face library, and returns its path.
-func trainParityBPE(t *testing.T, h *hf, corpusFile string, c struct {
-	name           string
-	addPrefixSpace bool
-	trimOffsets    bool
-	fullAlphabet   bool
-	unk            string
-	fuseUnk        bool
-}) string {
+func trainParityBPE(t *testing.T, h *hf, corpusFile string, c bpeConfig) string {
 	t.Helper()
 	dir := t.TempDir()
 	tj := filepath.Join(dir, "tokenizer.json")
@@ -90,6 +91,12 @@ func trainParityBPE(t *testing.T, h *hf, corpusFile string, c struct {
 	}
 	if c.unk != "" {
 		req["unk_token"] = c.unk
+	}
+	if c.normalizer != nil {
+		req["normalizer"] = c.normalizer
+	}
+	if c.layout != "" {
+		req["layout"] = c.layout
 	}
 	var res struct {
 		VocabSize int `json:"vocab_size"`
@@ -150,72 +157,84 @@ func TestBPEEncodeParityWithHuggingFace(t *testing.T) {
 			if tok.Kind() != "BPE" || tok.MaskToken() != "<mask>" || tok.CLSID() != 0 || tok.SEPID() != 2 || tok.PadID() != 1 {
 				t.Fatalf("kind %s, mask %q, cls %d, sep %d, pad %d", tok.Kind(), tok.MaskToken(), tok.CLSID(), tok.SEPID(), tok.PadID())
 			}
-			if d := compareEncodings(t, h, tok, tj, texts); d != 0 {
-				t.Errorf("%d of %d texts encode to different ids", d, len(texts))
-			}
-			// Without special tokens (WordPieces, EncodeRaw).
-			want := h.encode(t, tj, hard, false)
-			for i, text := range hard {
-				got, err := tok.EncodeRaw(text)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !equalInts(got.IDs, want[i].IDs) || !equalOffsets(charOffsets(text, got.Offsets), want[i].Offsets) {
-					t.Errorf("EncodeRaw(%q) = %v %v, Hugging Face %v %v", text, got.IDs, charOffsets(text, got.Offsets), want[i].IDs, want[i].Offsets)
-				}
-			}
+			checkBPEParity(t, h, tok, tj, texts, hard)
+		})
+	}
+}
 
-			// Saved and loaded again: same encodings (and Hugging Face
-			// reads the saved file to the same ids).
-			dir := t.TempDir()
-			if err := tok.Save(dir); err != nil {
-				t.Fatal(err)
-			}
-			again, err := Load(dir)
+// checkBPEParity requires that tok, loaded from the tokenizer.json tj that
+// Hugging Face wrote, encodes texts as Hugging Face does (ids, tokens and
+// character offsets), hard also without special tokens; that it does so
+// after Save and Load (and that Hugging Face reads the saved file to the
+// same encodings); and that Decode agrees with Hugging Face's decoder, with
+// and without special tokens, on the encodings of hard and of the last 500
+// texts and on random id sequences.
+func checkBPEParity(t *testing.T, h *hf, tok *Tokenizer, tj string, texts, hard []string) {
+	t.Helper()
+	if d := compareEncodings(t, h, tok, tj, texts); d != 0 {
+		t.Errorf("%d of %d texts encode to different ids", d, len(texts))
+	}
+	// Without special tokens (WordPieces, EncodeRaw).
+	want := h.encode(t, tj, hard, false)
+	for i, text := range hard {
+		got, err := tok.EncodeRaw(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equalInts(got.IDs, want[i].IDs) || !equalOffsets(charOffsets(text, got.Offsets), want[i].Offsets) {
+			t.Errorf("EncodeRaw(%q) = %v %v, Hugging Face %v %v", text, got.IDs, charOffsets(text, got.Offsets), want[i].IDs, want[i].Offsets)
+		}
+	}
+
+	// Saved and loaded again: same encodings (and Hugging Face
+	// reads the saved file to the same ids).
+	dir := t.TempDir()
+	if err := tok.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := compareEncodings(t, h, again, filepath.Join(dir, "tokenizer.json"), texts[:1000]); d != 0 {
+		t.Errorf("after Save and Load, %d texts encode to different ids", d)
+	}
+
+	// Decode.
+	var ids [][]int
+	for _, text := range append(slices.Clone(hard), texts[len(texts)-500:]...) {
+		e, err := tok.Encode(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.IDs)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 500 {
+		seq := make([]int, 1+rng.IntN(8))
+		for k := range seq {
+			seq[k] = rng.IntN(tok.VocabSize())
+		}
+		ids = append(ids, seq)
+	}
+	for _, skip := range []bool{false, true} {
+		var want []string
+		h.call(t, map[string]any{"op": "decode", "tokenizer": tj, "ids": ids, "skip_special_tokens": skip}, &want)
+		bad := 0
+		for i := range ids {
+			got, err := tok.Decode(ids[i], skip)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := compareEncodings(t, h, again, filepath.Join(dir, "tokenizer.json"), texts[:1000]); d != 0 {
-				t.Errorf("after Save and Load, %d texts encode to different ids", d)
-			}
-
-			// Decode.
-			var ids [][]int
-			for _, text := range append(slices.Clone(hard), texts[len(texts)-500:]...) {
-				e, err := tok.Encode(text)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ids = append(ids, e.IDs)
-			}
-			rng := rand.New(rand.NewPCG(3, 4))
-			for range 500 {
-				seq := make([]int, 1+rng.IntN(8))
-				for k := range seq {
-					seq[k] = rng.IntN(tok.VocabSize())
-				}
-				ids = append(ids, seq)
-			}
-			for _, skip := range []bool{false, true} {
-				var want []string
-				h.call(t, map[string]any{"op": "decode", "tokenizer": tj, "ids": ids, "skip_special_tokens": skip}, &want)
-				bad := 0
-				for i := range ids {
-					got, err := tok.Decode(ids[i], skip)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if got != want[i] {
-						if bad++; bad <= 10 {
-							t.Errorf("Decode(%v, %v) = %q, Hugging Face %q", ids[i], skip, got, want[i])
-						}
-					}
-				}
-				if bad > 0 {
-					t.Errorf("skip=%v: %d of %d decodings differ", skip, bad, len(ids))
+			if got != want[i] {
+				if bad++; bad <= 10 {
+					t.Errorf("Decode(%v, %v) = %q, Hugging Face %q", ids[i], skip, got, want[i])
 				}
 			}
-		})
+		}
+		if bad > 0 {
+			t.Errorf("skip=%v: %d of %d decodings differ", skip, bad, len(ids))
+		}
 	}
 }
 

@@ -380,11 +380,91 @@ func (p replaceNorm) apply(n *normalized) {
 
 // regexFor compiles a Hugging Face Replace pattern (Oniguruma syntax) with
 // Go's regexp, which agrees with it on the patterns tokenizer.json files
-// use (character classes, repetitions, alternations).
+// use (character classes, repetitions, alternations) once the shorthand
+// classes are made Unicode-aware as Oniguruma's are (see onigClasses).
 func regexFor(pattern string) (*regexp.Regexp, error) {
-	re, err := regexp.Compile(pattern)
+	translated, err := onigClasses(pattern)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Replace pattern %q: %v", ErrUnsupported, pattern, err)
+	}
+	re, err := regexp.Compile(translated)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Replace pattern %q is not a regular expression Go can run: %v", ErrUnsupported, pattern, err)
 	}
 	return re, nil
+}
+
+// Oniguruma's shorthand classes on UTF-8 text: \s is White_Space, \d a
+// decimal digit, \w a letter, mark, decimal digit or connector
+// punctuation; Go's are ASCII only.
+const (
+	onigSpace = `\t-\r \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}`
+	onigDigit = `\p{Nd}`
+	onigWord  = `\p{L}\p{M}\p{Nd}\p{Pc}`
+)
+
+// onigClasses rewrites \s, \d and \w (and, outside brackets, \S, \D and
+// \W) of an Oniguruma pattern as the Unicode classes Oniguruma gives them.
+// A negated shorthand inside brackets has no such rewriting and is an
+// error.
+func onigClasses(pattern string) (string, error) {
+	var b strings.Builder
+	inClass := false
+	for i := 0; i < len(pattern); i++ {
+		c := pattern[i]
+		switch {
+		case c == '\\' && i+1 < len(pattern):
+			i++
+			var set string
+			switch pattern[i] {
+			case 's', 'S':
+				set = onigSpace
+			case 'd', 'D':
+				set = onigDigit
+			case 'w', 'W':
+				set = onigWord
+			default:
+				b.WriteByte(c)
+				b.WriteByte(pattern[i])
+				continue
+			}
+			negated := pattern[i] >= 'A' && pattern[i] <= 'Z'
+			switch {
+			case inClass && negated:
+				return "", fmt.Errorf(`\%c inside brackets`, pattern[i])
+			case inClass:
+				b.WriteString(set)
+			case negated:
+				b.WriteString("[^" + set + "]")
+			default:
+				b.WriteString("[" + set + "]")
+			}
+		case c == '[' && !inClass:
+			inClass = true
+			b.WriteByte(c)
+			// A ']' (after an optional '^') right after '[' is literal.
+			if i+1 < len(pattern) && pattern[i+1] == '^' {
+				i++
+				b.WriteByte('^')
+			}
+			if i+1 < len(pattern) && pattern[i+1] == ']' {
+				i++
+				b.WriteByte(']')
+			}
+		case c == '[' && inClass && strings.HasPrefix(pattern[i:], "[:"):
+			// A POSIX class such as [:alpha:] inside brackets.
+			end := strings.Index(pattern[i:], ":]")
+			if end < 0 {
+				end = len(pattern) - i - 2
+			}
+			b.WriteString(pattern[i : i+end+2])
+			i += end + 1
+		case c == ']' && inClass:
+			inClass = false
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), nil
 }

@@ -296,7 +296,7 @@ func loadTokenizerJSON(path string, cfg tokenizerConfig) (*Tokenizer, error) {
 	_, hasMerges := head.Model["merges"]
 	switch {
 	case typ == "BPE" || typ == "" && hasMerges:
-		return loadBPEJSON(b, cfg.withDefaults(bpeSpecials))
+		return loadBPEJSON(b, cfg)
 	case typ == "Unigram":
 		return loadUnigramJSON(b, cfg.withDefaults(bpeSpecials))
 	}

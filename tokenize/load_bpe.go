@@ -33,12 +33,22 @@ type bpeSpec struct {
 	cls, sep                   string
 
 	added []AddedToken
+
+	// chain is the normaliser (nil for none), lower whether it lowercases,
+	// and normalizer its tokenizer.json component, kept for saving.
+	chain      normChain
+	lower      bool
+	normalizer json.RawMessage
 }
 
 // loadBPEJSON reads a tokenizer.json with a BPE model. Only the byte-level
-// form is supported: no normaliser, the ByteLevel pre-tokeniser and
-// decoder, and RobertaProcessing, ByteLevel, TemplateProcessing ("<s> $A
-// </s>") or no post-processor.
+// form is supported: the normalisers of Unigram tokenizers (NFC, NFD, NFKC,
+// NFKD, Lowercase, Strip, Replace, Prepend, Precompiled, a Sequence of them,
+// or none; GPT-NeoX's and ModernBERT's tokenizer.json have NFC), the
+// ByteLevel pre-tokeniser and decoder, and RobertaProcessing, ByteLevel,
+// TemplateProcessing ("<s> $A </s>", "[CLS] $A [SEP]") or no
+// post-processor. Special tokens that cfg does not name take the defaults
+// of bpeDefaultSpecials.
 func loadBPEJSON(b []byte, cfg tokenizerConfig) (*Tokenizer, error) {
 	var doc struct {
 		AddedTokens   []AddedToken    `json:"added_tokens"`
@@ -62,6 +72,7 @@ func loadBPEJSON(b []byte, cfg tokenizerConfig) (*Tokenizer, error) {
 		return nil, fmt.Errorf("parse BPE tokenizer: %w", err)
 	}
 	m := doc.Model
+	cfg = cfg.withDefaults(bpeDefaultSpecials(doc.AddedTokens, m.Vocab))
 	switch {
 	case m.Dropout != nil && *m.Dropout != 0:
 		return nil, fmt.Errorf("%w: BPE dropout %g (randomised tokenisation is for training; set it to null)", ErrUnsupported, *m.Dropout)
@@ -74,14 +85,17 @@ func loadBPEJSON(b []byte, cfg tokenizerConfig) (*Tokenizer, error) {
 	case len(m.Vocab) == 0:
 		return nil, errors.New(`BPE model has no "vocab"`)
 	}
-	if k := kindOf(doc.Normalizer); k != "" {
-		return nil, fmt.Errorf("%w: normalizer type %q with a byte-level BPE model (only none)", ErrUnsupported, k)
-	}
 	spec := bpeSpec{vocab: m.Vocab, fuseUnk: m.FuseUnk, ignoreMerges: m.IgnoreMerges, added: doc.AddedTokens}
 	if m.UnkToken != nil {
 		spec.unkToken = *m.UnkToken
 	}
 	var err error
+	if spec.chain, spec.lower, err = parseNormChain(doc.Normalizer, "a byte-level BPE model"); err != nil {
+		return nil, err
+	}
+	if len(spec.chain) > 0 {
+		spec.normalizer = doc.Normalizer
+	}
 	if spec.merges, err = parseMerges(m.Merges); err != nil {
 		return nil, err
 	}
@@ -138,6 +152,28 @@ func loadBPEJSON(b []byte, cfg tokenizerConfig) (*Tokenizer, error) {
 		return nil, fmt.Errorf("%w: post_processor type %q with a byte-level BPE model (RobertaProcessing, ByteLevel or TemplateProcessing)", ErrUnsupported, k)
 	}
 	return newBPE(spec, cfg)
+}
+
+// bpeDefaultSpecials returns the special token names a byte-level BPE
+// tokenizer.json has when no configuration names them: RoBERTa's (<mask>,
+// <s>, …), or BERT's ([MASK], [CLS], …) when the file has [MASK] and no
+// <mask>, as ModernBERT's has.
+func bpeDefaultSpecials(added []AddedToken, vocab map[string]int) specialDefaults {
+	has := func(s string) bool {
+		if _, ok := vocab[s]; ok {
+			return true
+		}
+		for _, a := range added {
+			if a.Content == s {
+				return true
+			}
+		}
+		return false
+	}
+	if has("[MASK]") && !has("<mask>") {
+		return wordPieceSpecials
+	}
+	return bpeSpecials
 }
 
 // kindOf returns the "type" of a tokenizer.json component, or "" for null
@@ -279,6 +315,7 @@ func newBPE(spec bpeSpec, cfg tokenizerConfig) (*Tokenizer, error) {
 		trimOffsets:    spec.trimOffsets,
 		ppPrefixSpace:  spec.ppPrefixSpace,
 		processor:      spec.processor,
+		normalizer:     spec.normalizer,
 	}
 	if spec.unkToken != "" {
 		id, ok := spec.vocab[spec.unkToken]
@@ -299,6 +336,8 @@ func newBPE(spec bpeSpec, cfg tokenizerConfig) (*Tokenizer, error) {
 	t := &Tokenizer{
 		vocab:          vocab,
 		ids:            spec.vocab,
+		chain:          spec.chain,
+		lowercase:      spec.lower,
 		model:          bm,
 		unkToken:       string(cfg.UnkToken),
 		clsToken:       string(cfg.ClsToken),

@@ -70,7 +70,7 @@ func loadUnigramJSON(b []byte, cfg tokenizerConfig) (*Tokenizer, error) {
 		}
 	}
 
-	chain, lower, err := parseNormChain(doc.Normalizer)
+	chain, lower, err := parseNormChain(doc.Normalizer, "a Unigram model")
 	if err != nil {
 		return nil, err
 	}
@@ -149,9 +149,10 @@ type hfPattern struct {
 	Regex  *string `json:"Regex"`
 }
 
-// parseNormChain reads a normalizer component; it reports whether the
-// chain lowercases.
-func parseNormChain(raw json.RawMessage) (normChain, bool, error) {
+// parseNormChain reads the normalizer component of a Unigram or byte-level
+// BPE tokenizer; it reports whether the chain lowercases. model names the
+// tokenizer's model in errors ("a Unigram model").
+func parseNormChain(raw json.RawMessage, model string) (normChain, bool, error) {
 	if kindOf(raw) == "" {
 		return nil, false, nil
 	}
@@ -221,7 +222,7 @@ func parseNormChain(raw json.RawMessage) (normChain, bool, error) {
 				chain = append(chain, pc)
 			}
 		default:
-			return fmt.Errorf("%w: normalizer type %q with a Unigram model (NFC, NFD, NFKC, NFKD, Lowercase, Strip, Replace, Prepend, Precompiled or a Sequence of them)", ErrUnsupported, n.Type)
+			return fmt.Errorf("%w: normalizer type %q with %s (NFC, NFD, NFKC, NFKD, Lowercase, Strip, Replace, Prepend, Precompiled or a Sequence of them)", ErrUnsupported, n.Type, model)
 		}
 		return nil
 	}

@@ -307,7 +307,7 @@ func (t *Tokenizer) bpeTokenizerJSON(bm *bpeModel, vocab []byte) ([]byte, error)
 		{"truncation", nil},
 		{"padding", nil},
 		{"added_tokens", addedList},
-		{"normalizer", nil},
+		{"normalizer", compactJSON(bm.normalizer)},
 		{"pre_tokenizer", byteLevel},
 		{"post_processor", post},
 		{"decoder", map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}},
@@ -407,25 +407,15 @@ func (t *Tokenizer) unigramTokenizerJSON(u *unigramModel) ([]byte, error) {
 	for i, a := range t.added {
 		addedList[i] = added(a)
 	}
-	raw := func(b []byte) json.RawMessage {
-		if len(b) == 0 {
-			return json.RawMessage("null")
-		}
-		var c bytes.Buffer
-		if err := json.Compact(&c, b); err != nil {
-			return json.RawMessage("null")
-		}
-		return c.Bytes()
-	}
 	head := []jsonField{
 		{"version", "1.0"},
 		{"truncation", nil},
 		{"padding", nil},
 		{"added_tokens", addedList},
-		{"normalizer", raw(u.raw.normalizer)},
-		{"pre_tokenizer", raw(u.raw.preTokenizer)},
-		{"post_processor", raw(u.raw.postProcessor)},
-		{"decoder", raw(u.raw.decoder)},
+		{"normalizer", compactJSON(u.raw.normalizer)},
+		{"pre_tokenizer", compactJSON(u.raw.preTokenizer)},
+		{"post_processor", compactJSON(u.raw.postProcessor)},
+		{"decoder", compactJSON(u.raw.decoder)},
 	}
 	var b bytes.Buffer
 	b.WriteString("{\n")
@@ -462,4 +452,17 @@ func (t *Tokenizer) unigramTokenizerJSON(u *unigramModel) ([]byte, error) {
 	}
 	b.WriteString("\n    ]\n  }\n}\n")
 	return b.Bytes(), nil
+}
+
+// compactJSON returns a tokenizer.json component as compact JSON, or null
+// when it is absent.
+func compactJSON(b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return json.RawMessage("null")
+	}
+	var c bytes.Buffer
+	if err := json.Compact(&c, b); err != nil {
+		return json.RawMessage("null")
+	}
+	return c.Bytes()
 }

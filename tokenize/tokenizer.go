@@ -74,11 +74,12 @@ type Pieces struct {
 
 // Tokenizer is a Hugging Face tokenizer of one of three kinds: BERT's
 // WordPiece (BertNormalizer, BertPreTokenizer, WordPiece model and
-// decoder), byte-level BPE as in RoBERTa and GPT-2 (no normaliser,
-// ByteLevel pre-tokeniser, BPE model, RobertaProcessing, ByteLevel
-// decoder) or SentencePiece Unigram as in XLM-RoBERTa (a chain of
-// normalisers such as Precompiled, Metaspace pre-tokeniser, Unigram model,
-// TemplateProcessing, Metaspace decoder). All share the vocabulary, the
+// decoder), byte-level BPE as in RoBERTa, GPT-2, GPT-NeoX and ModernBERT
+// (no normaliser or a chain such as NFC, ByteLevel pre-tokeniser, BPE
+// model, RobertaProcessing or TemplateProcessing, ByteLevel decoder) or
+// SentencePiece Unigram as in XLM-RoBERTa (a chain of normalisers such as
+// Precompiled, Metaspace pre-tokeniser, Unigram model, TemplateProcessing,
+// Metaspace decoder). All share the vocabulary, the
 // added tokens and their matching, and the special tokens; the
 // kind-specific steps sit behind the model interface. A Tokenizer is safe
 // for concurrent use once built.
@@ -88,8 +89,8 @@ type Tokenizer struct {
 
 	norm    Normalizer
 	hasNorm bool
-	// chain is the general normaliser of Unigram tokenizers (nil
-	// otherwise); it takes precedence over norm.
+	// chain is the general normaliser of Unigram and byte-level BPE
+	// tokenizers (nil otherwise); it takes precedence over norm.
 	chain normChain
 	// lowercase records that chain lowercases text.
 	lowercase    bool
@@ -407,19 +408,22 @@ func (t *Tokenizer) WordPieces(text string) (Pieces, error) {
 // For WordPiece tokenizers the context does not matter and each is
 // WordPieces(answer). For byte-level BPE a word after a space is a
 // different token from the same word at the start of a text ("Ġread", not
-// "read"), so an answer is encoded with a leading space when the character
-// before its mask token is a space (which the mask token's lstrip takes
-// into the mask) or when the tokenizer adds a prefix space and the mask
-// starts a stretch of text. For Unigram with the Metaspace pre-tokeniser a
-// word start carries the replacement character ("▁read"): an answer gets it
-// when the character before its mask token is white space, or when the mask
-// token starts a stretch of text that Metaspace prepends to (prepend_scheme
-// "always", or "first" at the start of the text): precisely, when Metaspace
-// puts its replacement character before the answer's first character in
-// the text with the answers written in place of the masks, after
-// normalisation (so that, for example, a space a Strip normaliser removes
-// does not count). Otherwise the answer continues the word before it and
-// is encoded without ("read").
+// "read"), so an answer is encoded with a leading space when, in the text
+// with the answers written in place of the masks, it follows a space in
+// the same stretch of text between added tokens once normalised (the
+// mask token's lstrip takes that space into the mask; a no-break space
+// counts under NFKC, not under NFC; a space that an added token such as
+// GPT-NeoX's whitespace runs takes does not), or when it starts such a
+// stretch and the pre-tokeniser adds a prefix space. For Unigram with the
+// Metaspace pre-tokeniser a word start carries the replacement character
+// ("▁read"): an answer gets it when the character before its mask token is
+// white space, or when the mask token starts a stretch of text that
+// Metaspace prepends to (prepend_scheme "always", or "first" at the start
+// of the text): precisely, when Metaspace puts its replacement character
+// before the answer's first character in the text with the answers written
+// in place of the masks, after normalisation (so that, for example, a
+// space a Strip normaliser removes does not count). Otherwise the answer
+// continues the word before it and is encoded without ("read").
 func (t *Tokenizer) AnswerPieces(text string, answers []string) ([]Pieces, error) {
 	bm, isBPE := t.model.(*bpeModel)
 	um, isUnigram := t.model.(*unigramModel)
@@ -438,18 +442,16 @@ func (t *Tokenizer) AnswerPieces(text string, answers []string) ([]Pieces, error
 	// in the normalised stretches between, mapped back to the text.
 	// lit and litEnd delimit the mask token's own text (without the
 	// whitespace lstrip or rstrip take).
-	type mask struct{ lit, litEnd, prevEnd int }
+	type mask struct{ lit, litEnd int }
 	var masks []mask
-	prevEnd := 0
-	found := func(id, lit, litEnd, end int) {
+	found := func(id, lit, litEnd int) {
 		if id == t.maskID {
-			masks = append(masks, mask{lit: lit, litEnd: litEnd, prevEnd: prevEnd})
+			masks = append(masks, mask{lit: lit, litEnd: litEnd})
 		}
-		prevEnd = end
 	}
 	for _, seg := range splitAdded(text, t.rawAdded) {
 		if seg.id >= 0 {
-			found(seg.id, seg.lit, seg.lit+len(t.added[t.addedByID[seg.id]].Content), seg.end)
+			found(seg.id, seg.lit, seg.lit+len(t.added[t.addedByID[seg.id]].Content))
 			continue
 		}
 		if len(t.normAdded) == 0 {
@@ -467,26 +469,31 @@ func (t *Tokenizer) AnswerPieces(text string, answers []string) ([]Pieces, error
 					break
 				}
 			}
-			found(sub.id, nt.align[sub.lit][0], nt.align[max(litEnd, sub.lit+1)-1][1], nt.align[sub.end-1][1])
+			found(sub.id, nt.align[sub.lit][0], nt.align[max(litEnd, sub.lit+1)-1][1])
 		}
 	}
 	if len(masks) != len(answers) {
 		return nil, fmt.Errorf("answer pieces: text has %d %s tokens but %d answers are given", len(masks), t.maskToken, len(answers))
 	}
-	var wordStart map[int]bool
+	// Write the answers in place of the masks: for Unigram, see which of
+	// them Metaspace starts with its replacement character; for BPE, which
+	// follow a space once normalised, in the same stretch of text.
+	var filled strings.Builder
 	var answerAt []int
+	last := 0
+	for i, m := range masks {
+		filled.WriteString(text[last:m.lit])
+		answerAt = append(answerAt, filled.Len())
+		filled.WriteString(answers[i])
+		last = m.litEnd
+	}
+	filled.WriteString(text[last:])
+	var wordStart map[int]bool
+	var spaceBefore []bool
+	if isBPE {
+		spaceBefore = t.spaceBefore(filled.String(), answerAt, bm.addPrefixSpace)
+	}
 	if isUnigram {
-		// Write the answers in place of the masks and see which of them
-		// Metaspace starts with its replacement character.
-		var filled strings.Builder
-		last := 0
-		for i, m := range masks {
-			filled.WriteString(text[last:m.lit])
-			answerAt = append(answerAt, filled.Len())
-			filled.WriteString(answers[i])
-			last = m.litEnd
-		}
-		filled.WriteString(text[last:])
 		var starts []int
 		if _, err := t.encodeSafe(filled.String(), false, encodeOpts{wordStarts: &starts}); err != nil {
 			return nil, fmt.Errorf("answer pieces: %w", err)
@@ -498,11 +505,9 @@ func (t *Tokenizer) AnswerPieces(text string, answers []string) ([]Pieces, error
 	}
 	out := make([]Pieces, len(answers))
 	for i, a := range answers {
-		m := masks[i]
 		opts := encodeOpts{noPrefixSpace: true}
 		if isBPE {
-			space := (m.lit > 0 && text[m.lit-1] == ' ') || (bm.addPrefixSpace && m.prevEnd == m.lit)
-			if space && !strings.HasPrefix(a, " ") {
+			if spaceBefore[i] && !strings.HasPrefix(a, " ") {
 				a = " " + a
 			}
 		} else if wordStart[answerAt[i]] {
@@ -520,6 +525,39 @@ func (t *Tokenizer) AnswerPieces(text string, answers []string) ([]Pieces, error
 		}
 	}
 	return out, nil
+}
+
+// spaceBefore reports, for each offset in at, whether the character there
+// follows a space in the text as the byte-level pre-tokeniser sees it:
+// after the added tokens are split off and the rest normalised (so that a
+// space an added token such as GPT-NeoX's whitespace runs takes does not
+// count, and one NFKC makes of a no-break space does); at the start of a
+// stretch of text, whether the pre-tokeniser adds a prefix space.
+func (t *Tokenizer) spaceBefore(text string, at []int, prefixSpace bool) []bool {
+	out := make([]bool, len(at))
+	for _, seg := range splitAdded(text, t.rawAdded) {
+		if seg.id >= 0 {
+			continue
+		}
+		nt := t.normalizeAt(text[seg.start:seg.end], seg.start)
+		for _, sub := range splitAdded(string(nt.text), t.normAdded) {
+			if sub.id >= 0 {
+				continue
+			}
+			for i, p := range at {
+				for k := sub.start; k < sub.end; k++ {
+					if nt.align[k][0] < p {
+						continue
+					}
+					if nt.align[k][0] == p {
+						out[i] = k == sub.start && prefixSpace || k > sub.start && nt.text[k-1] == ' '
+					}
+					break
+				}
+			}
+		}
+	}
+	return out
 }
 
 func (t *Tokenizer) encodeSafe(text string, addSpecial bool, opts encodeOpts) (enc *Encoding, err error) {

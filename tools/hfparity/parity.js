@@ -34,7 +34,16 @@
 //          the 256-character byte alphabet when full_alphabet, the trained
 //          vocabulary, <mask> last with lstrip; RobertaProcessing; ByteLevel
 //          decoder; the added tokens "<ent>" (rstrip) and "foo"
-//          (single_word, normalized)) by the Hugging Face serializer
+//          (single_word, normalized)) by the Hugging Face serializer;
+//          "normalizer":{...} sets that normalizer, and "layout":"modernbert"
+//          writes GPT-NeoX/ModernBERT's layout instead: |||IP_ADDRESS||| = 0
+//          (normalized), <|padding|> = 1, the byte alphabet and the trained
+//          vocabulary, whitespace runs of 2-24 spaces (normalized, not
+//          special), |||EMAIL_ADDRESS|||, |||PHONE_NUMBER|||, <|endoftext|>,
+//          all in the model vocabulary; then special [UNK] [CLS] [SEP] [PAD]
+//          [MASK] (lstrip) and normalized [unused0] [unused1] as added
+//          tokens only (ModernBERT's added_tokens_decoder);
+//          TemplateProcessing "[CLS] $A [SEP]"; no unknown token
 //   {"op":"train_unigram","files":[...],"save":FILE}
 //       -> results = {"pieces":N}: a Unigram model trained by the default
 //          UnigramTrainer (8,000 pieces, no unknown token) after the NFKC
@@ -145,19 +154,10 @@ async function handle(req) {
 
 // trainBPE trains a byte-level BPE and saves it in RoBERTa's form.
 function trainBPE(req) {
-  const fs = require('fs');
-  const os = require('os');
-  const path = require('path');
+  if (req.layout === 'modernbert') return trainModernBERT(req);
   const prefixSpace = !!req.add_prefix_space;
   const trim = req.trim_offsets !== false;
-  const t = new tk.Tokenizer(tk.BPE.empty());
-  t.setPreTokenizer(tk.byteLevelPreTokenizer(prefixSpace, true));
-  t.train(req.files);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hfparity-'));
-  const trainedFile = path.join(tmp, 'trained.json');
-  t.save(trainedFile, false);
-  const j = JSON.parse(fs.readFileSync(trainedFile, 'utf8'));
-  fs.rmSync(tmp, { recursive: true, force: true });
+  const j = trainByteLevel(req, prefixSpace);
   const vocab = {};
   let n = 0;
   for (const s of ['<s>', '<pad>', '</s>', '<unk>']) vocab[s] = n++;
@@ -174,6 +174,7 @@ function trainBPE(req) {
   j.post_processor = { type: 'RobertaProcessing', sep: ['</s>', 2], cls: ['<s>', 0], trim_offsets: trim, add_prefix_space: prefixSpace };
   j.pre_tokenizer = { type: 'ByteLevel', add_prefix_space: prefixSpace, trim_offsets: trim, use_regex: true };
   j.added_tokens = [];
+  if (req.normalizer) j.normalizer = req.normalizer;
   const out = tk.Tokenizer.fromString(JSON.stringify(j));
   out.addAddedTokens([
     new tk.AddedToken('<s>', true, { normalized: true }),
@@ -186,6 +187,78 @@ function trainBPE(req) {
     new tk.AddedToken('<ent>', false, { rightStrip: true, normalized: false }),
     new tk.AddedToken('foo', false, { singleWord: true, normalized: true }),
   ]);
+  out.save(req.save, true);
+  return { vocab_size: out.getVocabSize(true), merges: j.model.merges.length };
+}
+
+// trainByteLevel trains a byte-level BPE and returns its tokenizer.json
+// as the Hugging Face serializer writes it.
+function trainByteLevel(req, prefixSpace) {
+  const fs = require('fs');
+  const os = require('os');
+  const path = require('path');
+  const t = new tk.Tokenizer(tk.BPE.empty());
+  t.setPreTokenizer(tk.byteLevelPreTokenizer(prefixSpace, true));
+  t.train(req.files);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hfparity-'));
+  const trainedFile = path.join(tmp, 'trained.json');
+  t.save(trainedFile, false);
+  const j = JSON.parse(fs.readFileSync(trainedFile, 'utf8'));
+  fs.rmSync(tmp, { recursive: true, force: true });
+  return j;
+}
+
+// trainModernBERT trains a byte-level BPE and saves it in the layout of
+// GPT-NeoX's and ModernBERT's tokenizer.json (see the protocol above).
+function trainModernBERT(req) {
+  const j = trainByteLevel(req, false);
+  const vocab = {};
+  let n = 0;
+  const added = [];
+  const add = (content, special, opts) => {
+    added.push({
+      id: content in vocab ? vocab[content] : n++, content, single_word: false,
+      lstrip: !!(opts && opts.lstrip), rstrip: false, normalized: !special, special,
+    });
+  };
+  vocab['|||IP_ADDRESS|||'] = n++;
+  vocab['<|padding|>'] = n++;
+  for (const c of tk.byteLevelAlphabet().sort()) if (!(c in vocab)) vocab[c] = n++;
+  const trained = Object.entries(j.model.vocab).sort((a, b) => a[1] - b[1]);
+  for (const [tok] of trained) if (!(tok in vocab)) vocab[tok] = n++;
+  const spaces = [];
+  for (let k = 24; k >= 2; k--) spaces.push(' '.repeat(k));
+  for (const s of [...spaces, '|||EMAIL_ADDRESS|||', '|||PHONE_NUMBER|||', '<|endoftext|>']) if (!(s in vocab)) vocab[s] = n++;
+  add('|||IP_ADDRESS|||', false);
+  add('<|padding|>', true);
+  for (const s of spaces) add(s, false);
+  add('|||EMAIL_ADDRESS|||', false);
+  add('|||PHONE_NUMBER|||', false);
+  add('<|endoftext|>', true);
+  for (const s of ['[UNK]', '[CLS]', '[SEP]', '[PAD]', '[MASK]']) add(s, true, { lstrip: s === '[MASK]' });
+  for (const s of ['[unused0]', '[unused1]']) add(s, false);
+  added.sort((a, b) => a.id - b.id);
+  const idOf = (s) => added.find((a) => a.content === s).id;
+  const st = (s) => ({ SpecialToken: { id: s, type_id: 0 } });
+  const sq = (s) => ({ Sequence: { id: s, type_id: 0 } });
+  j.model.vocab = vocab;
+  j.model.unk_token = null;
+  j.model.continuing_subword_prefix = '';
+  j.model.end_of_word_suffix = '';
+  j.normalizer = req.normalizer || { type: 'NFC' };
+  j.pre_tokenizer = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  j.post_processor = {
+    type: 'TemplateProcessing',
+    single: [st('[CLS]'), sq('A'), st('[SEP]')],
+    pair: [st('[CLS]'), sq('A'), st('[SEP]'), sq('B'), st('[SEP]')],
+    special_tokens: {
+      '[CLS]': { id: '[CLS]', ids: [idOf('[CLS]')], tokens: ['[CLS]'] },
+      '[SEP]': { id: '[SEP]', ids: [idOf('[SEP]')], tokens: ['[SEP]'] },
+    },
+  };
+  j.decoder = { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true };
+  j.added_tokens = added;
+  const out = tk.Tokenizer.fromString(JSON.stringify(j));
   out.save(req.save, true);
   return { vocab_size: out.getVocabSize(true), merges: j.model.merges.length };
 }
