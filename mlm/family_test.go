@@ -275,3 +275,53 @@ open(sys.argv[4], "wb").write(logits.contiguous().float().numpy().astype("<f4").
 		})
 	}
 }
+
+// TestFamilyFineTuneLowersLoss fine-tunes each family that runs with the
+// WordPiece test tokenizer on a few cloze items and requires the gold
+// answers' NLL, measured by Evaluate as the workflow does, to fall.
+// RoBERTa, XLM-RoBERTa and ModernBERT have the same check in their own
+// end-to-end tests, with their own tokenizers.
+func TestFamilyFineTuneLowersLoss(t *testing.T) {
+	ctx := context.Background()
+	examples := []Example{
+		{Text: "the [MASK] sat on the mat", Answers: []string{"cat"}},
+		{Text: "i want to [MASK] a book", Answers: []string{"read"}},
+		{Text: "paris is the [MASK] of france", Answers: []string{"capital"}},
+		{Text: "the sun and the [MASK]", Answers: []string{"moon"}},
+	}
+	var eval []EvalItem
+	for i, e := range examples {
+		eval = append(eval, EvalItem{ID: string(rune('a' + i)), Text: e.Text, Gold: e.Answers})
+	}
+	cases := []familyCase{{name: "bert", cfg: testConfig(), tok: true}}
+	for _, fc := range familyCases() {
+		if fc.tok {
+			cases = append(cases, fc)
+		}
+	}
+	ran := 0
+	for _, fc := range cases {
+		ran++
+		t.Run(fc.name, func(t *testing.T) {
+			m := fc.newModel(t, 5)
+			before, err := m.Evaluate(ctx, eval, EvalOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.FineTune(ctx, examples, nil, FineTuneOptions{MaxSteps: 30, BatchSize: 4, LR: 3e-3, Seed: 1}, nil); err != nil {
+				t.Fatal(err)
+			}
+			after, err := m.Evaluate(ctx, eval, EvalOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: gold NLL %.3f → %.3f, top-1 %.2f → %.2f", fc.name, before.GoldNLL, after.GoldNLL, before.Top1, after.Top1)
+			if after.GoldNLL >= before.GoldNLL-0.5 {
+				t.Errorf("gold NLL %.3f → %.3f: fine-tuning did not lower it", before.GoldNLL, after.GoldNLL)
+			}
+		})
+	}
+	if ran < 2 {
+		t.Fatalf("%d families with a tokenizer, want BERT and DistilBERT at least", ran)
+	}
+}
