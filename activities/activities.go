@@ -29,6 +29,9 @@ type Activities struct {
 	// Adapter serves the Adapt activity (the adaptation phase); nil on
 	// workers without it.
 	Adapter Adapter
+	// Pinner, when set, pins a run's Hub starting model to its commit in
+	// ResolveRun.
+	Pinner ModelPinner
 	// Observer, when set, receives what the activities measured (metrics).
 	Observer Observer
 	Logger   *slog.Logger
@@ -502,7 +505,25 @@ func (a *Activities) ResolveRun(ctx context.Context, in workflows.ResolveRunInpu
 	case !errors.Is(err, ErrNotFound):
 		return out, fmt.Errorf("resolve run %s: %w", in.OutputPrefix, err)
 	}
+	if in.ModelURI != "" && a.Pinner != nil && out.ModelURI == "" && out.LabelSetURI == "" {
+		pinned, err := a.Pinner.PinModel(ctx, in.ModelURI, in.OutputPrefix)
+		if err != nil {
+			return out, nonRetryable(fmt.Sprintf("resolve run %s: starting model %s", in.OutputPrefix, in.ModelURI), err)
+		}
+		if pinned != in.ModelURI {
+			out.PinnedModelURI = pinned
+		}
+	}
 	return out, nil
+}
+
+// ModelPinner pins model references that can move (Hugging Face Hub
+// branches and tags) to what they name now.
+type ModelPinner interface {
+	// PinModel returns uri pinned to its current commit, after recording
+	// the resolution under prefix; a URI that cannot move comes back
+	// unchanged.
+	PinModel(ctx context.Context, uri, prefix string) (string, error)
 }
 
 func getJSON(ctx context.Context, b Blobs, key string, v any) error {

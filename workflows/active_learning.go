@@ -83,13 +83,18 @@ func ActiveLearning(ctx workflow.Context, cfg RunConfig) (*Result, error) {
 
 // checkRunIDUnused refuses to start a run whose output prefix already holds
 // labels or a current model (a run id used before): the new run would
-// overwrite the earlier run's label files.
+// overwrite the earlier run's label files. The same activity pins a Hub
+// starting model to its current commit, which the run then uses.
 func (w *activeLearning) checkRunIDUnused(ctx workflow.Context) error {
 	var prev ResolveRunOutput
-	if err := workflow.ExecuteActivity(storeOptions(ctx), ActivityResolveRun, ResolveRunInput{OutputPrefix: w.cfg.OutputPrefix}).Get(ctx, &prev); err != nil {
+	in := ResolveRunInput{OutputPrefix: w.cfg.OutputPrefix, ModelURI: w.cfg.ModelURI}
+	if err := workflow.ExecuteActivity(storeOptions(ctx), ActivityResolveRun, in).Get(ctx, &prev); err != nil {
 		return fmt.Errorf("check that run id %q is unused: %w", w.cfg.RunID, err)
 	}
 	if prev.LabelSetURI == "" && prev.ModelURI == "" {
+		if prev.PinnedModelURI != "" {
+			w.carry.ModelURI = prev.PinnedModelURI
+		}
 		return nil
 	}
 	found := prev.LabelSetURI

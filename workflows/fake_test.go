@@ -37,6 +37,8 @@ type lab struct {
 	promotedElsewhere map[string]string
 	// resolved is what ResolveRun answers when set.
 	resolved *ResolveRunOutput
+	// resolveIn records ResolveRun's inputs.
+	resolveIn []ResolveRunInput
 }
 
 func newLab(poolSize int) *lab {
@@ -168,6 +170,7 @@ func (l *lab) UploadCheckpoint(ctx context.Context, in UploadCheckpointInput) (U
 func (l *lab) ResolveRun(ctx context.Context, in ResolveRunInput) (ResolveRunOutput, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.resolveIn = append(l.resolveIn, in)
 	if l.resolved != nil {
 		return *l.resolved, nil
 	}

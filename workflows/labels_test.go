@@ -193,6 +193,55 @@ func TestRunIDInUse(t *testing.T) {
 	}
 }
 
+// TestHubModelPinned: a run whose starting model is a Hub reference asks
+// ResolveRun to pin it, and scores (and would train) with the pinned
+// commit from then on, as Status reports.
+func TestHubModelPinned(t *testing.T) {
+	tests := []struct {
+		name, model, pinned, want string
+	}{
+		{"hub branch pinned", "hf://org/tiny", "hf://org/tiny@0123abcd", "hf://org/tiny@0123abcd"},
+		{"S3 key unchanged", "models/start", "", "models/start"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestWorkflowEnvironment()
+			l := newLab(10)
+			l.resolved = &ResolveRunOutput{PinnedModelURI: tc.pinned}
+			l.register(env)
+			cfg := baseConfig()
+			cfg.ModelURI = tc.model
+			var st Status
+			env.RegisterDelayedCallback(func() {
+				v, err := env.QueryWorkflow(QueryStatus)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := v.Get(&st); err != nil {
+					t.Error(err)
+				}
+			}, time.Minute)
+			env.ExecuteWorkflow(ActiveLearningName, cfg)
+			if len(l.resolveIn) == 0 || l.resolveIn[0].ModelURI != tc.model {
+				t.Fatalf("ResolveRun inputs %+v, want the configured model %s", l.resolveIn, tc.model)
+			}
+			if len(l.scored) == 0 {
+				t.Fatal("nothing scored")
+			}
+			for _, in := range l.scored {
+				if in.ModelURI != tc.want {
+					t.Errorf("scored with %s, want %s", in.ModelURI, tc.want)
+				}
+			}
+			if st.ModelURI != tc.want {
+				t.Errorf("status model %q, want %q", st.ModelURI, tc.want)
+			}
+		})
+	}
+}
+
 // TestMaskCountAndAgreement: an answer with the wrong number of blanks is
 // refused by the Update with the reason and recorded as rejected from a
 // signal; Status and History carry the round's agreement.

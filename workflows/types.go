@@ -677,6 +677,10 @@ type UploadCheckpointOutput struct {
 // ResolveRunInput asks where a run's current model and label set are.
 type ResolveRunInput struct {
 	OutputPrefix string `json:"output_prefix"`
+	// ModelURI, when set, is the run's configured starting model: a Hugging
+	// Face Hub reference (hf://org/name[@revision]) is resolved to the
+	// commit it names now and recorded in the run's output prefix.
+	ModelURI string `json:"model_uri,omitempty"`
 }
 
 // ResolveRunOutput answers ResolveRunInput ("" where nothing exists yet).
@@ -684,6 +688,11 @@ type ResolveRunOutput struct {
 	ModelURI    string             `json:"model_uri"`
 	LabelSetURI string             `json:"label_set_uri"`
 	Metrics     map[string]float64 `json:"metrics,omitempty"`
+	// PinnedModelURI is the input's Hub model pinned to its commit
+	// (hf://org/name@<commit>); empty for other models. The run uses it
+	// from then on, so that its rounds are reproducible when the Hub
+	// repository moves on.
+	PinnedModelURI string `json:"pinned_model_uri,omitempty"`
 }
 
 // MetricRoundPhase is the name of the timer, in the Temporal SDK's metrics,

@@ -252,6 +252,26 @@ type HubModelRecord struct {
 	Pinned string `json:"pinned"`
 }
 
+// PinModel implements activities.ModelPinner: a Hub reference is resolved
+// (downloaded, or found in the cache), recorded in
+// <prefix>/hub_model.json and returned as hf://org/name@<commit>; any other
+// URI is returned unchanged.
+func (e *Engine) PinModel(ctx context.Context, uri, prefix string) (string, error) {
+	if !hfhub.IsRef(uri) {
+		return uri, nil
+	}
+	snap, err := e.hubModel(ctx, uri)
+	if err != nil {
+		return "", err
+	}
+	if err := e.recordHubModel(ctx, prefix, uri); err != nil {
+		return "", err
+	}
+	pinned := snap.Ref
+	pinned.Revision = snap.Commit
+	return pinned.String(), nil
+}
+
 // recordHubModel writes <prefix>/hub_model.json when uri is a Hub
 // reference (resolved from the cache: the model was just loaded).
 func (e *Engine) recordHubModel(ctx context.Context, prefix, uri string) error {

@@ -14,6 +14,7 @@ import (
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/activities/mlmengine"
 	"github.com/clozeloop/clozeloop/activities/mlmengine/mlmenginetest"
+	"github.com/clozeloop/clozeloop/activities/storeblobs"
 	"github.com/clozeloop/clozeloop/hfhub"
 	"github.com/clozeloop/clozeloop/hfhub/hubtest"
 	"github.com/clozeloop/clozeloop/workflows"
@@ -124,5 +125,58 @@ func TestHubModels(t *testing.T) {
 		if !errors.Is(err, activities.ErrBadCheckpoint) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want ErrBadCheckpoint with %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestResolveRunPinsHubModel: ResolveRun with the engine as its pinner
+// pins a run's hf:// starting model to the commit the branch names now and
+// records it in the run's prefix; offline, the filled cache answers; an S3
+// key is left alone; a missing repository is a final error.
+func TestResolveRunPinsHubModel(t *testing.T) {
+	f := mlmenginetest.Start(t, 8, 6)
+	srv := hubtest.New()
+	defer srv.Close()
+	commit := srv.AddCommit("org/tiny", "main", false, hubFiles(t, f))
+	cache := t.TempDir()
+	ctx := context.Background()
+	online := hubEngine(t, f, hfhub.New(hfhub.Config{Endpoint: srv.URL(), CacheDir: cache}))
+	offline := hubEngine(t, f, hfhub.New(hfhub.Config{Endpoint: "http://127.0.0.1:1", CacheDir: cache, Offline: true}))
+	tests := []struct {
+		name, uri, prefix, want, wantErr string
+		e                                *mlmengine.Engine
+	}{
+		{"hub branch", "hf://org/tiny", "runs/pin-1", "hf://org/tiny@" + commit, "", online},
+		{"offline from the cache", "hf://org/tiny", "runs/pin-2", "hf://org/tiny@" + commit, "", offline},
+		{"S3 key", mlmenginetest.ModelURI, "runs/pin-3", "", "", online},
+		{"missing repository", "hf://org/none", "runs/pin-4", "", "BadCheckpoint", online},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			acts := &activities.Activities{Blobs: storeblobs.Blobs{S: f.Store}, Pinner: tc.e}
+			out, err := acts.ResolveRun(ctx, workflows.ResolveRunInput{OutputPrefix: tc.prefix, ModelURI: tc.uri})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("ResolveRun = %+v, %v; want an error with %q", out, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.PinnedModelURI != tc.want {
+				t.Errorf("pinned %q, want %q", out.PinnedModelURI, tc.want)
+			}
+			data, _, err := f.Store.GetBytes(ctx, tc.prefix+"/"+mlmengine.HubModelFile)
+			if tc.want == "" {
+				if err == nil {
+					t.Errorf("a record for a model that is not on the Hub: %s", data)
+				}
+				return
+			}
+			var rec mlmengine.HubModelRecord
+			if err != nil || json.Unmarshal(data, &rec) != nil || rec.Commit != commit || rec.Pinned != tc.want {
+				t.Errorf("record %s (%v)", data, err)
+			}
+		})
 	}
 }

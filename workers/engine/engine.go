@@ -79,5 +79,5 @@ func NewActivities(ctx context.Context, o Options) (*activities.Activities, erro
 		return nil, err
 	}
 	cache.Load = eng.LoadModel
-	return &activities.Activities{Blobs: storeblobs.Blobs{S: st}, Scorer: eng, Trainer: eng, Evaluator: eng, Adapter: eng, Logger: log}, nil
+	return &activities.Activities{Blobs: storeblobs.Blobs{S: st}, Scorer: eng, Trainer: eng, Evaluator: eng, Adapter: eng, Pinner: eng, Logger: log}, nil
 }

@@ -24,7 +24,7 @@ func TestNewActivities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if acts.Blobs == nil || acts.Scorer == nil || acts.Trainer == nil || acts.Evaluator == nil || acts.Adapter == nil {
+	if acts.Blobs == nil || acts.Scorer == nil || acts.Trainer == nil || acts.Evaluator == nil || acts.Adapter == nil || acts.Pinner == nil {
 		t.Fatalf("incomplete activities %+v", acts)
 	}
 	// The store and the cached models work together: score, then evaluate
