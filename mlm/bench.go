@@ -12,6 +12,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/clozeloop/clozeloop/tokenize"
+	"github.com/clozeloop/clozeloop/torchrt"
 )
 
 // SyntheticTokenizer returns an uncased WordPiece tokenizer over n tokens:
@@ -281,4 +282,57 @@ func benchTrainBatch(batch, length, vocab int, seed uint64) []trainItem {
 		items[b] = trainItem{ids: ids, pos: []int{p}, labels: []int64{label}}
 	}
 	return items
+}
+
+// BenchTrainMemory runs steps optimizer steps of fine-tuning (loss,
+// backward, AdamW) on synthetic batches of batch sequences whose lengths
+// cycle through lengths, as bucketing by length makes them, with the
+// training loop's own settings except the C heap trimming: the allocator's
+// free memory is handed back every trimEvery steps (0: never). sample is
+// called after every step with the number of steps done; its error stops
+// the run.
+func (m *Model) BenchTrainMemory(ctx context.Context, batch int, lengths []int, steps, trimEvery int, sample func(step int) error) error {
+	if batch < 1 || steps < 1 || trimEvery < 0 || len(lengths) == 0 {
+		return fmt.Errorf("benchmark train memory: batch %d and steps %d must be positive, trim every %d not negative, lengths %v not empty",
+			batch, steps, trimEvery, lengths)
+	}
+	batches := make([][]trainItem, len(lengths))
+	for i, l := range lengths {
+		if l < 3 || l > m.cfg.MaxSequenceLength() {
+			return fmt.Errorf("benchmark train memory: length %d not in [3, %d]", l, m.cfg.MaxSequenceLength())
+		}
+		batches[i] = benchTrainBatch(batch, l, m.cfg.VocabSize, m.seed+uint64(i))
+	}
+	if err := m.lock(); err != nil {
+		return err
+	}
+	defer m.unlock()
+	prev, err := ts.GradSetEnabled(true)
+	if err != nil {
+		return fmt.Errorf("benchmark train memory: enable gradients: %w", err)
+	}
+	defer ts.GradSetEnabled(prev)
+	opt, err := newAdamW(m.NamedParameters(), AdamWOptions{})
+	if err != nil {
+		return fmt.Errorf("benchmark train memory: %w", err)
+	}
+	defer opt.drop()
+	for step := 1; step <= steps; step++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, _, err := m.microStep(batches[(step-1)%len(batches)], 1, 1); err != nil {
+			return fmt.Errorf("benchmark train memory: step %d: %w", step, err)
+		}
+		if _, err := m.optimizerStep(opt, 1e-4, 1); err != nil {
+			return fmt.Errorf("benchmark train memory: step %d: %w", step, err)
+		}
+		if trimEvery > 0 && step%trimEvery == 0 {
+			torchrt.ReleaseMemory()
+		}
+		if err := sample(step); err != nil {
+			return err
+		}
+	}
+	return nil
 }

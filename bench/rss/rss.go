@@ -136,9 +136,12 @@ type Sample struct {
 	ItemsPerSec float64 `json:"items_per_s"`
 }
 
-// Result is what Run measured.
+// Result is what Run (or RunTrain) measured.
 type Result struct {
-	// Path says which code scored the pool.
+	// Unit is what Items and the samples' Items count: "items" scored, or
+	// optimizer "steps" (RunTrain).
+	Unit string `json:"unit"`
+	// Path says which code ran.
 	Path  string `json:"path"`
 	Model string `json:"model"`
 	Items int    `json:"items"`
@@ -209,7 +212,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("memory bench: open store: %w", err)
 	}
 
-	res := &Result{Path: Path, Items: cfg.Items, Threads: cfg.Threads, ChunkSize: cfg.ChunkSize, BatchSize: cfg.BatchSize}
+	res := &Result{Unit: "items", Path: Path, Items: cfg.Items, Threads: cfg.Threads, ChunkSize: cfg.ChunkSize, BatchSize: cfg.BatchSize}
 	words, desc, err := prepareModel(ctx, st, cfg, dir)
 	if err != nil {
 		return nil, fmt.Errorf("memory bench: %w", err)

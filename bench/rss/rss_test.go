@@ -175,3 +175,31 @@ func TestVerdict(t *testing.T) {
 		})
 	}
 }
+
+// TestRunTrainTiny runs the training memory bench on a tiny model: every
+// sample is taken, the verdict fields are set, and a bad configuration is
+// refused.
+func TestRunTrainTiny(t *testing.T) {
+	c := mlm.TinyConfig(300)
+	c.HiddenSize, c.NumAttentionHeads, c.IntermediateSize = 32, 2, 64
+	res, err := RunTrain(context.Background(), TrainConfig{Steps: 40, Batch: 2, TrimEvery: 16, Model: c, Threads: 1, Marks: 4, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Unit != "steps" || res.Scored != 40 || len(res.Samples) != 4 {
+		t.Fatalf("unit %q, %d steps, %d samples; want steps, 40, 4", res.Unit, res.Scored, len(res.Samples))
+	}
+	for i, s := range res.Samples {
+		if s.Items != 10*(i+1) || s.RSSMiB <= 0 || s.CHeapMiB <= 0 || s.ItemsPerSec <= 0 {
+			t.Errorf("sample %d = %+v", i, s)
+		}
+	}
+	if res.From.Items != 10 || res.ThresholdMiB <= 0 || res.PeakMiB <= 0 {
+		t.Errorf("verdict fields: from %+v, threshold %v, peak %v", res.From, res.ThresholdMiB, res.PeakMiB)
+	}
+	for _, bad := range []TrainConfig{{Steps: -1}, {Batch: -2}, {TrimEvery: -1}, {Marks: 1}} {
+		if _, err := RunTrain(context.Background(), bad); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}

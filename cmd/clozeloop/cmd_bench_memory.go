@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/clozeloop/clozeloop/bench/rss"
@@ -12,10 +13,13 @@ import (
 // runBenchMemory is "clozeloop bench memory": the resident set size while
 // the model engine scores a large pool.
 func runBenchMemory(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "bench memory", "[--quick] [--json] [--items N] [--model DIR] [--threads N] [--chunk N] [--batch N] [--work DIR]\n\n"+
+	fs := newFlagSet(env, "bench memory", "[--quick] [--json] [--items N] [--model DIR] [--threads N] [--chunk N] [--batch N] [--work DIR]\n"+
+		"       clozeloop bench memory --train [--steps N] [--trim-every N] [--batch N] [--threads N] [--quick] [--json]\n\n"+
 		"Generates a pool (8-64 words, one or two masks per item), scores it as one shard with the model engine\n"+
 		"the ScoreShard activity uses (pool streamed from an in-process S3 store in chunks), and samples VmRSS and\n"+
-		"VmHWM after every tenth of the pool. The default model has the shipped default shape with random weights.")
+		"VmHWM after every tenth of the pool. The default model has the shipped default shape with random weights.\n"+
+		"With --train: fine-tuning steps of that model instead (lengths cycling 8-64), sampled 20 times, with the C heap\n"+
+		"handed back every --trim-every steps (16, as fine-tuning does; 0: never).")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	quick := fs.Bool("quick", false, "a reduced run (3000 items): for tests and smoke checks")
 	items := fs.Int("items", 100000, "pool items")
@@ -24,8 +28,32 @@ func runBenchMemory(ctx context.Context, env *cmdEnv, args []string) error {
 	chunk := fs.Int("chunk", 0, "pool items read and scored at once (0: the engine's default, 512)")
 	batch := fs.Int("batch", 0, "items per forward pass (0: the engine's default, 32)")
 	work := fs.String("work", "", "work folder for the pool, the store and the model cache (default: a temporary folder, removed)")
+	train := fs.Bool("train", false, "measure fine-tuning steps instead of scoring")
+	steps := fs.Int("steps", 10000, "with --train: optimizer steps")
+	trimEvery := fs.Int("trim-every", 16, "with --train: hand the C heap's free memory back every N steps (0: never)")
 	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
+	}
+	if *train {
+		tc := rss.TrainConfig{Steps: *steps, Batch: *batch, TrimEvery: *trimEvery, Threads: *threads, Seed: 1, Logger: env.log}
+		if *quick && !flagGiven(fs, "steps") {
+			tc.Steps = 200
+		}
+		if err := tc.Validate(); err != nil {
+			return usageError{err}
+		}
+		res, err := rss.RunTrain(ctx, tc)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(env.stdout, struct {
+				Section string `json:"section"`
+				*rss.Result
+			}{"memory-train", res})
+		}
+		printBenchMemory(env.stdout, res)
+		return nil
 	}
 	cfg := rss.Config{Items: *items, ModelDir: *model, Threads: *threads, ChunkSize: *chunk, BatchSize: *batch, WorkDir: *work, Seed: 1, Logger: env.log}
 	if *quick && !flagGiven(fs, "items") {
@@ -59,7 +87,11 @@ func printBenchMemory(w io.Writer, r *rss.Result) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "items scored\tVmRSS MiB\tVmHWM MiB\tGo heap MiB\tC heap MiB\titems/s\t")
+	unit := r.Unit
+	if unit == "" {
+		unit = "items"
+	}
+	fmt.Fprintf(tw, "%s done\tVmRSS MiB\tVmHWM MiB\tGo heap MiB\tC heap MiB\t%s/s\t\n", unit, unit)
 	row := func(label string, s rss.Sample) {
 		rate := "-"
 		if s.ItemsPerSec > 0 {
@@ -77,16 +109,16 @@ func printBenchMemory(w io.Writer, r *rss.Result) {
 	if !r.Flat {
 		verdict = "GROWS"
 	}
-	fmt.Fprintf(w, "\n%d items in %.1f s (%.0f items/s); peak VmHWM %.1f MiB\n", r.Scored, r.Seconds, r.ItemsPerSec, r.PeakMiB)
-	fmt.Fprintf(w, "verdict: %s: VmRSS trend %+.1f MiB (%.1f%%) from %d items to the end, least-squares over the samples (threshold %.1f MiB: 5%% or 32 MiB, the smaller);\n"+
-		"         last sample minus the one at %d items: %+.1f MiB\n",
-		verdict, r.GrowthMiB, r.GrowthPct, r.From.Items, r.ThresholdMiB, r.From.Items, r.LastMinusFromMiB)
+	fmt.Fprintf(w, "\n%d %s in %.1f s (%.1f %s/s); peak VmHWM %.1f MiB\n", r.Scored, unit, r.Seconds, r.ItemsPerSec, unit, r.PeakMiB)
+	fmt.Fprintf(w, "verdict: %s: VmRSS trend %+.1f MiB (%.1f%%) from %d %s to the end, least-squares over the samples (threshold %.1f MiB: 5%% or 32 MiB, the smaller);\n"+
+		"         last sample minus the one at %d %s: %+.1f MiB\n",
+		verdict, r.GrowthMiB, r.GrowthPct, r.From.Items, unit, r.ThresholdMiB, r.From.Items, unit, r.LastMinusFromMiB)
 	if n := len(r.Samples); n > 0 {
 		fmt.Fprintf(w, "         C heap in use (libtorch, gotch) %+.1f MiB over the same stretch\n", r.Samples[n-1].CHeapMiB-r.From.CHeapMiB)
 	}
 	if r.HeapGrowthMiB > 0 {
-		fmt.Fprintf(w, "         Go heap grew %.1f MiB over the same stretch: %.0f bytes per item scored (the per-item results the scorer keeps)\n",
-			r.HeapGrowthMiB, r.HeapBytesPerItem)
+		fmt.Fprintf(w, "         Go heap grew %.1f MiB over the same stretch: %.0f bytes per %s\n",
+			r.HeapGrowthMiB, r.HeapBytesPerItem, strings.TrimSuffix(unit, "s"))
 	} else {
 		fmt.Fprintf(w, "         Go heap did not grow over the same stretch (%.1f MiB)\n", r.HeapGrowthMiB)
 	}
