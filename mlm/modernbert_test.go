@@ -482,50 +482,10 @@ func TestModernBERTEndToEnd(t *testing.T) {
 	if len(res[0].Masks[0]) != 5 {
 		t.Fatalf("FillMask: %+v", res)
 	}
-	scores, err := m.Score(ctx, []ScoreItem{{ID: "a", Text: "the dog sat on the [MASK] ."}}, ScoreOptions{TopK: 5}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(scores) != 1 || scores[0].Masks != 1 || len(scores[0].Suggestions[0]) != 5 {
-		t.Fatalf("Score: %+v", scores)
-	}
+	checkScoreSuggestions(t, m, 'Ġ')
 
-	examples := []Example{
-		{Text: "the cat sat on the [MASK] .", Answers: []string{"mat"}},
-		{Text: "the dog sat on the [MASK] .", Answers: []string{"rug"}},
-		{Text: "I want to [MASK] a book", Answers: []string{"read"}},
-		{Text: "I want to [MASK] a letter", Answers: []string{"write"}},
-		{Text: "[MASK] cat sat on a mat .", Answers: []string{"The"}},
-		{Text: "the [MASK] sat on the [MASK] .", Answers: []string{"dog", "rug"}},
-	}
-	var items []EvalItem
-	for i, e := range examples {
-		items = append(items, EvalItem{ID: string(rune('a' + i)), Text: e.Text, Gold: e.Answers})
-	}
-	before, err := m.Evaluate(ctx, items, EvalOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if before.Items != len(items) || before.N != len(items)+1 {
-		t.Fatalf("Evaluate before: %+v", before)
-	}
-	ft, err := m.FineTune(ctx, examples, []string{"the cat sat on the mat .", "I want to read a book"}, FineTuneOptions{
-		Epochs: 60, BatchSize: 4, LR: 3e-3, Seed: 1, ReplayWeight: 0.2,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ft.Trained != len(examples) || len(ft.Skipped) != 0 {
-		t.Fatalf("FineTune trained %d, skipped %+v", ft.Trained, ft.Skipped)
-	}
-	after, err := m.Evaluate(ctx, items, EvalOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("gold NLL %.3f → %.3f, top-1 %.2f → %.2f", before.GoldNLL, after.GoldNLL, before.Top1, after.Top1)
-	if !(after.GoldNLL < before.GoldNLL/2) || after.Top1 <= before.Top1 {
-		t.Errorf("fine-tuning did not learn the items: NLL %.3f → %.3f, top-1 %.2f → %.2f", before.GoldNLL, after.GoldNLL, before.Top1, after.Top1)
-	}
+	_, after := checkFineTuneLearns(t, m, 60)
+	items := endToEndEvalItems()
 
 	out := t.TempDir()
 	if err := m.Save(ctx, out); err != nil {

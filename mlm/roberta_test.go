@@ -190,56 +190,11 @@ func TestRoBERTaEndToEnd(t *testing.T) {
 		t.Errorf("text without mask: %v, want ErrNoMask", err)
 	}
 
-	scores, err := m.Score(ctx, []ScoreItem{{ID: "a", Text: "the dog sat on the [MASK] ."}}, ScoreOptions{TopK: 5}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(scores) != 1 || scores[0].Masks != 1 || len(scores[0].Suggestions[0]) != 5 {
-		t.Fatalf("Score: %+v", scores)
-	}
-	for _, s := range scores[0].Suggestions[0] {
-		if strings.ContainsRune(s.Token, 'Ġ') || strings.HasPrefix(s.Token, " ") {
-			t.Errorf("suggestion %q is not written as an answer", s.Token)
-		}
-	}
+	checkScoreSuggestions(t, m, 'Ġ')
 
 	// Fine-tuning on labelled items lowers their gold NLL.
-	examples := []Example{
-		{Text: "the cat sat on the [MASK] .", Answers: []string{"mat"}},
-		{Text: "the dog sat on the [MASK] .", Answers: []string{"rug"}},
-		{Text: "I want to [MASK] a book", Answers: []string{"read"}},
-		{Text: "I want to [MASK] a letter", Answers: []string{"write"}},
-		{Text: "[MASK] cat sat on a mat .", Answers: []string{"The"}},
-		{Text: "the [MASK] sat on the [MASK] .", Answers: []string{"dog", "rug"}},
-	}
-	var items []EvalItem
-	for i, e := range examples {
-		items = append(items, EvalItem{ID: string(rune('a' + i)), Text: e.Text, Gold: e.Answers})
-	}
-	before, err := m.Evaluate(ctx, items, EvalOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if before.Items != len(items) || before.N != len(items)+1 {
-		t.Fatalf("Evaluate before: %+v", before)
-	}
-	ft, err := m.FineTune(ctx, examples, []string{"the cat sat on the mat .", "I want to read a book"}, FineTuneOptions{
-		Epochs: 80, BatchSize: 4, LR: 3e-3, Seed: 1, ReplayWeight: 0.2,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ft.Trained != len(examples) || len(ft.Skipped) != 0 {
-		t.Fatalf("FineTune trained %d, skipped %+v", ft.Trained, ft.Skipped)
-	}
-	after, err := m.Evaluate(ctx, items, EvalOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("gold NLL %.3f → %.3f, top-1 %.2f → %.2f", before.GoldNLL, after.GoldNLL, before.Top1, after.Top1)
-	if !(after.GoldNLL < before.GoldNLL/2) || after.Top1 <= before.Top1 {
-		t.Errorf("fine-tuning did not learn the items: NLL %.3f → %.3f, top-1 %.2f → %.2f", before.GoldNLL, after.GoldNLL, before.Top1, after.Top1)
-	}
+	_, after := checkFineTuneLearns(t, m, 80)
+	items := endToEndEvalItems()
 	res, err = m.FillMask(ctx, []string{"I want to [MASK] a book"}, FillOptions{TopK: 1})
 	if err != nil {
 		t.Fatal(err)
