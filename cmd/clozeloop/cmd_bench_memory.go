@@ -91,7 +91,11 @@ func printBenchMemory(w io.Writer, r *rss.Result) {
 	if unit == "" {
 		unit = "items"
 	}
-	fmt.Fprintf(tw, "%s done\tVmRSS MiB\tVmHWM MiB\tGo heap MiB\tC heap MiB\t%s/s\t\n", unit, unit)
+	done := "items scored"
+	if unit != "items" {
+		done = unit + " done"
+	}
+	fmt.Fprintf(tw, "%s\tVmRSS MiB\tVmHWM MiB\tGo heap MiB\tC heap MiB\t%s/s\t\n", done, unit)
 	row := func(label string, s rss.Sample) {
 		rate := "-"
 		if s.ItemsPerSec > 0 {

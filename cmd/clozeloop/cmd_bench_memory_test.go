@@ -65,6 +65,40 @@ func TestBenchMemoryCommand(t *testing.T) {
 	}
 }
 
+// TestBenchMemoryTrain runs "bench memory --train" briefly: the table
+// counts steps, and the JSON says so.
+func TestBenchMemoryTrain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"bench", "memory", "--train", "--steps", "40", "--threads", "1"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{"steps done", "steps/s", "0 (before)", "40 steps in", "verdict: "} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	stdout.Reset()
+	if code := run([]string{"bench", "memory", "--train", "--steps", "20", "--threads", "1", "--trim-every", "0", "--json"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var got struct {
+		Section string `json:"section"`
+		Unit    string `json:"unit"`
+		Items   int    `json:"items"`
+		Model   string `json:"model"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil || got.Section != "memory-train" || got.Unit != "steps" || got.Items != 20 ||
+		!strings.Contains(got.Model, "trimmed every 0 steps") {
+		t.Errorf("JSON %+v (%v): %s", got, err, stdout.String())
+	}
+	if code := run([]string{"bench", "memory", "--train", "--trim-every", "-1"}, &stdout, &stderr); code != 2 {
+		t.Errorf("--trim-every -1: exit %d, want 2", code)
+	}
+}
+
 // TestBenchTemporalMemoryUsage checks the flag errors of both sections
 // (the Temporal run itself is tested in bench/orchestration, which starts
 // the embedded server once).
