@@ -16,7 +16,7 @@ import (
 )
 
 // ErrUnsupported is wrapped by the errors of Load for tokenizer files of a
-// kind this package cannot run (a Unigram/SentencePiece model, another
+// kind this package cannot run (a WordLevel model, another
 // pre-tokeniser or normaliser, …); the message names what was found.
 var ErrUnsupported = errors.New("unsupported tokenizer")
 
@@ -492,4 +492,19 @@ func parsePostProcessor(m map[string]any) (cls, sep string, err error) {
 	default:
 		return "", "", fmt.Errorf("post_processor type %q is not supported (BertProcessing or TemplateProcessing)", typ)
 	}
+}
+
+// finishLoad applies what tokenizer_config.json sets for every tokenizer
+// kind (model_max_length, clean_up_tokenization_spaces) and registers the
+// added tokens in id order.
+func (t *Tokenizer) finishLoad(cfg tokenizerConfig, added []AddedToken) error {
+	if cfg.ModelMaxLength > 0 && cfg.ModelMaxLength < 1e9 {
+		t.modelMaxLength = int(cfg.ModelMaxLength)
+	}
+	if cfg.CleanUpSpaces != nil {
+		t.cleanupSpaces = *cfg.CleanUpSpaces
+	}
+	added = append([]AddedToken(nil), added...)
+	sort.SliceStable(added, func(i, j int) bool { return added[i].ID < added[j].ID })
+	return t.finish(added)
 }

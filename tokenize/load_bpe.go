@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -350,15 +349,7 @@ func newBPE(spec bpeSpec, cfg tokenizerConfig) (*Tokenizer, error) {
 	if spec.cls != "" {
 		t.clsToken, t.sepToken = spec.cls, spec.sep
 	}
-	if cfg.ModelMaxLength > 0 && cfg.ModelMaxLength < 1e9 {
-		t.modelMaxLength = int(cfg.ModelMaxLength)
-	}
-	if cfg.CleanUpSpaces != nil {
-		t.cleanupSpaces = *cfg.CleanUpSpaces
-	}
-	added := append([]AddedToken(nil), spec.added...)
-	sort.SliceStable(added, func(i, j int) bool { return added[i].ID < added[j].ID })
-	if err := t.finish(added); err != nil {
+	if err := t.finishLoad(cfg, spec.added); err != nil {
 		return nil, err
 	}
 	return t, nil

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"unicode/utf8"
 )
 
@@ -128,15 +127,7 @@ func loadUnigramJSON(b []byte, cfg tokenizerConfig) (*Tokenizer, error) {
 	default:
 		return nil, fmt.Errorf("%w: post_processor type %q with a Unigram model (TemplateProcessing, RobertaProcessing or none)", ErrUnsupported, k)
 	}
-	if cfg.ModelMaxLength > 0 && cfg.ModelMaxLength < 1e9 {
-		t.modelMaxLength = int(cfg.ModelMaxLength)
-	}
-	if cfg.CleanUpSpaces != nil {
-		t.cleanupSpaces = *cfg.CleanUpSpaces
-	}
-	added := append([]AddedToken(nil), doc.AddedTokens...)
-	sort.SliceStable(added, func(i, j int) bool { return added[i].ID < added[j].ID })
-	if err := t.finish(added); err != nil {
+	if err := t.finishLoad(cfg, doc.AddedTokens); err != nil {
 		return nil, err
 	}
 	return t, nil

@@ -66,21 +66,31 @@ func (t *Tokenizer) Save(dir string) error {
 	return writeTokenizerFiles(dir, []savedFile{{"tokenizer.json", tj}, {"vocab.txt", vocab.Bytes()}}, special, cfg)
 }
 
+// addedTokenJSON is one entry of tokenizer.json's added_tokens, its
+// fields in Hugging Face's order.
+type addedTokenJSON struct {
+	ID         int    `json:"id"`
+	Content    string `json:"content"`
+	SingleWord bool   `json:"single_word"`
+	LStrip     bool   `json:"lstrip"`
+	RStrip     bool   `json:"rstrip"`
+	Normalized bool   `json:"normalized"`
+	Special    bool   `json:"special"`
+}
+
+// addedTokensJSON returns the tokenizer's added tokens as tokenizer.json
+// writes them.
+func (t *Tokenizer) addedTokensJSON() []addedTokenJSON {
+	out := make([]addedTokenJSON, len(t.added))
+	for i, a := range t.added {
+		out[i] = addedTokenJSON(a)
+	}
+	return out
+}
+
 // tokenizerJSON renders tokenizer.json with the vocabulary in id order.
 func (t *Tokenizer) tokenizerJSON(wp *wordPieceModel) ([]byte, error) {
-	type added struct {
-		ID         int    `json:"id"`
-		Content    string `json:"content"`
-		SingleWord bool   `json:"single_word"`
-		LStrip     bool   `json:"lstrip"`
-		RStrip     bool   `json:"rstrip"`
-		Normalized bool   `json:"normalized"`
-		Special    bool   `json:"special"`
-	}
-	addedList := make([]added, len(t.added))
-	for i, a := range t.added {
-		addedList[i] = added(a)
-	}
+	addedList := t.addedTokensJSON()
 	st := func(tok string, typeID int) map[string]any {
 		return map[string]any{"SpecialToken": map[string]any{"id": tok, "type_id": typeID}}
 	}
@@ -258,19 +268,7 @@ func (t *Tokenizer) vocabJSON(indent string) ([]byte, error) {
 
 // bpeTokenizerJSON renders tokenizer.json for a byte-level BPE tokenizer.
 func (t *Tokenizer) bpeTokenizerJSON(bm *bpeModel, vocab []byte) ([]byte, error) {
-	type added struct {
-		ID         int    `json:"id"`
-		Content    string `json:"content"`
-		SingleWord bool   `json:"single_word"`
-		LStrip     bool   `json:"lstrip"`
-		RStrip     bool   `json:"rstrip"`
-		Normalized bool   `json:"normalized"`
-		Special    bool   `json:"special"`
-	}
-	addedList := make([]added, len(t.added))
-	for i, a := range t.added {
-		addedList[i] = added(a)
-	}
+	addedList := t.addedTokensJSON()
 	byteLevel := map[string]any{"type": "ByteLevel", "add_prefix_space": bm.addPrefixSpace, "trim_offsets": bm.trimOffsets, "use_regex": bm.useRegex}
 	var post any
 	switch bm.processor {
@@ -394,19 +392,7 @@ func (t *Tokenizer) saveUnigram(dir string, u *unigramModel) error {
 
 // unigramTokenizerJSON renders tokenizer.json for a Unigram tokenizer.
 func (t *Tokenizer) unigramTokenizerJSON(u *unigramModel) ([]byte, error) {
-	type added struct {
-		ID         int    `json:"id"`
-		Content    string `json:"content"`
-		SingleWord bool   `json:"single_word"`
-		LStrip     bool   `json:"lstrip"`
-		RStrip     bool   `json:"rstrip"`
-		Normalized bool   `json:"normalized"`
-		Special    bool   `json:"special"`
-	}
-	addedList := make([]added, len(t.added))
-	for i, a := range t.added {
-		addedList[i] = added(a)
-	}
+	addedList := t.addedTokensJSON()
 	head := []jsonField{
 		{"version", "1.0"},
 		{"truncation", nil},
