@@ -2,6 +2,7 @@ package mlm
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -80,4 +81,33 @@ func checkFineTuneLearns(t *testing.T, m *Model, epochs int) (before, after Eval
 		t.Errorf("fine-tuning did not learn the items: NLL %.3f → %.3f, top-1 %.2f → %.2f", before.GoldNLL, after.GoldNLL, before.Top1, after.Top1)
 	}
 	return before, after
+}
+
+// checkReloadedSame requires the reloaded model m2 to predict texts as m
+// does and to evaluate endToEndEvalItems as m did after fine-tuning
+// (after). It returns m's predictions.
+func checkReloadedSame(t *testing.T, m, m2 *Model, texts []string, after EvalMetrics) []FillResult {
+	t.Helper()
+	ctx := context.Background()
+	r1, err := m.FillMask(ctx, texts, FillOptions{TopK: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := m2.FillMask(ctx, texts, FillOptions{TopK: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(r1, r2, func(a, b FillResult) bool {
+		return slices.EqualFunc(a.Masks, b.Masks, func(x, y []Prediction) bool { return slices.Equal(x, y) })
+	}) {
+		t.Errorf("predictions differ after Save and Load:\n%+v\n%+v", r1, r2)
+	}
+	again, err := m2.Evaluate(ctx, endToEndEvalItems(), EvalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.GoldNLL != after.GoldNLL || again.Top1 != after.Top1 {
+		t.Errorf("Evaluate after reload %+v, before save %+v", again, after)
+	}
+	return r1
 }

@@ -485,7 +485,6 @@ func TestModernBERTEndToEnd(t *testing.T) {
 	checkScoreSuggestions(t, m, 'Ġ')
 
 	_, after := checkFineTuneLearns(t, m, 60)
-	items := endToEndEvalItems()
 
 	out := t.TempDir()
 	if err := m.Save(ctx, out); err != nil {
@@ -516,27 +515,8 @@ func TestModernBERTEndToEnd(t *testing.T) {
 		t.Fatalf("reloaded %s with mask %q", m2.Config().ModelType, m2.Tokenizer().MaskToken())
 	}
 	texts := []string{"the cat sat on the [MASK] .", "[MASK] want to write a [MASK]", "I  want to\t[MASK] a book ."}
-	r1, err := m.FillMask(ctx, texts, FillOptions{TopK: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r2, err := m2.FillMask(ctx, texts, FillOptions{TopK: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.EqualFunc(r1, r2, func(a, b FillResult) bool {
-		return slices.EqualFunc(a.Masks, b.Masks, func(x, y []Prediction) bool { return slices.Equal(x, y) })
-	}) {
-		t.Errorf("predictions differ after Save and Load:\n%+v\n%+v", r1, r2)
-	}
+	r1 := checkReloadedSame(t, m, m2, texts, after)
 	if p := r1[2].Masks[0][0]; p.TokenStr != " read" {
 		t.Errorf("after fine-tuning %q predicts %+v, want \" read\"", texts[2], p)
-	}
-	again, err := m2.Evaluate(ctx, items, EvalOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if again.GoldNLL != after.GoldNLL || again.Top1 != after.Top1 {
-		t.Errorf("Evaluate after reload %+v, before save %+v", again, after)
 	}
 }

@@ -243,7 +243,6 @@ func TestXLMRobertaEndToEnd(t *testing.T) {
 
 	// Fine-tuning on labelled items lowers their gold NLL.
 	_, after := checkFineTuneLearns(t, m, 80)
-	items := endToEndEvalItems()
 	res, err = m.FillMask(ctx, []string{"I want to [MASK] a book"}, FillOptions{TopK: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -289,26 +288,7 @@ func TestXLMRobertaEndToEnd(t *testing.T) {
 		t.Fatalf("reloaded: model_type %s, tokenizer %s, mask %q", m2.Config().ModelType, m2.Tokenizer().Kind(), m2.Tokenizer().MaskToken())
 	}
 	texts := []string{"the cat sat on the [MASK] .", "[MASK] want to write a [MASK]", "I  want to [MASK] a book ."}
-	r1, err := m.FillMask(ctx, texts, FillOptions{TopK: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r2, err := m2.FillMask(ctx, texts, FillOptions{TopK: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.EqualFunc(r1, r2, func(a, b FillResult) bool {
-		return slices.EqualFunc(a.Masks, b.Masks, func(x, y []Prediction) bool { return slices.Equal(x, y) })
-	}) {
-		t.Errorf("predictions differ after Save and Load:\n%+v\n%+v", r1, r2)
-	}
-	again, err := m2.Evaluate(ctx, items, EvalOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if again.GoldNLL != after.GoldNLL || again.Top1 != after.Top1 {
-		t.Errorf("Evaluate after reload %+v, before save %+v", again, after)
-	}
+	checkReloadedSame(t, m, m2, texts, after)
 }
 
 // TestXLMRobertaFillMaskParityWithPyTorch compares FillMask's
