@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	uiserver "github.com/temporalio/ui-server/v2/server"
@@ -78,15 +77,25 @@ type Server struct {
 	ui      *uiserver.Server
 	uiDone  chan struct{}
 	stopped bool
-	// stopping quiets the server's warnings and errors once Stop begins
-	// (see serverLogger).
-	stopping atomic.Bool
+	// state tells the server's logger whether the server is starting or
+	// stopping (see serverLogger).
+	state serverState
 }
 
 // Start creates the SQLite schema if the file is new, registers the
 // namespace, and starts the Temporal services and (if UIAddr is set) the Web
 // UI. It returns when the frontend accepts connections or ctx ends.
 func Start(ctx context.Context, opts Options) (*Server, error) {
+	return start(ctx, opts, defaultPorts)
+}
+
+// maxStartAttempts bounds the starts of the Temporal services that Start
+// tries when one fails fatally (see startFatal).
+const maxStartAttempts = 3
+
+// start is Start with the ports of the services other than the frontend
+// picked by ports.
+func start(ctx context.Context, opts Options, ports portPicker) (*Server, error) {
 	if opts.DataDir == "" && opts.Postgres == nil {
 		return nil, errors.New("devserver: DataDir is required (the folder for the SQLite file)")
 	}
@@ -105,64 +114,26 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.Postgres == nil {
-		if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
-			return nil, fmt.Errorf("devserver: create data folder %s: %w", opts.DataDir, err)
-		}
-	}
-
-	host, port, err := resolveAddr(opts.FrontendAddr)
-	if err != nil {
-		return nil, fmt.Errorf("devserver: frontend address %q: %w", opts.FrontendAddr, err)
-	}
-	s := &Server{opts: opts, frontendAddr: net.JoinHostPort(host, strconv.Itoa(port))}
-
-	var persistence config.Persistence
-	dbLabel := filepath.Join(opts.DataDir, DBFileName)
-	if opts.Postgres != nil {
-		p := opts.Postgres.withDefaults()
-		if err := SetupPostgres(p); err != nil {
-			return nil, err
-		}
-		persistence, dbLabel = postgresPersistence(p), postgresLabel(p)
-	} else {
-		var sqlCfg *config.SQL
-		persistence, sqlCfg = sqlitePersistence(dbLabel)
-		if err := prepareDB(sqlCfg, clusterName, opts); err != nil {
-			return nil, err
-		}
-	}
-	cfg, err := buildConfig(host, port, persistence)
+	s := &Server{opts: opts}
+	persistence, dbLabel, err := preparePersistence(opts)
 	if err != nil {
 		return nil, err
 	}
-
-	logger := newServerLogger(log.NewZapLogger(log.BuildZapLogger(log.Config{Level: opts.LogLevel, Format: "console"})), &s.stopping)
-	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
+	for attempt := 1; ; attempt++ {
+		err = s.startTemporal(persistence, ports)
+		var fatal *startFatal
+		if err == nil || !errors.As(err, &fatal) || attempt == maxStartAttempts {
+			break
+		}
+		opts.Logger.Warn("temporal server failed while starting; retrying on fresh ports",
+			"attempt", attempt, "err", err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("devserver: authorizer: %w", err)
+		return nil, err
 	}
-	claimMapper, err := authorization.GetClaimMapperFromConfig(&cfg.Global.Authorization, logger)
-	if err != nil {
-		return nil, fmt.Errorf("devserver: claim mapper: %w", err)
-	}
-	srv, err := temporal.NewServer(
-		temporal.WithConfig(cfg),
-		temporal.ForServices(temporal.DefaultServices),
-		temporal.WithLogger(logger),
-		temporal.WithAuthorizer(authorizer),
-		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
-		temporal.WithDynamicConfigClient(dynamicConfig()),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("devserver: create Temporal server: %w", err)
-	}
-	if err := srv.Start(); err != nil {
-		return nil, fmt.Errorf("devserver: start Temporal server on %s: %w", s.frontendAddr, err)
-	}
-	s.srv = srv
+	srv := s.srv
 	if err := waitForPort(ctx, s.frontendAddr); err != nil {
-		s.stopping.Store(true) // quiet the shutdown of a failed start
+		s.state.stopping.Store(true) // quiet the shutdown of a failed start
 		_ = srv.Stop()
 		return nil, fmt.Errorf("devserver: frontend %s did not come up: %w", s.frontendAddr, err)
 	}
@@ -172,14 +143,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		err := registerNamespace(rctx, s.frontendAddr, opts.Namespace, opts.Retention, opts.Logger)
 		cancel()
 		if err != nil {
-			s.stopping.Store(true) // quiet the shutdown of a failed start
+			s.state.stopping.Store(true) // quiet the shutdown of a failed start
 			_ = srv.Stop()
 			return nil, err
 		}
 	}
 	if opts.UIAddr != "" {
 		if err := s.startUI(); err != nil {
-			s.stopping.Store(true) // quiet the shutdown of a failed start
+			s.state.stopping.Store(true) // quiet the shutdown of a failed start
 			_ = srv.Stop()
 			return nil, err
 		}
@@ -187,6 +158,84 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	opts.Logger.Info("temporal dev server started", "frontend", s.frontendAddr, "ui", s.uiAddr,
 		"namespace", opts.Namespace, "db", dbLabel)
 	return s, nil
+}
+
+// preparePersistence creates the data folder and the SQLite schema, or
+// sets up the PostgreSQL schema, and returns the persistence configuration
+// and a label naming the store for logs.
+func preparePersistence(opts Options) (config.Persistence, string, error) {
+	if opts.Postgres != nil {
+		p := opts.Postgres.withDefaults()
+		if err := SetupPostgres(p); err != nil {
+			return config.Persistence{}, "", err
+		}
+		return postgresPersistence(p), postgresLabel(p), nil
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+		return config.Persistence{}, "", fmt.Errorf("devserver: create data folder %s: %w", opts.DataDir, err)
+	}
+	dbLabel := filepath.Join(opts.DataDir, DBFileName)
+	persistence, sqlCfg := sqlitePersistence(dbLabel)
+	if err := prepareDB(sqlCfg, clusterName, opts); err != nil {
+		return config.Persistence{}, "", err
+	}
+	return persistence, dbLabel, nil
+}
+
+// startTemporal creates and starts the Temporal services on fresh ports
+// (the frontend's own when Options.FrontendAddr asks for port 0) and sets
+// s.srv and s.frontendAddr. A Fatal the server reports while it is being
+// created or started (a port taken between the moment it was picked and
+// the moment a service listens on it) comes back as a *startFatal error
+// instead of ending the process; what that attempt had opened stays open.
+func (s *Server) startTemporal(persistence config.Persistence, ports portPicker) (err error) {
+	host, port, err := resolveAddr(s.opts.FrontendAddr)
+	if err != nil {
+		return fmt.Errorf("devserver: frontend address %q: %w", s.opts.FrontendAddr, err)
+	}
+	s.frontendAddr = net.JoinHostPort(host, strconv.Itoa(port))
+	cfg, err := buildConfig(host, port, persistence, ports)
+	if err != nil {
+		return err
+	}
+
+	logger := newServerLogger(log.NewZapLogger(log.BuildZapLogger(log.Config{Level: s.opts.LogLevel, Format: "console"})), &s.state)
+	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
+	if err != nil {
+		return fmt.Errorf("devserver: authorizer: %w", err)
+	}
+	claimMapper, err := authorization.GetClaimMapperFromConfig(&cfg.Global.Authorization, logger)
+	if err != nil {
+		return fmt.Errorf("devserver: claim mapper: %w", err)
+	}
+
+	s.state.starting.Store(true)
+	defer s.state.starting.Store(false)
+	defer func() {
+		if r := recover(); r != nil {
+			fatal, ok := r.(*startFatal)
+			if !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("devserver: start Temporal server on %s: %w", s.frontendAddr, fatal)
+		}
+	}()
+	srv, err := temporal.NewServer(
+		temporal.WithConfig(cfg),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithLogger(logger),
+		temporal.WithAuthorizer(authorizer),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
+		temporal.WithDynamicConfigClient(dynamicConfig()),
+	)
+	if err != nil {
+		return fmt.Errorf("devserver: create Temporal server: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("devserver: start Temporal server on %s: %w", s.frontendAddr, err)
+	}
+	s.srv = srv
+	return nil
 }
 
 // FrontendAddr is the host:port clients dial.
@@ -207,7 +256,7 @@ func (s *Server) Stop() error {
 		return nil
 	}
 	s.stopped = true
-	s.stopping.Store(true)
+	s.state.stopping.Store(true)
 	if s.ui != nil {
 		s.ui.Stop()
 		<-s.uiDone
@@ -291,18 +340,18 @@ func sqlitePersistence(dbPath string) (config.Persistence, *config.SQL) {
 // buildConfig is the single-process configuration of the Temporal CLI's
 // dev server (every service in this process, on loopback) on the given
 // persistence.
-func buildConfig(host string, frontendPort int, persistence config.Persistence) (*config.Config, error) {
+func buildConfig(host string, frontendPort int, persistence config.Persistence, ports portPicker) (*config.Config, error) {
 	services := map[string]config.Service{}
 	for _, name := range []string{"frontend", "history", "matching", "worker"} {
 		grpcPort := frontendPort
 		if name != "frontend" {
-			p, err := freePort()
+			p, err := ports.grpc()
 			if err != nil {
 				return nil, err
 			}
 			grpcPort = p
 		}
-		memberPort, err := freeMembershipPort()
+		memberPort, err := ports.membership()
 		if err != nil {
 			return nil, err
 		}
@@ -408,6 +457,18 @@ func resolveAddr(addr string) (string, int, error) {
 	_ = l.Close()
 	return host, port, nil
 }
+
+// portPicker picks the ports of the services' listeners other than the
+// frontend's gRPC port.
+type portPicker struct {
+	grpc       func() (int, error) // a service's gRPC port
+	membership func() (int, error) // a service's membership (ringpop) port
+}
+
+// defaultPorts picks free loopback ports. A port is only free when it is
+// picked: the service that listens on it binds it later, so another
+// process may take it in between (see startTemporal).
+var defaultPorts = portPicker{grpc: freePort, membership: freeMembershipPort}
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1,12 +1,16 @@
 package devserver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,4 +211,83 @@ func waitQuery(t *testing.T, c client.Client, id string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestStartRetriesWhenAPortIsTaken starts a server whose first membership
+// port is already held by another listener, as when another process takes
+// a picked port before the service listens on it: the server reports that
+// as fatal while starting, and Start tries again on fresh ports instead of
+// ending the test binary.
+func TestStartRetriesWhenAPortIsTaken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Temporal server")
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := taken.Addr().(*net.TCPAddr).Port
+	handedOut := false
+	ports := portPicker{grpc: freePort, membership: func() (int, error) {
+		if !handedOut {
+			handedOut = true
+			return takenPort, nil
+		}
+		return freeMembershipPort()
+	}}
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := start(ctx, Options{FrontendAddr: "127.0.0.1:0", DataDir: t.TempDir(), Namespace: "clozeloop-test",
+		LogLevel: "fatal", Logger: logger}, ports)
+	if err != nil {
+		t.Fatalf("start with a taken port: %v", err)
+	}
+	defer s.Stop()
+	if !handedOut {
+		t.Fatal("the taken port was never handed out")
+	}
+	mu.Lock()
+	got := logs.String()
+	mu.Unlock()
+	if !strings.Contains(got, "retrying on fresh ports") || !strings.Contains(got, fmt.Sprintf("127.0.0.1:%d", takenPort)) {
+		t.Errorf("log does not report the retry and the taken address:\n%s", got)
+	}
+
+	// The second attempt's server works: a workflow runs to completion.
+	c := dial(t, s)
+	defer c.Close()
+	w := worker.New(c, "q", worker.Options{})
+	w.RegisterWorkflow(waitForGo)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "after-retry", TaskQueue: "q"}, waitForGo, "got ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SignalWorkflow(ctx, run.GetID(), "", "go", "it"); err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	if err := run.Get(ctx, &out); err != nil || out != "got it" {
+		t.Fatalf("workflow result %q, %v", out, err)
+	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -1,6 +1,7 @@
 package devserver
 
 import (
+	"fmt"
 	"strings"
 	"sync/atomic"
 
@@ -46,26 +47,54 @@ var shutdownFatals = [...]string{
 //     its tests) during a normal stop, or turn a start error that Start
 //     reports into an exit.
 //
-// DPanic and Panic are never changed, nor Fatal otherwise.
+//   - any other Fatal while the server is starting (state.starting) is
+//     logged as an error and panics with a *startFatal, which
+//     Server.startTemporal recovers and returns as an error: the server
+//     reports a listener it cannot open (a port that another process took
+//     after it was picked) as fatal, and Start can try again on other
+//     ports instead of ending the process.
+//
+// DPanic and Panic are never changed, nor Fatal at other times.
 type serverLogger struct {
-	base     log.Logger
-	stopping *atomic.Bool
+	base  log.Logger
+	state *serverState
 }
 
-// newServerLogger wraps base; stopping is set when the server starts to
-// stop. base keeps reporting its callers' file and line, not this wrapper's.
-func newServerLogger(base log.Logger, stopping *atomic.Bool) serverLogger {
+// serverState is the phase of a server's life its logger needs to know.
+type serverState struct {
+	starting atomic.Bool // set while the Temporal services are created and started
+	stopping atomic.Bool // set once Stop begins, or a failed start is undone
+}
+
+// startFatal is a Fatal the server reported while it was starting.
+type startFatal struct {
+	msg  string
+	tags []tag.Tag
+}
+
+func (f *startFatal) Error() string {
+	var b strings.Builder
+	b.WriteString(f.msg)
+	for _, t := range f.tags {
+		fmt.Fprintf(&b, " %s=%v", t.Key(), t.Value())
+	}
+	return b.String()
+}
+
+// newServerLogger wraps base, which keeps reporting its callers' file and
+// line, not this wrapper's.
+func newServerLogger(base log.Logger, state *serverState) serverLogger {
 	if s, ok := base.(log.SkipLogger); ok {
 		base = s.Skip(1)
 	}
-	return serverLogger{base: base, stopping: stopping}
+	return serverLogger{base: base, state: state}
 }
 
 func (l serverLogger) Debug(msg string, tags ...tag.Tag) { l.base.Debug(msg, tags...) }
 func (l serverLogger) Info(msg string, tags ...tag.Tag)  { l.base.Info(msg, tags...) }
 
 func (l serverLogger) Warn(msg string, tags ...tag.Tag) {
-	if l.stopping.Load() || isBenignWarning(msg) {
+	if l.state.stopping.Load() || isBenignWarning(msg) {
 		l.base.Debug(msg, tags...)
 		return
 	}
@@ -73,7 +102,7 @@ func (l serverLogger) Warn(msg string, tags ...tag.Tag) {
 }
 
 func (l serverLogger) Error(msg string, tags ...tag.Tag) {
-	if l.stopping.Load() {
+	if l.state.stopping.Load() {
 		l.base.Debug(msg, tags...)
 		return
 	}
@@ -84,20 +113,24 @@ func (l serverLogger) DPanic(msg string, tags ...tag.Tag) { l.base.DPanic(msg, t
 func (l serverLogger) Panic(msg string, tags ...tag.Tag)  { l.base.Panic(msg, tags...) }
 func (l serverLogger) Fatal(msg string, tags ...tag.Tag) {
 	if hasPrefix(msg, shutdownFatals[:]) {
-		if l.stopping.Load() {
+		if l.state.stopping.Load() {
 			l.base.Debug(msg, tags...)
 		} else {
 			l.base.Warn(msg, tags...)
 		}
 		return
 	}
+	if l.state.starting.Load() {
+		l.base.Error(msg, tags...)
+		panic(&startFatal{msg: msg, tags: tags})
+	}
 	l.base.Fatal(msg, tags...)
 }
 
 // With implements log.WithLogger: the tags are prepended by base, the
-// stopping rule stays.
+// state's rules stay.
 func (l serverLogger) With(tags ...tag.Tag) log.Logger {
-	return serverLogger{base: log.With(l.base, tags...), stopping: l.stopping}
+	return serverLogger{base: log.With(l.base, tags...), state: l.state}
 }
 
 func isBenignWarning(msg string) bool { return hasPrefix(msg, benignWarnings[:]) }

@@ -1,7 +1,8 @@
 package devserver
 
 import (
-	"sync/atomic"
+	"errors"
+	"strings"
 	"testing"
 
 	"go.temporal.io/server/common/log"
@@ -14,41 +15,60 @@ import (
 func TestServerLogger(t *testing.T) {
 	tests := []struct {
 		name      string
-		stopping  bool
+		phase     string // "running", "starting" or "stopping"
 		with      bool
 		log       func(l log.Logger)
 		wantLevel zapcore.Level
 	}{
-		{"warning while running", false, false, func(l log.Logger) { l.Warn("Failed to poll for task.") }, zapcore.WarnLevel},
-		{"error while running", false, false, func(l log.Logger) { l.Error("error fetching user data from parent") }, zapcore.ErrorLevel},
-		{"info while running", false, false, func(l log.Logger) { l.Info("started") }, zapcore.InfoLevel},
-		{"benign warning", false, false, func(l log.Logger) {
+		{"warning while running", "running", false, func(l log.Logger) { l.Warn("Failed to poll for task.") }, zapcore.WarnLevel},
+		{"error while running", "running", false, func(l log.Logger) { l.Error("error fetching user data from parent") }, zapcore.ErrorLevel},
+		{"info while running", "running", false, func(l log.Logger) { l.Info("started") }, zapcore.InfoLevel},
+		{"benign warning", "running", false, func(l log.Logger) {
 			l.Warn("HTTP API port has not been set. Nexus HTTP endpoints will not be available.")
 		}, zapcore.DebugLevel},
-		{"warning while stopping", true, false, func(l log.Logger) { l.Warn("Failed to poll for task.") }, zapcore.DebugLevel},
-		{"error while stopping", true, false, func(l log.Logger) { l.Error("error fetching user data from parent") }, zapcore.DebugLevel},
-		{"error while stopping, tagged logger", true, true, func(l log.Logger) { l.Error("error fetching user data from parent") }, zapcore.DebugLevel},
-		{"error while running, tagged logger", false, true, func(l log.Logger) { l.Error("boom") }, zapcore.ErrorLevel},
-		{"info while stopping", true, false, func(l log.Logger) { l.Info("stopped") }, zapcore.InfoLevel},
-		{"dpanic while stopping", true, false, func(l log.Logger) { l.DPanic("broken invariant") }, zapcore.DPanicLevel},
-		{"scanner fatal while stopping", true, false, func(l log.Logger) { l.Fatal("unable to start scanner") }, zapcore.DebugLevel},
-		{"scanner fatal while stopping, tagged logger", true, true, func(l log.Logger) { l.Fatal("unable to start scanner") }, zapcore.DebugLevel},
-		{"scanner fatal while starting", false, false, func(l log.Logger) { l.Fatal("unable to start scanner") }, zapcore.WarnLevel},
-		{"other fatal while stopping", true, false, func(l log.Logger) { l.Fatal("unable to start server") }, zapcore.FatalLevel},
+		{"warning while stopping", "stopping", false, func(l log.Logger) { l.Warn("Failed to poll for task.") }, zapcore.DebugLevel},
+		{"error while stopping", "stopping", false, func(l log.Logger) { l.Error("error fetching user data from parent") }, zapcore.DebugLevel},
+		{"error while stopping, tagged logger", "stopping", true, func(l log.Logger) { l.Error("error fetching user data from parent") }, zapcore.DebugLevel},
+		{"error while running, tagged logger", "running", true, func(l log.Logger) { l.Error("boom") }, zapcore.ErrorLevel},
+		{"info while stopping", "stopping", false, func(l log.Logger) { l.Info("stopped") }, zapcore.InfoLevel},
+		{"dpanic while stopping", "stopping", false, func(l log.Logger) { l.DPanic("broken invariant") }, zapcore.DPanicLevel},
+		{"scanner fatal while stopping", "stopping", false, func(l log.Logger) { l.Fatal("unable to start scanner") }, zapcore.DebugLevel},
+		{"scanner fatal while stopping, tagged logger", "stopping", true, func(l log.Logger) { l.Fatal("unable to start scanner") }, zapcore.DebugLevel},
+		{"scanner fatal while starting", "starting", false, func(l log.Logger) { l.Fatal("unable to start scanner") }, zapcore.WarnLevel},
+		{"scanner fatal while running", "running", false, func(l log.Logger) { l.Fatal("unable to start scanner") }, zapcore.WarnLevel},
+		{"other fatal while stopping", "stopping", false, func(l log.Logger) { l.Fatal("unable to start server") }, zapcore.FatalLevel},
+		{"other fatal while running", "running", false, func(l log.Logger) { l.Fatal("unable to start server") }, zapcore.FatalLevel},
+		// A Fatal while starting panics with a *startFatal (checked below).
+		{"listener fatal while starting", "starting", false, func(l log.Logger) {
+			l.Fatal("Failed to start ringpop listener", tag.Address("127.0.0.1:21000"))
+		}, zapcore.ErrorLevel},
+		{"listener fatal while starting, tagged logger", "starting", true, func(l log.Logger) {
+			l.Fatal("Failed to start ringpop listener", tag.Address("127.0.0.1:21000"))
+		}, zapcore.ErrorLevel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			core, logs := observer.New(zapcore.DebugLevel)
-			var stopping atomic.Bool
+			var state serverState
 			// A Fatal that gets through panics here instead of exiting.
-			var l log.Logger = newServerLogger(log.NewZapLogger(zap.New(core, zap.WithFatalHook(zapcore.WriteThenPanic))), &stopping)
+			var l log.Logger = newServerLogger(log.NewZapLogger(zap.New(core, zap.WithFatalHook(zapcore.WriteThenPanic))), &state)
 			if tt.with {
 				l = log.With(l, tag.NewStringTag("component", "matching-engine"))
 			}
-			stopping.Store(tt.stopping)
+			state.starting.Store(tt.phase == "starting")
+			state.stopping.Store(tt.phase == "stopping")
+			wantStartFatal := tt.phase == "starting" && tt.wantLevel == zapcore.ErrorLevel
 			func() {
 				defer func() {
-					if r := recover(); r != nil && tt.wantLevel < zapcore.DPanicLevel {
+					r := recover()
+					var fatal *startFatal
+					switch {
+					case wantStartFatal:
+						err, _ := r.(error)
+						if !errors.As(err, &fatal) || !strings.Contains(fatal.Error(), "Failed to start ringpop listener address=127.0.0.1:21000") {
+							t.Errorf("recovered %v, want a *startFatal naming the message and the address", r)
+						}
+					case r != nil && tt.wantLevel < zapcore.DPanicLevel:
 						t.Errorf("logging panicked (a Fatal got through): %v", r)
 					}
 				}()
