@@ -79,6 +79,8 @@ type BuildStats struct {
 	Supersense *SupersenseStats `json:"supersense,omitempty"`
 	// Mixed holds counts specific to the mixed-pool builder.
 	Mixed *MixedStats `json:"mixed,omitempty"`
+	// Labelled holds counts specific to the labelled-file builder.
+	Labelled *LabelledStats `json:"labelled,omitempty"`
 }
 
 // outputs writes the files of a build into a temporary folder inside the
@@ -133,21 +135,22 @@ func newOutputs(dir string, split SplitOptions, stats *BuildStats) (*outputs, er
 // add writes one cloze item made from sentence, to the eval side when the
 // sentence hashes there (InEval). It returns false when the item was
 // dropped for too many masks, as a duplicate or for too little context.
-func (o *outputs) add(sentence, text string, gold []string, meta any) (bool, error) {
+func (o *outputs) add(sentence, text string, gold []string, meta any, source string) (bool, error) {
 	if o.split.MaxMasks > 0 && len(gold) > o.split.MaxMasks {
 		o.stats.TooManyMasks++
 		// The sentence is still text to pretrain on.
 		return false, o.addRaw(sentence)
 	}
-	return o.addTo(InEval(sentence, o.split.fraction(), o.split.Seed), sentence, text, gold, meta, ContextWords(text))
+	return o.addTo(InEval(sentence, o.split.fraction(), o.split.Seed), sentence, text, gold, meta, source, ContextWords(text))
 }
 
 // addTo writes one item to the eval side (inEval) or to the pool and
-// oracle (and, unless noPoolRaw, its sentence to the raw text). It drops
+// oracle (and, unless noPoolRaw, its sentence to the raw text); source is
+// its Source ("" for none). It drops
 // the item when its sentence or id was seen before, or when context (its
 // number of context words) is below the minimum; the sentence of an item
 // dropped for context still goes to the raw text.
-func (o *outputs) addTo(inEval bool, sentence, text string, gold []string, meta any, context int) (bool, error) {
+func (o *outputs) addTo(inEval bool, sentence, text string, gold []string, meta any, source string, context int) (bool, error) {
 	norm := NormalizeText(sentence)
 	id := ContentID(text)
 	hs, hi := hash64(norm), hash64(id)
@@ -174,14 +177,14 @@ func (o *outputs) addTo(inEval bool, sentence, text string, gold []string, meta 
 		}
 		m = b
 	}
-	ev := EvalItem{ID: id, Text: text, Gold: gold, Meta: m}
+	ev := EvalItem{ID: id, Text: text, Gold: gold, Source: source, Meta: m}
 	o.stats.MasksPerItem[strconv.Itoa(len(gold))]++
 	if inEval {
 		o.stats.Eval++
 		return true, writeLine(o.eval, ev)
 	}
 	o.stats.Pool++
-	if err := writeLine(o.pool, Item{ID: id, Text: text, Meta: m}); err != nil {
+	if err := writeLine(o.pool, Item{ID: id, Text: text, Source: source, Meta: m}); err != nil {
 		return false, err
 	}
 	if err := writeLine(o.oracle, ev); err != nil {

@@ -311,7 +311,7 @@ func BuildSupersense(ctx context.Context, opts SupersenseOptions) (*BuildStats, 
 			}
 			text := SupersensePrompt(ex, s.Lemmas[lemma], s.pos)
 			ok, err := out.addTo(s.eval, text, text, []string{s.answer},
-				supersenseMeta{Source: "supersense", Synset: id, POS: s.pos, Lemma: s.Lemmas[lemma], Class: s.class}, ContextWords(masked))
+				supersenseMeta{Source: "supersense", Synset: id, POS: s.pos, Lemma: s.Lemmas[lemma], Class: s.class}, "", ContextWords(masked))
 			if err != nil {
 				out.abort()
 				return nil, err

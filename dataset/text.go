@@ -371,7 +371,7 @@ func BuildText(ctx context.Context, opts TextOptions) (*BuildStats, error) {
 			}
 		}
 		text, gold := maskWords(s, words, idx)
-		_, err = out.add(s, text, gold, textMeta{Source: opts.Name, Word: target})
+		_, err = out.add(s, text, gold, textMeta{Source: opts.Name, Word: target}, "")
 		return err
 	})
 	ts.Lines = lines

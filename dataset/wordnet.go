@@ -311,7 +311,7 @@ func addSynset(syn Synset, pos string, morph *Morphology, out *outputs) error {
 			continue
 		}
 		text, gold := maskWords(ex, words, idx)
-		ok, err := out.add(ex, text, gold, wordNetMeta{Source: "wordnet", Synset: syn.Type + syn.Offset, POS: pos, Lemma: syn.Lemmas[lemma]})
+		ok, err := out.add(ex, text, gold, wordNetMeta{Source: "wordnet", Synset: syn.Type + syn.Offset, POS: pos, Lemma: syn.Lemmas[lemma]}, "")
 		if err != nil {
 			return err
 		}

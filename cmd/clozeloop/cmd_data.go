@@ -18,6 +18,7 @@ const dataUsage = `build wordnet --out DIR [flags]
        clozeloop data build text --in FILE --out DIR [flags]
        clozeloop data build supersense --out DIR [flags]
        clozeloop data build mixed --main DIR --target DIR --out DIR [--target-share 0.1] [flags]
+       clozeloop data build labelled --in FILE --out DIR [--eval-fraction 0.1] [--seed 1] [flags]
        clozeloop data import FILE --out DIR [--kind K] [--skip-invalid] [--pool FILE] [--min-context N] [--json]
        clozeloop data validate FILE [--kind K] [--skip-invalid] [--pool FILE] [--min-context N] [--json]
        clozeloop data stats FILE [--kind K] [--top N] [--json]`
@@ -37,7 +38,7 @@ func dataCmd() command {
 			switch args[0] {
 			case "build":
 				if len(args) < 2 {
-					return usagef("data build: want wordnet, text, supersense or mixed")
+					return usagef("data build: want wordnet, text, supersense, mixed or labelled")
 				}
 				switch args[1] {
 				case "wordnet":
@@ -48,8 +49,10 @@ func dataCmd() command {
 					return dataBuildSupersense(ctx, env, args[2:])
 				case "mixed":
 					return dataBuildMixed(ctx, env, args[2:])
+				case "labelled":
+					return dataBuildLabelled(ctx, env, args[2:])
 				}
-				return usagef("data build: unknown source %q (want wordnet, text, supersense or mixed)", args[1])
+				return usagef("data build: unknown source %q (want wordnet, text, supersense, mixed or labelled)", args[1])
 			case "import":
 				return dataImport(ctx, env, args[1:])
 			case "validate":
@@ -327,6 +330,33 @@ func dataBuildMixed(ctx context.Context, env *cmdEnv, args []string) error {
 	st, err := dataset.BuildMixed(ctx, o)
 	if err != nil {
 		return fmt.Errorf("build mixed pool: %w", err)
+	}
+	return printBuild(env, o.Out, st, *asJSON)
+}
+
+func dataBuildLabelled(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "data build labelled", "--in FILE --out DIR [flags]")
+	o := dataset.LabelledOptions{}
+	fs.StringVar(&o.In, "in", "", "JSONL file of answered items, eval format (id, text, gold[, meta]) (required)")
+	fs.StringVar(&o.Out, "out", "", "output folder (required)")
+	fs.StringVar(&o.Name, "name", "", "source name for stats (default: the file name)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	split := splitFlags(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if o.In == "" || o.Out == "" || len(pos) > 0 {
+		return usagef("data build labelled: want --in FILE --out DIR and no arguments")
+	}
+	if err := checkSplit(split); err != nil {
+		return err
+	}
+	o.Split = *split
+	env.log.Info("building from answered items", "in", o.In, "out", o.Out, "eval_fraction", split.EvalFraction, "seed", split.Seed)
+	st, err := dataset.BuildLabelled(ctx, o)
+	if err != nil {
+		return err
 	}
 	return printBuild(env, o.Out, st, *asJSON)
 }
