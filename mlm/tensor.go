@@ -32,13 +32,23 @@ import (
 // forward pass in training is safe: libtorch's autograd graph holds its own
 // references to the tensors it saved for backward.
 
-// freeHandle frees one libtch tensor handle; tests replace it to count the
-// frees.
-var freeHandle = lib.AtFree
-
 // scope owns libtch tensor handles until free (or drop, or release). The
 // zero value is ready to use. A scope is not safe for concurrent use.
-type scope struct{ owned []lib.Ctensor }
+type scope struct {
+	owned []lib.Ctensor
+	// freeFn frees one handle; nil means lib.AtFree (tests count the frees
+	// with it).
+	freeFn func(lib.Ctensor)
+}
+
+// freeHandle frees t.
+func (s *scope) freeHandle(t lib.Ctensor) {
+	if s.freeFn != nil {
+		s.freeFn(t)
+		return
+	}
+	lib.AtFree(t)
+}
 
 // keep records out, the result of the libtch operation what, or panics
 // with libtorch's error.
@@ -73,7 +83,7 @@ func (s *scope) drop(t lib.Ctensor) {
 	if !s.take(t) {
 		panic(torchError{fmt.Errorf("internal error: dropping a tensor handle the scope does not hold")})
 	}
-	freeHandle(t)
+	s.freeHandle(t)
 }
 
 // release hands t, a handle the scope holds, to the caller as a gotch
@@ -89,7 +99,7 @@ func (s *scope) release(t lib.Ctensor) *ts.Tensor {
 // empties it. Calling it again does nothing.
 func (s *scope) free() {
 	for i := len(s.owned) - 1; i >= 0; i-- {
-		freeHandle(s.owned[i])
+		s.freeHandle(s.owned[i])
 		s.owned[i] = nil
 	}
 	s.owned = s.owned[:0]
@@ -102,7 +112,7 @@ func (s *scope) inPlaceResult(what string, self, out lib.Ctensor) {
 		panic(torchError{fmt.Errorf("%s: %w", what, err)})
 	}
 	if out != nil && out != self {
-		freeHandle(out)
+		s.freeHandle(out)
 	}
 }
 

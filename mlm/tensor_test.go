@@ -11,22 +11,19 @@ import (
 	"github.com/sugarme/gotch/ts"
 )
 
-// countFrees replaces freeHandle for the rest of the test with one that
-// counts the frees of each handle from now on. With real, libtorch handles
-// are freed (the first time only); with fake handles nothing is freed.
-// libtorch reuses the memory of a freed handle, so the counts are taken
-// over spans that allocate no new handle after freeing one.
-func countFrees(t *testing.T, real bool) map[lib.Ctensor]int {
-	t.Helper()
+// countFrees makes s count the frees of each handle from now on. With
+// real, libtorch handles are freed (the first time only); with fake
+// handles nothing is freed. libtorch reuses the memory of a freed handle,
+// so the counts are taken over spans that allocate no new handle after
+// freeing one.
+func countFrees(s *scope, real bool) map[lib.Ctensor]int {
 	counts := map[lib.Ctensor]int{}
-	orig := freeHandle
-	freeHandle = func(c lib.Ctensor) {
+	s.freeFn = func(c lib.Ctensor) {
 		counts[c]++
 		if real && counts[c] == 1 {
 			lib.AtFree(c)
 		}
 	}
-	t.Cleanup(func() { freeHandle = orig })
 	return counts
 }
 
@@ -81,8 +78,8 @@ func TestScopeFreesEachHandleOnce(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			counts := countFrees(t, false)
 			var s scope
+			counts := countFrees(&s, false)
 			n := tc.run(&s)
 			if len(s.owned) != tc.left {
 				t.Fatalf("scope holds %d handles before free, want %d", len(s.owned), tc.left)
@@ -118,8 +115,8 @@ func TestScopeForeignHandle(t *testing.T) {
 		{"release", func(s *scope) { s.release(foreign) }},
 	} {
 		t.Run(op.name, func(t *testing.T) {
-			counts := countFrees(t, false)
 			var s scope
+			counts := countFrees(&s, false)
 			s.keep("op", held)
 			err := func() (err error) {
 				defer catch(&err, "test")
@@ -209,7 +206,7 @@ func TestScopeOpError(t *testing.T) {
 				}
 			}
 			held := append([]lib.Ctensor(nil), s.owned...)
-			counts := countFrees(t, true)
+			counts := countFrees(&s, true)
 			s.free()
 			s.free()
 			for _, h := range held {
@@ -283,7 +280,7 @@ func TestForwardScope(t *testing.T) {
 					if len(s.owned) != 2 || s.owned[1] != logits {
 						t.Errorf("train %v, mask %v: after the head the scope holds %d handles, want the hidden states and logits", train, am != nil, len(s.owned))
 					}
-					counts := countFrees(t, true)
+					counts := countFrees(&s, true)
 					s.free()
 					if len(counts) != 2 {
 						t.Errorf("train %v, mask %v: free freed %d handles, want 2", train, am != nil, len(counts))
