@@ -20,8 +20,8 @@ import (
 // operations below and frees every handle it still holds in free, once and
 // deterministically. drop frees a handle early (as soon as the forward pass
 // no longer needs it, so that the memory high-water mark is as before),
-// release hands one over to the caller as a *ts.Tensor (the only ts.New of
-// a forward pass). Weights stay *ts.Tensor in the VarStore and are passed
+// release hands one over to the caller as a *ts.Tensor (the only ts.New
+// calls: for what a function returns). Weights stay *ts.Tensor in the VarStore and are passed
 // with ct.
 //
 // The operations call the same libtch entry points as gotch's methods and
