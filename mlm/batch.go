@@ -210,17 +210,16 @@ func (m *Model) maskOutputs(items []prepared, idx []int, train, wantHidden bool)
 	defer ids.MustDrop()
 	defer mask.MustDrop()
 	defer flat.MustDrop()
+	var s scope
+	defer s.free()
 	defer catch(&err, "masked forward")
-	h := m.forward(ids, mask, nil, train)
-	at, err := GatherPositions(h, flat)
-	h.MustDrop()
-	check(err)
-	logits = m.head(at)
+	h := m.forward(&s, ids, mask, nil, train)
+	at := s.consume(h, s.gather(h, ct(flat)))
+	lg := m.head(&s, at)
 	if wantHidden {
-		return logits, at, nil
+		hidden = s.release(at)
 	}
-	at.MustDrop()
-	return logits, nil, nil
+	return s.release(lg), hidden, nil
 }
 
 // hostContiguous returns t on the CPU and contiguous (a new handle the

@@ -714,12 +714,12 @@ func (m *Model) microStep(items []trainItem, replayWeight, scale float64) (loss 
 	wt := must(m.newTensor(weights, []int64{int64(len(weights))}))
 	defer wt.MustDrop()
 
-	h := m.forward(ids, am, nil, true)
-	at, gerr := GatherPositions(h, fl)
-	h.MustDrop()
-	check(gerr)
-	logits := m.head(at)
-	at.MustDrop()
+	var s scope
+	defer s.free()
+	h := m.forward(&s, ids, am, nil, true)
+	at := s.consume(h, s.gather(h, ct(fl)))
+	logits := s.release(m.head(&s, at))
+	s.drop(at)
 	logp := must(logits.LogSoftmax(-1, gotch.Float, true))
 	nll := must(logp.Gather(1, tg, false, true))
 	nll = must(nll.View([]int64{int64(len(flat))}, true))

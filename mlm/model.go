@@ -470,22 +470,26 @@ func catch(errp *error, what string) {
 // ts.NoGradGuard, on a goroutine locked to its OS thread) and for not
 // calling Forward concurrently with Close.
 func (m *Model) Forward(inputIDs, attentionMask, tokenTypeIDs *ts.Tensor, train bool) (hidden *ts.Tensor, err error) {
+	var s scope
+	defer s.free()
 	defer catch(&err, m.cfg.ModelType+" forward")
-	return m.forward(inputIDs, attentionMask, tokenTypeIDs, train), nil
+	return s.release(m.forward(&s, inputIDs, attentionMask, tokenTypeIDs, train)), nil
 }
 
-func (m *Model) dropout(x *ts.Tensor, p float64, train bool) *ts.Tensor {
+// dropout applies dropout with probability p to x in training, consuming
+// x.
+func (m *Model) dropout(s *scope, x lib.Ctensor, p float64, train bool) lib.Ctensor {
 	if !train || p == 0 {
 		return x
 	}
-	y := must(ts.Dropout(x, p, true))
-	x.MustDrop()
-	return y
+	return s.consume(x, s.dropout(x, p))
 }
 
-func (m *Model) forward(ids, mask, types *ts.Tensor, train bool) *ts.Tensor {
+// forward runs the embeddings and encoder on ids (and the optional mask
+// and types) and returns the last hidden states, a handle owned by s.
+func (m *Model) forward(s *scope, ids, mask, types *ts.Tensor, train bool) lib.Ctensor {
 	if m.cfg.ModelType == ModelTypeModernBERT {
-		return m.modernForward(ids, mask, types, train)
+		return m.modernForward(s, ids, mask, types, train)
 	}
 	c := m.cfg
 	size, err := ids.Size()
@@ -500,44 +504,48 @@ func (m *Model) forward(ids, mask, types *ts.Tensor, train bool) *ts.Tensor {
 	H := int64(c.HiddenSize)
 	p := &m.p
 
-	pos := m.positionIDs(ids, T)
-	x := must(opEmbedding(p.wordEmb, ids))
-	pe := must(opEmbedding(p.posEmb, pos))
-	pos.MustDrop()
-	check(opAdd_(x, pe))
-	pe.MustDrop()
+	pos := m.positionIDs(s, ids, T)
+	x := s.embedding(p.wordEmb, ct(ids))
+	pe := s.consume(pos, s.embedding(p.posEmb, pos))
+	s.add_(x, pe)
+	s.drop(pe)
 	switch {
 	case p.typeEmb == nil:
 		if types != nil {
 			check(fmt.Errorf("%s has no token type embeddings, got token_type_ids", c.ModelType))
 		}
 	case types != nil:
-		te := must(opEmbedding(p.typeEmb, types))
-		check(opAdd_(x, te))
-		te.MustDrop()
+		te := s.embedding(p.typeEmb, ct(types))
+		s.add_(x, te)
+		s.drop(te)
 	default:
-		row := must(opSelect(p.typeEmb, 0, 0, false))
-		check(opAdd_(x, row))
-		row.MustDrop()
+		row := s.selectIndex(ct(p.typeEmb), 0, 0)
+		s.add_(x, row)
+		s.drop(row)
 	}
-	h := must(opLayerNorm(x, []int64{H}, p.embLN.w, p.embLN.b, c.LayerNormEps))
-	x.MustDrop()
-	h = m.dropout(h, c.HiddenDropoutProb, train)
+	h := s.consume(x, s.layerNorm(x, []int64{H}, p.embLN, c.LayerNormEps))
+	h = m.dropout(s, h, c.HiddenDropoutProb, train)
 
-	var ext *ts.Tensor
+	var ext lib.Ctensor
 	if mask != nil {
-		f := must(opTotype(mask, gotch.Float, false))
-		f = must(opRsubScalar(f, m.one, true))
-		f = must(opMulScalar(f, m.negMin, true))
-		ext = must(opView(f, []int64{B, 1, 1, T}, true))
+		ext = m.paddingMask(s, mask, B, T)
 	}
 	for i := range p.layers {
-		h = m.layer(h, ext, &p.layers[i], B, T, train)
+		h = m.layer(s, h, ext, &p.layers[i], B, T, train)
 	}
 	if ext != nil {
-		ext.MustDrop()
+		s.drop(ext)
 	}
 	return h
+}
+
+// paddingMask returns the additive attention mask [B, 1, 1, T] of mask
+// [B, T]: 0 for tokens, the most negative float32 for padding.
+func (m *Model) paddingMask(s *scope, mask *ts.Tensor, B, T int64) lib.Ctensor {
+	f := s.totype(ct(mask), gotch.Float)
+	f = s.consume(f, s.rsubScalar(f, m.one))
+	f = s.consume(f, s.mulScalar(f, m.negMin))
+	return s.consume(f, s.view(f, []int64{B, 1, 1, T}))
 }
 
 // positionIDs returns the position ids of ids [B, T]: 0 … T-1 (as [T],
@@ -545,52 +553,52 @@ func (m *Model) forward(ids, mask, types *ts.Tensor, train bool) *ts.Tensor {
 // Hugging Face's create_position_ids_from_input_ids, padding_idx+1 onwards
 // counting only non-padding tokens, with padding tokens at padding_idx
 // ([B, T]).
-func (m *Model) positionIDs(ids *ts.Tensor, T int64) *ts.Tensor {
+func (m *Model) positionIDs(s *scope, ids *ts.Tensor, T int64) lib.Ctensor {
 	if m.cfg.family() != ModelTypeRoBERTa {
-		return must(opArange(T, m.device))
+		return s.arange(T, m.device)
 	}
-	pad := ts.IntScalar(int64(m.cfg.PadTokenID))
-	defer pad.MustDrop()
-	notPad := must(ids.Ne(pad, false))
-	notPad = must(notPad.Totype(gotch.Int64, true))
-	cum := must(notPad.Cumsum(1, gotch.Int64, false))
-	pos := must(cum.Mul(notPad, true))
-	notPad.MustDrop()
-	return must(pos.AddScalar(pad, true))
+	pad := lib.AtsInt(int64(m.cfg.PadTokenID))
+	defer lib.AtsFree(pad)
+	notPad := s.neScalar(ct(ids), pad)
+	notPad = s.consume(notPad, s.totype(notPad, gotch.Int64))
+	cum := s.cumsum(notPad, 1, gotch.Int64)
+	pos := s.consume(cum, s.mul(cum, notPad))
+	s.drop(notPad)
+	return s.consume(pos, s.addScalar(pos, pad))
 }
 
 // attend is scaled dot-product attention over heads: q, k, v [B, nh, T,
 // hd] (consumed), the additive mask ext (kept; nil for none), scores
 // multiplied by 1/sqrt(hd) when scale, attention dropout in training. It
 // returns the heads' outputs joined, [B, T, H].
-func (m *Model) attend(q, k, v, ext *ts.Tensor, scale bool, B, T int64, train bool) *ts.Tensor {
-	kt := must(opTranspose(k, -1, -2, true))
-	scores := must(opMatmul(q, kt, true))
-	kt.MustDrop()
+func (m *Model) attend(s *scope, q, k, v, ext lib.Ctensor, scale bool, B, T int64, train bool) lib.Ctensor {
+	kt := s.consume(k, s.transpose(k, -1, -2))
+	scores := s.consume(q, s.matmul(q, kt))
+	s.drop(kt)
 	if scale {
-		check(opMulScalar_(scores, m.scale))
+		s.mulScalar_(scores, m.scale)
 	}
 	if ext != nil {
-		check(opAdd_(scores, ext))
+		s.add_(scores, ext)
 	}
-	probs := must(opSoftmax(scores, -1, true))
-	probs = m.dropout(probs, m.cfg.AttentionProbsDropoutProb, train)
-	ctx := must(opMatmul(probs, v, true))
-	v.MustDrop()
-	ctx = must(opTranspose(ctx, 1, 2, true))
-	return must(opReshape(ctx, []int64{B, T, int64(m.cfg.HiddenSize)}, true))
+	probs := s.consume(scores, s.softmax(scores, -1))
+	probs = m.dropout(s, probs, m.cfg.AttentionProbsDropoutProb, train)
+	ctx := s.consume(probs, s.matmul(probs, v))
+	s.drop(v)
+	ctx = s.consume(ctx, s.transpose(ctx, 1, 2))
+	return s.consume(ctx, s.reshape(ctx, []int64{B, T, int64(m.cfg.HiddenSize)}))
 }
 
 // layer runs one encoder layer on x [B, T, H], consuming x.
-func (m *Model) layer(x, ext *ts.Tensor, l *bertLayer, B, T int64, train bool) *ts.Tensor {
+func (m *Model) layer(s *scope, x, ext lib.Ctensor, l *bertLayer, B, T int64, train bool) lib.Ctensor {
 	c := m.cfg
 	H := int64(c.HiddenSize)
 	nh := int64(c.NumAttentionHeads)
 	hd := H / nh
-	heads := func(w linear) *ts.Tensor {
-		t := must(opLinear(x, w.w, w.b))
-		t = must(opView(t, []int64{B, T, nh, hd}, true))
-		return must(opTranspose(t, 1, 2, true))
+	heads := func(w linear) lib.Ctensor {
+		t := s.linear(x, w.w, w.b)
+		t = s.consume(t, s.view(t, []int64{B, T, nh, hd}))
+		return s.consume(t, s.transpose(t, 1, 2))
 	}
 	q := heads(l.query)
 	k := heads(l.key)
@@ -599,41 +607,36 @@ func (m *Model) layer(x, ext *ts.Tensor, l *bertLayer, B, T int64, train bool) *
 	// math, rounded differently, and parity is kept with each.
 	distil := c.ModelType == ModelTypeDistilBERT
 	if distil {
-		q = must(opDivScalar(q, m.sqrtHead, true))
+		q = s.consume(q, s.divScalar(q, m.sqrtHead))
 	}
-	ctx := m.attend(q, k, v, ext, !distil, B, T, train)
-	a := must(opLinear(ctx, l.attnOut.w, l.attnOut.b))
-	ctx.MustDrop()
-	a = m.dropout(a, c.HiddenDropoutProb, train)
-	check(opAdd_(a, x))
-	x.MustDrop()
-	h1 := must(opLayerNorm(a, []int64{H}, l.attnLN.w, l.attnLN.b, c.LayerNormEps))
-	a.MustDrop()
+	ctx := m.attend(s, q, k, v, ext, !distil, B, T, train)
+	a := s.consume(ctx, s.linear(ctx, l.attnOut.w, l.attnOut.b))
+	a = m.dropout(s, a, c.HiddenDropoutProb, train)
+	s.add_(a, x)
+	s.drop(x)
+	h1 := s.consume(a, s.layerNorm(a, []int64{H}, l.attnLN, c.LayerNormEps))
 
-	i := must(opLinear(h1, l.inter.w, l.inter.b))
-	i = m.activate(i)
-	o := must(opLinear(i, l.out.w, l.out.b))
-	i.MustDrop()
-	o = m.dropout(o, c.HiddenDropoutProb, train)
-	check(opAdd_(o, h1))
-	h1.MustDrop()
-	h := must(opLayerNorm(o, []int64{H}, l.outLN.w, l.outLN.b, c.LayerNormEps))
-	o.MustDrop()
-	return h
+	i := s.linear(h1, l.inter.w, l.inter.b)
+	i = m.activate(s, i)
+	o := s.consume(i, s.linear(i, l.out.w, l.out.b))
+	o = m.dropout(s, o, c.HiddenDropoutProb, train)
+	s.add_(o, h1)
+	s.drop(h1)
+	return s.consume(o, s.layerNorm(o, []int64{H}, l.outLN, c.LayerNormEps))
 }
 
 // activate applies hidden_act to x, consuming x.
-func (m *Model) activate(x *ts.Tensor) *ts.Tensor { return applyActivation(m.act, x) }
+func (m *Model) activate(s *scope, x lib.Ctensor) lib.Ctensor { return applyActivation(s, m.act, x) }
 
 // applyActivation applies act to x, consuming x.
-func applyActivation(act activation, x *ts.Tensor) *ts.Tensor {
+func applyActivation(s *scope, act activation, x lib.Ctensor) lib.Ctensor {
 	switch act {
 	case actGELUTanh:
-		return must(opGelu(x, "tanh", true))
+		return s.consume(x, s.gelu(x, "tanh"))
 	case actReLU:
-		return must(opRelu(x, true))
+		return s.consume(x, s.relu(x))
 	}
-	return must(opGelu(x, "none", true))
+	return s.consume(x, s.gelu(x, "none"))
 }
 
 // MLMHead returns vocabulary logits [N, vocab] for hidden states [N,
@@ -641,39 +644,27 @@ func applyActivation(act activation, x *ts.Tensor) *ts.Tensor {
 // dense, activation, LayerNorm, then the decoder tied to the word
 // embeddings plus the output bias. The caller owns the result.
 func (m *Model) MLMHead(hidden *ts.Tensor) (logits *ts.Tensor, err error) {
+	var s scope
+	defer s.free()
 	defer catch(&err, "mlm head")
-	return m.head(hidden), nil
+	return s.release(m.head(&s, ct(hidden))), nil
 }
 
-func (m *Model) head(hidden *ts.Tensor) *ts.Tensor {
+// head returns the MLM logits of hidden (kept), a handle owned by s.
+func (m *Model) head(s *scope, hidden lib.Ctensor) lib.Ctensor {
 	p := &m.p
-	t := must(opLinear(hidden, p.headDense.w, p.headDense.b))
-	t = applyActivation(m.headAct, t)
-	u := must(opLayerNorm(t, []int64{int64(m.cfg.HiddenSize)}, p.headLN.w, p.headLN.b, m.cfg.LayerNormEps))
-	t.MustDrop()
-	logits := must(opLinear(u, p.wordEmb, p.decoderBias))
-	u.MustDrop()
-	return logits
+	t := s.linear(hidden, p.headDense.w, p.headDense.b)
+	t = applyActivation(s, m.headAct, t)
+	u := s.consume(t, s.layerNorm(t, []int64{int64(m.cfg.HiddenSize)}, p.headLN, m.cfg.LayerNormEps))
+	return s.consume(u, s.linear(u, p.wordEmb, p.decoderBias))
 }
 
 // GatherPositions returns the rows of hidden [B, T, H] at the flat
 // positions b*T+t given in flat (int64 [N]), as [N, H]. The caller owns the
 // result.
-func GatherPositions(hidden, flat *ts.Tensor) (*ts.Tensor, error) {
-	size, err := hidden.Size()
-	if err != nil {
-		return nil, fmt.Errorf("gather positions: %w", err)
-	}
-	if len(size) != 3 {
-		return nil, fmt.Errorf("gather positions: hidden must be [B, T, H], got %v", size)
-	}
-	v, err := opView(hidden, []int64{size[0] * size[1], size[2]}, false)
-	if err != nil {
-		return nil, fmt.Errorf("gather positions: %w", err)
-	}
-	out, err := opIndexSelect(v, 0, flat, true)
-	if err != nil {
-		return nil, fmt.Errorf("gather positions: %w", err)
-	}
-	return out, nil
+func GatherPositions(hidden, flat *ts.Tensor) (out *ts.Tensor, err error) {
+	var s scope
+	defer s.free()
+	defer catch(&err, "gather positions")
+	return s.release(s.gather(ct(hidden), ct(flat))), nil
 }

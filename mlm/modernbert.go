@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
 )
 
@@ -23,17 +23,18 @@ import (
 // rotary holds the rotary embedding tables of one base for a length T:
 // cos [T, head] and sin with the sign of rotate_half folded in
 // ([-sin | sin] over the two halves), so that rotating x is
-// x·cos + roll(x, head/2)·sin.
-type rotary struct{ cos, sin *ts.Tensor }
+// x·cos + roll(x, head/2)·sin. The handles belong to the forward pass's
+// scope.
+type rotary struct{ cos, sin lib.Ctensor }
 
-func (r rotary) drop() {
-	r.cos.MustDrop()
-	r.sin.MustDrop()
+func (r rotary) drop(s *scope) {
+	s.drop(r.cos)
+	s.drop(r.sin)
 }
 
 // newRotary builds the tables of base theta for T positions, computing
 // the inverse frequencies and angles in float32 as Hugging Face does.
-func (m *Model) newRotary(theta float64, T int64) rotary {
+func (m *Model) newRotary(s *scope, theta float64, T int64) rotary {
 	hd := int64(m.cfg.HiddenSize / m.cfg.NumAttentionHeads)
 	half := hd / 2
 	inv := make([]float32, half)
@@ -45,34 +46,31 @@ func (m *Model) newRotary(theta float64, T int64) rotary {
 	for p := int64(0); p < T; p++ {
 		for i := int64(0); i < half; i++ {
 			a := float64(float32(p) * inv[i])
-			c, s := float32(math.Cos(a)), float32(math.Sin(a))
+			c, sn := float32(math.Cos(a)), float32(math.Sin(a))
 			cos[p*hd+i], cos[p*hd+half+i] = c, c
-			sin[p*hd+i], sin[p*hd+half+i] = -s, s
+			sin[p*hd+i], sin[p*hd+half+i] = -sn, sn
 		}
 	}
-	ct := must(m.newTensor(cos, []int64{T, hd}))
-	st, err := m.newTensor(sin, []int64{T, hd})
-	if err != nil {
-		ct.MustDrop()
-		check(err)
+	return rotary{
+		cos: s.float32s(cos, []int64{T, hd}, m.device),
+		sin: s.float32s(sin, []int64{T, hd}, m.device),
 	}
-	return rotary{ct, st}
 }
 
 // rotate applies the rotary embedding r to x [B, heads, T, head],
 // consuming x.
-func (r rotary) rotate(x *ts.Tensor, hd int64) *ts.Tensor {
-	y := must(opMul(x, r.cos, false))
-	rolled := must(opRoll(x, hd/2, -1, true))
-	rolled = must(opMul(rolled, r.sin, true))
-	check(opAdd_(y, rolled))
-	rolled.MustDrop()
+func (r rotary) rotate(s *scope, x lib.Ctensor, hd int64) lib.Ctensor {
+	y := s.mul(x, r.cos)
+	rolled := s.consume(x, s.roll(x, hd/2, -1))
+	rolled = s.consume(rolled, s.mul(rolled, r.sin))
+	s.add_(y, rolled)
+	s.drop(rolled)
 	return y
 }
 
 // windowMask returns the additive sliding-window mask [1, 1, T, T]: 0
 // where |i-j| <= local_attention/2, the most negative float32 elsewhere.
-func (m *Model) windowMask(T int64) *ts.Tensor {
+func (m *Model) windowMask(s *scope, T int64) lib.Ctensor {
 	w := int64(m.cfg.LocalAttention / 2)
 	vals := make([]float32, T*T)
 	for i := int64(0); i < T; i++ {
@@ -82,13 +80,13 @@ func (m *Model) windowMask(T int64) *ts.Tensor {
 			}
 		}
 	}
-	return must(m.newTensor(vals, []int64{1, 1, T, T}))
+	return s.float32s(vals, []int64{1, 1, T, T}, m.device)
 }
 
 // isGlobalLayer reports whether ModernBERT layer i attends globally.
 func (c Config) isGlobalLayer(i int) bool { return i%c.GlobalAttnEveryNLayers == 0 }
 
-func (m *Model) modernForward(ids, mask, types *ts.Tensor, train bool) *ts.Tensor {
+func (m *Model) modernForward(s *scope, ids, mask, types *ts.Tensor, train bool) lib.Ctensor {
 	c := m.cfg
 	size, err := ids.Size()
 	check(err)
@@ -105,55 +103,54 @@ func (m *Model) modernForward(ids, mask, types *ts.Tensor, train bool) *ts.Tenso
 	H := int64(c.HiddenSize)
 	p := &m.p
 
-	x := must(opEmbedding(p.wordEmb, ids))
-	h := must(opLayerNorm(x, []int64{H}, p.embLN.w, p.embLN.b, c.LayerNormEps))
-	x.MustDrop()
-	h = m.dropout(h, c.EmbeddingDropout, train)
+	x := s.embedding(p.wordEmb, ct(ids))
+	h := s.consume(x, s.layerNorm(x, []int64{H}, p.embLN, c.LayerNormEps))
+	h = m.dropout(s, h, c.EmbeddingDropout, train)
 
 	// The global mask is the padding mask [B, 1, 1, T] (nil without
 	// padding); the local one also masks the keys outside the window.
-	var global, local *ts.Tensor
+	var global, local lib.Ctensor
 	if mask != nil {
-		f := must(opTotype(mask, gotch.Float, false))
-		f = must(opRsubScalar(f, m.one, true))
-		f = must(opMulScalar(f, m.negMin, true))
-		global = must(opView(f, []int64{B, 1, 1, T}, true))
-		defer global.MustDrop()
+		global = m.paddingMask(s, mask, B, T)
 	}
-	var globalRot, localRot rotary
+	var localRot rotary
 	hasLocal := false
 	for i := range p.layers {
 		if !c.isGlobalLayer(i) {
 			hasLocal = true
 		}
 	}
-	globalRot = m.newRotary(c.GlobalRopeTheta, T)
-	defer globalRot.drop()
+	globalRot := m.newRotary(s, c.GlobalRopeTheta, T)
 	if hasLocal {
-		local = m.windowMask(T)
+		local = m.windowMask(s, T)
 		if global != nil {
-			local = must(opMinimum(local, global, true))
+			local = s.consume(local, s.minimum(local, global))
 		}
-		defer local.MustDrop()
-		localRot = m.newRotary(c.LocalRopeTheta, T)
-		defer localRot.drop()
+		localRot = m.newRotary(s, c.LocalRopeTheta, T)
 	}
 	for i := range p.layers {
 		if c.isGlobalLayer(i) {
-			h = m.modernLayer(h, global, globalRot, &p.layers[i], B, T, train)
+			h = m.modernLayer(s, h, global, globalRot, &p.layers[i], B, T, train)
 		} else {
-			h = m.modernLayer(h, local, localRot, &p.layers[i], B, T, train)
+			h = m.modernLayer(s, h, local, localRot, &p.layers[i], B, T, train)
 		}
 	}
-	out := must(opLayerNorm(h, []int64{H}, p.finalLN.w, p.finalLN.b, c.LayerNormEps))
-	h.MustDrop()
+	out := s.consume(h, s.layerNorm(h, []int64{H}, p.finalLN, c.LayerNormEps))
+	if hasLocal {
+		localRot.drop(s)
+		s.drop(local)
+	}
+	globalRot.drop(s)
+	if global != nil {
+		s.drop(global)
+	}
 	return out
 }
 
 // modernLayer runs one ModernBERT encoder layer on x [B, T, H], consuming
 // x. ext is the additive attention mask (nil for none) and rot the rotary
 // tables of the layer's kind.
-func (m *Model) modernLayer(x, ext *ts.Tensor, rot rotary, l *bertLayer, B, T int64, train bool) *ts.Tensor {
+func (m *Model) modernLayer(s *scope, x, ext lib.Ctensor, rot rotary, l *bertLayer, B, T int64, train bool) lib.Ctensor {
 	c := m.cfg
 	H, I := int64(c.HiddenSize), int64(c.IntermediateSize)
 	nh := int64(c.NumAttentionHeads)
@@ -161,40 +158,38 @@ func (m *Model) modernLayer(x, ext *ts.Tensor, rot rotary, l *bertLayer, B, T in
 
 	xn := x
 	if l.attnLN.w != nil {
-		xn = must(opLayerNorm(x, []int64{H}, l.attnLN.w, l.attnLN.b, c.LayerNormEps))
+		xn = s.layerNorm(x, []int64{H}, l.attnLN, c.LayerNormEps)
 	}
-	qkv := must(opLinear(xn, l.qkv.w, l.qkv.b))
+	qkv := s.linear(xn, l.qkv.w, l.qkv.b)
 	if xn != x {
-		xn.MustDrop()
+		s.drop(xn)
 	}
-	qkv = must(opView(qkv, []int64{B, T, 3, nh, hd}, true))
-	part := func(i int64) *ts.Tensor {
-		t := must(opSelect(qkv, 2, i, false))
-		return must(opTranspose(t, 1, 2, true))
+	qkv = s.consume(qkv, s.view(qkv, []int64{B, T, 3, nh, hd}))
+	part := func(i int64) lib.Ctensor {
+		t := s.selectIndex(qkv, 2, i)
+		return s.consume(t, s.transpose(t, 1, 2))
 	}
-	q := rot.rotate(part(0), hd)
-	k := rot.rotate(part(1), hd)
+	q := rot.rotate(s, part(0), hd)
+	k := rot.rotate(s, part(1), hd)
 	v := part(2)
-	qkv.MustDrop()
+	s.drop(qkv)
 
-	ctx := m.attend(q, k, v, ext, true, B, T, train)
-	a := must(opLinear(ctx, l.attnOut.w, l.attnOut.b))
-	ctx.MustDrop()
-	a = m.dropout(a, c.AttentionProbsDropoutProb, train)
-	check(opAdd_(a, x))
-	x.MustDrop()
+	ctx := m.attend(s, q, k, v, ext, true, B, T, train)
+	a := s.consume(ctx, s.linear(ctx, l.attnOut.w, l.attnOut.b))
+	a = m.dropout(s, a, c.AttentionProbsDropoutProb, train)
+	s.add_(a, x)
+	s.drop(x)
 
-	n := must(opLayerNorm(a, []int64{H}, l.outLN.w, l.outLN.b, c.LayerNormEps))
-	wi := must(opLinear(n, l.inter.w, l.inter.b))
-	n.MustDrop()
-	in := must(opNarrow(wi, -1, 0, I, false))
-	gate := must(opNarrow(wi, -1, I, I, true))
-	g := must(opMul(m.activate(in), gate, true))
-	gate.MustDrop()
-	g = m.dropout(g, c.MLPDropout, train)
-	o := must(opLinear(g, l.out.w, l.out.b))
-	g.MustDrop()
-	check(opAdd_(o, a))
-	a.MustDrop()
+	n := s.layerNorm(a, []int64{H}, l.outLN, c.LayerNormEps)
+	wi := s.consume(n, s.linear(n, l.inter.w, l.inter.b))
+	in := s.narrow(wi, -1, 0, I)
+	gate := s.consume(wi, s.narrow(wi, -1, I, I))
+	act := m.activate(s, in)
+	g := s.consume(act, s.mul(act, gate))
+	s.drop(gate)
+	g = m.dropout(s, g, c.MLPDropout, train)
+	o := s.consume(g, s.linear(g, l.out.w, l.out.b))
+	s.add_(o, a)
+	s.drop(a)
 	return o
 }

@@ -1,0 +1,350 @@
+package mlm
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// Scoped tensor handles for the forward pass and the MLM head.
+//
+// gotch's ts.New, which wraps every tensor its operations return, allocates
+// a zeroed 100 KB Go array per handle, takes a global lock, records a name
+// in a global map and sets a finalizer: for a single-sentence prediction
+// that bookkeeping and the garbage collection it causes took about a
+// quarter of the CPU time. The forward pass instead works on plain libtch
+// handles (lib.Ctensor) owned by a scope, which records each result of the
+// operations below and frees every handle it still holds in free, once and
+// deterministically. drop frees a handle early (as soon as the forward pass
+// no longer needs it, so that the memory high-water mark is as before),
+// release hands one over to the caller as a *ts.Tensor (the only ts.New
+// calls: for what a function returns). Weights stay *ts.Tensor in the VarStore and are passed
+// with ct.
+//
+// The operations call the same libtch entry points as gotch's methods and
+// ops.go, so the numerics are unchanged. On a libtorch error they panic
+// with a torchError naming the operation (see must and catch in model.go);
+// the handles recorded so far stay in the scope, and the caller's deferred
+// free releases them. Freeing the handles of intermediate tensors after a
+// forward pass in training is safe: libtorch's autograd graph holds its own
+// references to the tensors it saved for backward.
+
+// scope owns libtch tensor handles until free (or drop, or release). The
+// zero value is ready to use. A scope is not safe for concurrent use.
+type scope struct {
+	owned []lib.Ctensor
+	// freeFn frees one handle; nil means lib.AtFree (tests count the frees
+	// with it).
+	freeFn func(lib.Ctensor)
+}
+
+// freeHandle frees t.
+func (s *scope) freeHandle(t lib.Ctensor) {
+	if s.freeFn != nil {
+		s.freeFn(t)
+		return
+	}
+	lib.AtFree(t)
+}
+
+// keep records out, the result of the libtch operation what, or panics
+// with libtorch's error.
+func (s *scope) keep(what string, out lib.Ctensor) lib.Ctensor {
+	if err := ts.TorchErr(); err != nil {
+		panic(torchError{fmt.Errorf("%s: %w", what, err)})
+	}
+	if out == nil {
+		panic(torchError{fmt.Errorf("%s: libtorch returned no tensor", what)})
+	}
+	s.owned = append(s.owned, out)
+	return out
+}
+
+// take removes t from the scope without freeing it and reports whether the
+// scope held it. The search runs from the most recent handle, where the
+// handles a forward pass drops usually are.
+func (s *scope) take(t lib.Ctensor) bool {
+	for i := len(s.owned) - 1; i >= 0; i-- {
+		if s.owned[i] == t {
+			copy(s.owned[i:], s.owned[i+1:])
+			s.owned[len(s.owned)-1] = nil
+			s.owned = s.owned[:len(s.owned)-1]
+			return true
+		}
+	}
+	return false
+}
+
+// drop frees t, a handle the scope holds, now.
+func (s *scope) drop(t lib.Ctensor) {
+	if !s.take(t) {
+		panic(torchError{fmt.Errorf("internal error: dropping a tensor handle the scope does not hold")})
+	}
+	s.freeHandle(t)
+}
+
+// release hands t, a handle the scope holds, to the caller as a gotch
+// tensor that the caller drops.
+func (s *scope) release(t lib.Ctensor) *ts.Tensor {
+	if !s.take(t) {
+		panic(torchError{fmt.Errorf("internal error: releasing a tensor handle the scope does not hold")})
+	}
+	return ts.New(t)
+}
+
+// free frees every handle the scope still holds, most recent first, and
+// empties it. Calling it again does nothing.
+func (s *scope) free() {
+	for i := len(s.owned) - 1; i >= 0; i-- {
+		s.freeHandle(s.owned[i])
+		s.owned[i] = nil
+	}
+	s.owned = s.owned[:0]
+}
+
+// inPlaceResult checks the in-place operation what on self, which wrote a second
+// handle to self's tensor into out, and frees that handle.
+func (s *scope) inPlaceResult(what string, self, out lib.Ctensor) {
+	if err := ts.TorchErr(); err != nil {
+		panic(torchError{fmt.Errorf("%s: %w", what, err)})
+	}
+	if out != nil && out != self {
+		s.freeHandle(out)
+	}
+}
+
+func (s *scope) linear(x lib.Ctensor, w, b *ts.Tensor) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgLinear(&out, x, ct(w), ctOpt(b))
+	return s.keep("linear", out)
+}
+
+func (s *scope) embedding(w *ts.Tensor, ids lib.Ctensor) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgEmbedding(&out, ct(w), ids, -1, 0, 0)
+	return s.keep("embedding", out)
+}
+
+func (s *scope) layerNorm(x lib.Ctensor, shape []int64, ln layerNorm, eps float64) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgLayerNorm(&out, x, shape, len(shape), ct(ln.w), ctOpt(ln.b), eps, 0)
+	return s.keep("layer norm", out)
+}
+
+func (s *scope) view(t lib.Ctensor, shape []int64) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgView(&out, t, shape, len(shape))
+	return s.keep("view", out)
+}
+
+func (s *scope) reshape(t lib.Ctensor, shape []int64) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgReshape(&out, t, shape, len(shape))
+	return s.keep("reshape", out)
+}
+
+func (s *scope) transpose(t lib.Ctensor, d0, d1 int64) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgTranspose(&out, t, d0, d1)
+	return s.keep("transpose", out)
+}
+
+func (s *scope) matmul(a, b lib.Ctensor) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgMatmul(&out, a, b)
+	return s.keep("matmul", out)
+}
+
+func (s *scope) mul(a, b lib.Ctensor) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgMul(&out, a, b)
+	return s.keep("mul", out)
+}
+
+func (s *scope) minimum(a, b lib.Ctensor) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgMinimum(&out, a, b)
+	return s.keep("minimum", out)
+}
+
+func (s *scope) softmax(t lib.Ctensor, dim int64) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgSoftmax(&out, t, dim, gotch.Float.CInt())
+	return s.keep("softmax", out)
+}
+
+func (s *scope) gelu(t lib.Ctensor, approximate string) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgGelu(&out, t, approximate)
+	return s.keep("gelu", out)
+}
+
+func (s *scope) relu(t lib.Ctensor) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgRelu(&out, t)
+	return s.keep("relu", out)
+}
+
+// dropout applies training-mode dropout with probability p, as
+// ts.Dropout(t, p, true).
+func (s *scope) dropout(t lib.Ctensor, p float64) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgDropout(&out, t, p, 1)
+	return s.keep("dropout", out)
+}
+
+func (s *scope) totype(t lib.Ctensor, k gotch.DType) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgTotype(&out, t, k.CInt())
+	return s.keep("to type", out)
+}
+
+func (s *scope) to(t lib.Ctensor, d gotch.Device) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgTo(&out, t, d.CInt())
+	return s.keep("to device", out)
+}
+
+func (s *scope) selectIndex(t lib.Ctensor, dim, index int64) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgSelect(&out, t, dim, index)
+	return s.keep("select", out)
+}
+
+func (s *scope) indexSelect(t lib.Ctensor, dim int64, index lib.Ctensor) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgIndexSelect(&out, t, dim, index)
+	return s.keep("index select", out)
+}
+
+func (s *scope) narrow(t lib.Ctensor, dim, start, length int64) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgNarrow(&out, t, dim, start, length)
+	return s.keep("narrow", out)
+}
+
+// roll rolls t by shift along dim.
+func (s *scope) roll(t lib.Ctensor, shift, dim int64) lib.Ctensor {
+	shifts, dims := []int64{shift}, []int64{dim}
+	var out lib.Ctensor
+	lib.AtgRoll(&out, t, shifts, len(shifts), dims, len(dims))
+	return s.keep("roll", out)
+}
+
+func (s *scope) rsubScalar(t lib.Ctensor, v scalar) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgRsubScalar(&out, t, v.c)
+	return s.keep("rsub", out)
+}
+
+func (s *scope) mulScalar(t lib.Ctensor, v scalar) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgMulScalar(&out, t, v.c)
+	return s.keep("mul scalar", out)
+}
+
+func (s *scope) divScalar(t lib.Ctensor, v scalar) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgDivScalar(&out, t, v.c)
+	return s.keep("div scalar", out)
+}
+
+func (s *scope) addScalar(t lib.Ctensor, v lib.Cscalar) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgAddScalar(&out, t, v)
+	return s.keep("add scalar", out)
+}
+
+func (s *scope) neScalar(t lib.Ctensor, v lib.Cscalar) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgNe(&out, t, v)
+	return s.keep("ne", out)
+}
+
+func (s *scope) cumsum(t lib.Ctensor, dim int64, k gotch.DType) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgCumsum(&out, t, dim, k.CInt())
+	return s.keep("cumsum", out)
+}
+
+// arange returns 0 … n-1 as int64 on device d.
+func (s *scope) arange(n int64, d gotch.Device) lib.Ctensor {
+	end := lib.AtsInt(n)
+	defer lib.AtsFree(end)
+	var out lib.Ctensor
+	lib.AtgArange(&out, end, gotch.Int64.CInt(), d.CInt())
+	return s.keep("arange", out)
+}
+
+// add_ adds other to t in place.
+func (s *scope) add_(t, other lib.Ctensor) {
+	var out lib.Ctensor
+	lib.AtgAdd_(&out, t, other)
+	s.inPlaceResult("add in place", t, out)
+}
+
+// mulScalar_ multiplies t by v in place.
+func (s *scope) mulScalar_(t lib.Ctensor, v scalar) {
+	var out lib.Ctensor
+	lib.AtgMulScalar_(&out, t, v.c)
+	s.inPlaceResult("mul scalar in place", t, out)
+}
+
+// float32s copies vals (float32, shape) into a tensor on device d, as
+// Model.newTensor does (ts.OfDataSize, then To when d is not the CPU).
+func (s *scope) float32s(vals []float32, shape []int64, d gotch.Device) lib.Ctensor {
+	if numel(shape) != len(vals) || len(shape) == 0 {
+		panic(torchError{fmt.Errorf("create tensor of shape %v from %d values", shape, len(vals))})
+	}
+	var zero float32
+	data := unsafe.Pointer(&zero) // an empty tensor copies nothing
+	if len(vals) > 0 {
+		data = unsafe.Pointer(&vals[0])
+	}
+	t := s.keep("create tensor", lib.AtTensorOfData(data, shape, uint(len(shape)), gotch.Float.Size(), int(gotch.Float.CKind())))
+	if d == gotch.CPU {
+		return t
+	}
+	u := s.to(t, d)
+	s.drop(t)
+	return u
+}
+
+// dims returns the sizes of t.
+func dims(t lib.Ctensor) ([]int64, error) {
+	n := lib.AtDim(t)
+	if err := ts.TorchErr(); err != nil {
+		return nil, err
+	}
+	size := make([]int64, n)
+	if n > 0 {
+		lib.AtShape(t, unsafe.Pointer(&size[0]))
+		if err := ts.TorchErr(); err != nil {
+			return nil, err
+		}
+	}
+	return size, nil
+}
+
+// consume frees in, an operand the forward pass no longer needs, and
+// returns out, the result of the operation that read it (the del argument
+// of gotch's methods): x = s.consume(x, s.op(x, …)).
+func (s *scope) consume(in, out lib.Ctensor) lib.Ctensor {
+	s.drop(in)
+	return out
+}
+
+// gather returns the rows of hidden [B, T, H] at the flat positions b*T+t
+// given in flat (int64 [N]), as [N, H].
+func (s *scope) gather(hidden, flat lib.Ctensor) lib.Ctensor {
+	size, err := dims(hidden)
+	check(err)
+	if len(size) != 3 {
+		check(fmt.Errorf("hidden must be [B, T, H], got %v", size))
+	}
+	v := s.view(hidden, []int64{size[0] * size[1], size[2]})
+	return s.consume(v, s.indexSelect(v, 0, flat))
+}
