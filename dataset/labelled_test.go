@@ -3,7 +3,6 @@ package dataset
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,9 +41,9 @@ func TestBuildLabelled(t *testing.T) {
 		t.Errorf("%d of 200 items on the eval side with fraction 0.3", st.Eval)
 	}
 
-	pool := readRecords(t, filepath.Join(out, PoolFile), NewItemReader)
-	oracle := readRecords(t, filepath.Join(out, OracleFile), NewEvalReader)
-	eval := readRecords(t, filepath.Join(out, EvalFile), NewEvalReader)
+	pool := readPool(t, filepath.Join(out, PoolFile))
+	oracle := readEval(t, filepath.Join(out, OracleFile))
+	eval := readEval(t, filepath.Join(out, EvalFile))
 	if len(pool) != st.Pool || len(oracle) != st.Pool || len(eval) != st.Eval {
 		t.Fatalf("files hold %d pool, %d oracle, %d eval items; stats say %d and %d", len(pool), len(oracle), len(eval), st.Pool, st.Eval)
 	}
@@ -108,23 +107,4 @@ func TestBuildLabelledErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-// readRecords reads every record of a file with one of the readers.
-func readRecords[T any](t *testing.T, path string, newReader func(io.Reader, string, Options) *Reader[T]) []T {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []T
-	r := newReader(f, path, Options{})
-	for r.Next() {
-		out = append(out, r.Record())
-	}
-	if err := r.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
