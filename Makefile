@@ -50,11 +50,6 @@ setup:
 build:
 	$(ENV) $(GO) build -o bin/clozeloop ./cmd/clozeloop
 
-## tools: install the test-only helpers: the Node.js one (real Hugging Face
-## tokenizers) and a real S3 server (Versity S3 Gateway, built from the Go
-## module proxy, pinned) that the store's tests also run against
-tools: tools/hfparity/node_modules/.package-lock.json $(VERSITYGW)
-
 # The Versity S3 Gateway (github.com/versity/versitygw, Apache-2.0), an
 # S3-compatible server teams run in production: "make test" runs the store's
 # whole suite against it besides the embedded server.
@@ -64,6 +59,13 @@ VERSITYGW := $(TOOLS_DIR)/versitygw-$(VERSITYGW_VERSION)/versitygw
 
 $(VERSITYGW):
 	GOBIN=$(dir $@) CGO_ENABLED=0 $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+## tools: install the test-only helpers: the Node.js one (real Hugging Face
+## tokenizers) and a real S3 server (Versity S3 Gateway, built from the Go
+## module proxy, pinned) that the store's tests also run against. (The rule
+## comes after VERSITYGW's definition: make expands a rule's prerequisites
+## where it reads the rule.)
+tools: tools/hfparity/node_modules/.package-lock.json $(VERSITYGW)
 
 tools/hfparity/node_modules/.package-lock.json: tools/hfparity/package-lock.json
 	@command -v npm >/dev/null || { echo "tools: npm not found: run 'make setup' (installs nodejs npm)" >&2; exit 1; }
