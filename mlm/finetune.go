@@ -741,12 +741,9 @@ func (m *Model) optimizerStep(opt *adamW, lr, maxNorm float64) (norm float64, er
 		return 0, err
 	}
 	defer ts.GradSetEnabled(true)
-	grads := opt.grads()
-	defer dropAll(grads)
-	norm = clipGradNorm(grads, maxNorm)
-	opt.update(grads, lr)
-	opt.zeroGrads()
-	return norm, nil
+	var s scope
+	defer s.free()
+	return opt.apply(&s, lr, maxNorm), nil
 }
 
 // trimEvery is how often (in optimizer steps) training hands the C

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/clozeloop/clozeloop/safetensors"
@@ -129,14 +130,27 @@ func (o *adamW) drop() {
 	o.m, o.v = nil, nil
 }
 
-// grads returns the current gradient of every parameter (nil where
-// backward has not reached it). The caller drops the handles.
-func (o *adamW) grads() []*ts.Tensor {
-	out := make([]*ts.Tensor, len(o.params))
+// apply takes one optimizer step: it reads the gradients, clips them to
+// maxNorm, applies AdamW with lr and zeroes the gradients. It returns the
+// gradients' global norm before clipping. Every tensor handle it creates
+// is freed before it returns, except the gradient handles, which s holds
+// until the caller frees it. Runs under no-grad; panics with torchError.
+func (o *adamW) apply(s *scope, lr, maxNorm float64) float64 {
+	grads := o.grads(s)
+	norm := clipGradNorm(s, grads, maxNorm)
+	o.update(s, grads, lr)
+	o.zeroGrads(s)
+	return norm
+}
+
+// grads returns a handle to the current gradient of every parameter (nil
+// where backward has not reached it), held by s.
+func (o *adamW) grads(s *scope) []lib.Ctensor {
+	out := make([]lib.Ctensor, len(o.params))
 	for i, p := range o.params {
-		g := must(p.Tensor.Grad(false))
-		if !g.MustDefined() {
-			g.MustDrop()
+		g := s.grad(ct(p.Tensor))
+		if !defined(g) {
+			s.drop(g)
 			continue
 		}
 		out[i] = g
@@ -144,36 +158,28 @@ func (o *adamW) grads() []*ts.Tensor {
 	return out
 }
 
-func dropAll(ts []*ts.Tensor) {
-	for _, t := range ts {
-		if t != nil {
-			t.MustDrop()
-		}
-	}
-}
-
 // clipGradNorm scales the gradients so that their global L2 norm is at most
 // maxNorm (no clipping when maxNorm <= 0) and returns the norm before
-// clipping, as torch.nn.utils.clip_grad_norm_. Runs under no-grad.
-func clipGradNorm(grads []*ts.Tensor, maxNorm float64) float64 {
+// clipping, as torch.nn.utils.clip_grad_norm_. Nil gradients are skipped.
+// Runs under no-grad.
+func clipGradNorm(s *scope, grads []lib.Ctensor, maxNorm float64) float64 {
 	total := 0.0
 	for _, g := range grads {
 		if g == nil {
 			continue
 		}
-		n := must(g.Norm(false))
-		v, err := n.Float64Value(nil)
-		n.MustDrop()
-		check(err)
+		n := s.norm(g)
+		v := float64Value(n)
+		s.drop(n)
 		total += v * v
 	}
 	norm := math.Sqrt(total)
 	if maxNorm > 0 && norm > maxNorm {
-		coef := ts.FloatScalar(maxNorm / (norm + 1e-6))
-		defer coef.MustDrop()
+		coef := floatScalar(maxNorm / (norm + 1e-6))
+		defer coef.free()
 		for _, g := range grads {
 			if g != nil {
-				check(inPlace(g, func() error { return g.MulScalar_(coef) }))
+				s.mulScalar_(g, coef)
 			}
 		}
 	}
@@ -183,21 +189,21 @@ func clipGradNorm(grads []*ts.Tensor, maxNorm float64) float64 {
 // update takes one AdamW step with learning rate lr using grads (from
 // grads, already clipped). Parameters without a gradient are left alone,
 // as PyTorch does. Runs under no-grad; panics with torchError.
-func (o *adamW) update(grads []*ts.Tensor, lr float64) {
+func (o *adamW) update(s *scope, grads []lib.Ctensor, lr float64) {
 	o.step++
 	b1, b2 := o.opts.Beta1, o.opts.Beta2
 	bc1 := 1 - math.Pow(b1, float64(o.step))
 	bc2 := 1 - math.Pow(b2, float64(o.step))
-	w1 := ts.FloatScalar(1 - b1)
-	w2 := ts.FloatScalar(1 - b2)
-	b2s := ts.FloatScalar(b2)
-	invSqrtBC2 := ts.FloatScalar(1 / math.Sqrt(bc2))
-	eps := ts.FloatScalar(o.opts.Eps)
-	stepSize := ts.FloatScalar(-lr / bc1)
-	decay := ts.FloatScalar(1 - lr*o.opts.WeightDecay)
+	w1 := floatScalar(1 - b1)
+	w2 := floatScalar(1 - b2)
+	b2s := floatScalar(b2)
+	invSqrtBC2 := floatScalar(1 / math.Sqrt(bc2))
+	eps := floatScalar(o.opts.Eps)
+	stepSize := floatScalar(-lr / bc1)
+	decay := floatScalar(1 - lr*o.opts.WeightDecay)
 	defer func() {
-		for _, s := range []*ts.Scalar{w1, w2, b2s, invSqrtBC2, eps, stepSize, decay} {
-			s.MustDrop()
+		for _, sc := range []*scalar{&w1, &w2, &b2s, &invSqrtBC2, &eps, &stepSize, &decay} {
+			sc.free()
 		}
 	}()
 	for i, p := range o.params {
@@ -205,37 +211,37 @@ func (o *adamW) update(grads []*ts.Tensor, lr float64) {
 		if g == nil {
 			continue
 		}
-		w := p.Tensor
+		w, m, v := ct(p.Tensor), ct(o.m[i]), ct(o.v[i])
 		if o.decay[i] && o.opts.WeightDecay > 0 {
-			check(inPlace(w, func() error { return w.MulScalar_(decay) }))
+			s.mulScalar_(w, decay)
 		}
 		// m = b1*m + (1-b1)*g
-		check(inPlace(o.m[i], func() error { return o.m[i].Lerp_(g, w1) }))
+		s.lerp_(m, g, w1)
 		// v = b2*v + (1-b2)*g*g
-		check(inPlace(o.v[i], func() error { return o.v[i].MulScalar_(b2s) }))
-		gs := must(g.MulScalar(w2, false))
-		check(inPlace(o.v[i], func() error { return o.v[i].Addcmul_(gs, g) }))
-		gs.MustDrop()
+		s.mulScalar_(v, b2s)
+		gs := s.mulScalar(g, w2)
+		s.addcmul_(v, gs, g)
+		s.drop(gs)
 		// w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)
-		den := must(o.v[i].Sqrt(false))
-		check(inPlace(den, func() error { return den.MulScalar_(invSqrtBC2) }))
-		check(inPlace(den, func() error { return den.AddScalar_(eps) }))
-		num := must(o.m[i].MulScalar(stepSize, false))
-		check(inPlace(w, func() error { return w.Addcdiv_(num, den) }))
-		num.MustDrop()
-		den.MustDrop()
+		den := s.sqrt(v)
+		s.mulScalar_(den, invSqrtBC2)
+		s.addScalar_(den, eps)
+		num := s.mulScalar(m, stepSize)
+		s.addcdiv_(w, num, den)
+		s.drop(num)
+		s.drop(den)
 	}
 }
 
 // zeroGrads resets every parameter's gradient to zero.
-func (o *adamW) zeroGrads() {
+func (o *adamW) zeroGrads(s *scope) {
 	for _, p := range o.params {
-		g := must(p.Tensor.Grad(false))
-		if g.MustDefined() {
-			check(inPlace(g, func() error { return g.Detach_() }))
-			check(inPlace(g, func() error { return g.Zero_() }))
+		g := s.grad(ct(p.Tensor))
+		if defined(g) {
+			s.detach_(g)
+			s.zero_(g)
 		}
-		g.MustDrop()
+		s.drop(g)
 	}
 }
 

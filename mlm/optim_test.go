@@ -3,9 +3,11 @@ package mlm
 import (
 	"math"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
 )
 
@@ -107,19 +109,20 @@ func TestAdamWGroups(t *testing.T) {
 	}
 	loss.MustDrop()
 	ts.NoGrad(func() {
-		grads := opt.grads()
-		defer dropAll(grads)
-		if grads[3] != nil {
-			t.Errorf("parameter without gradient has one")
-		}
-		if norm := clipGradNorm(grads, 0); math.Abs(norm-math.Sqrt(6*g*g)) > 1e-6 {
-			t.Errorf("global grad norm = %g, want %g", norm, math.Sqrt(6*g*g))
-		}
+		var s scope
+		defer s.free()
 		var err error
 		func() {
 			defer catch(&err, "adamw")
-			opt.update(grads, lr)
-			opt.zeroGrads()
+			grads := opt.grads(&s)
+			if grads[3] != nil {
+				t.Errorf("parameter without gradient has one")
+			}
+			if norm := clipGradNorm(&s, grads, 0); math.Abs(norm-math.Sqrt(6*g*g)) > 1e-6 {
+				t.Errorf("global grad norm = %g, want %g", norm, math.Sqrt(6*g*g))
+			}
+			opt.update(&s, grads, lr)
+			opt.zeroGrads(&s)
 		}()
 		if err != nil {
 			t.Fatal(err)
@@ -154,8 +157,17 @@ func TestClipGradNorm(t *testing.T) {
 	defer a.MustDrop()
 	defer b.MustDrop()
 	ts.NoGrad(func() {
-		if n := clipGradNorm([]*ts.Tensor{a, nil, b}, 1); math.Abs(n-5) > 1e-6 {
-			t.Errorf("norm = %g, want 5", n)
+		var s scope
+		defer s.free()
+		var err error
+		func() {
+			defer catch(&err, "clip")
+			if n := clipGradNorm(&s, []lib.Ctensor{ct(a), nil, ct(b)}, 1); math.Abs(n-5) > 1e-6 {
+				t.Errorf("norm = %g, want 5", n)
+			}
+		}()
+		if err != nil {
+			t.Fatal(err)
 		}
 	})
 	va, _ := tensorFloat32s(a)
@@ -435,5 +447,110 @@ func TestClippedUpdateHandWorked(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestOptimizerStepFreesEveryHandle counts the tensor handles freed by
+// optimizer steps: each step frees one handle per operation it runs (a
+// result, or the second handle an in-place operation returns), so none is
+// left behind, and the parameters and moments keep their handles.
+func TestOptimizerStepFreesEveryHandle(t *testing.T) {
+	tests := []struct {
+		name    string
+		wd      float64 // AdamWOptions.WeightDecay
+		maxNorm float64
+		// withGrad is how many of the parameters (from the first) get a
+		// gradient; the others get none.
+		withGrad int
+		clipped  bool
+	}{
+		{"clipped", 0.1, 0.5, 3, true},
+		{"not clipped", 0.1, 1e6, 3, false},
+		{"no clipping", 0.1, 0, 3, false},
+		{"no weight decay", -1, 0.5, 3, true},
+		{"a parameter without gradient", 0.1, 0.5, 2, true},
+		{"no gradients", 0.1, 0.5, 0, false},
+	}
+	names := []string{"a.dense.weight", "a.dense.bias", "b.dense.weight"}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			runtime.LockOSThread() // libtorch's grad mode is per thread
+			defer runtime.UnlockOSThread()
+			prev, err := ts.GradSetEnabled(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ts.GradSetEnabled(prev)
+			params := make([]NamedTensor, len(names))
+			for i, n := range names {
+				params[i] = NamedTensor{Name: n, Tensor: ts.MustOfSlice([]float32{1, -2, 3}).MustSetRequiresGrad(true, true)}
+			}
+			defer func() {
+				for _, p := range params {
+					p.Tensor.MustDrop()
+				}
+			}()
+			opt, err := newAdamW(params, AdamWOptions{WeightDecay: tc.wd})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer opt.drop()
+			handles := func() []lib.Ctensor {
+				var hs []lib.Ctensor
+				for i, p := range params {
+					hs = append(hs, ct(p.Tensor), ct(opt.m[i]), ct(opt.v[i]))
+				}
+				return hs
+			}
+			before := handles()
+			for step := range 3 {
+				if tc.withGrad > 0 {
+					setGrads(t, params[:tc.withGrad], [][]float64{{1, 2, 3}, {-4, 5, -6}, {7, 8, 9}})
+				}
+				// Per parameter: a gradient handle read for the step and
+				// one for zeroing it. Per gradient: its norm, the
+				// clipping, nine AdamW operations (one more with weight
+				// decay), detach and zero.
+				want := 2 * len(params)
+				for i := range tc.withGrad {
+					want += 1 + 9 + 2
+					if tc.clipped {
+						want++
+					}
+					if tc.wd > 0 && !NoWeightDecay(names[i]) {
+						want++
+					}
+				}
+				frees := 0
+				s := scope{freeFn: func(c lib.Ctensor) {
+					frees++
+					lib.AtFree(c)
+				}}
+				var held int
+				ts.NoGrad(func() {
+					func() {
+						defer catch(&err, "optimizer step")
+						opt.apply(&s, 1e-3, tc.maxNorm)
+						held = len(s.owned)
+					}()
+					s.free()
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if held != tc.withGrad {
+					t.Errorf("step %d: the scope holds %d handles after the step, want the %d gradients", step, held, tc.withGrad)
+				}
+				if frees != want || len(s.owned) != 0 {
+					t.Errorf("step %d: %d handles freed (%d left), want %d", step, frees, len(s.owned), want)
+				}
+			}
+			if after := handles(); !slices.Equal(after, before) {
+				t.Errorf("parameter or moment handles changed: %v, were %v", after, before)
+			}
+			if opt.step != 3 {
+				t.Errorf("optimizer step = %d, want 3", opt.step)
+			}
+		})
 	}
 }

@@ -293,6 +293,91 @@ func (s *scope) mulScalar_(t lib.Ctensor, v scalar) {
 	s.inPlaceResult("mul scalar in place", t, out)
 }
 
+// grad returns a handle to t's gradient, which is undefined (see defined)
+// when t has none.
+func (s *scope) grad(t lib.Ctensor) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgGrad(&out, t)
+	return s.keep("grad", out)
+}
+
+// norm returns t's L2 norm as a 0-dimensional tensor.
+func (s *scope) norm(t lib.Ctensor) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgNorm(&out, t)
+	return s.keep("norm", out)
+}
+
+func (s *scope) sqrt(t lib.Ctensor) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgSqrt(&out, t)
+	return s.keep("sqrt", out)
+}
+
+// lerp_ sets t to t + w·(end − t) in place.
+func (s *scope) lerp_(t, end lib.Ctensor, w scalar) {
+	var out lib.Ctensor
+	lib.AtgLerp_(&out, t, end, w.c)
+	s.inPlaceResult("lerp in place", t, out)
+}
+
+// addcmul_ adds a·b to t in place.
+func (s *scope) addcmul_(t, a, b lib.Ctensor) {
+	var out lib.Ctensor
+	lib.AtgAddcmul_(&out, t, a, b)
+	s.inPlaceResult("addcmul in place", t, out)
+}
+
+// addcdiv_ adds a/b to t in place.
+func (s *scope) addcdiv_(t, a, b lib.Ctensor) {
+	var out lib.Ctensor
+	lib.AtgAddcdiv_(&out, t, a, b)
+	s.inPlaceResult("addcdiv in place", t, out)
+}
+
+// addScalar_ adds v to t in place.
+func (s *scope) addScalar_(t lib.Ctensor, v scalar) {
+	var out lib.Ctensor
+	lib.AtgAddScalar_(&out, t, v.c)
+	s.inPlaceResult("add scalar in place", t, out)
+}
+
+// detach_ detaches t from the autograd graph in place.
+func (s *scope) detach_(t lib.Ctensor) {
+	var out lib.Ctensor
+	lib.AtgDetach_(&out, t)
+	s.inPlaceResult("detach in place", t, out)
+}
+
+// zero_ fills t with zeros in place.
+func (s *scope) zero_(t lib.Ctensor) {
+	var out lib.Ctensor
+	lib.AtgZero_(&out, t)
+	s.inPlaceResult("zero in place", t, out)
+}
+
+// defined reports whether t holds a tensor (a gradient handle of a
+// parameter that backward has not reached does not), or panics with
+// libtorch's error.
+func defined(t lib.Ctensor) bool {
+	d := lib.AtDefined(t)
+	if err := ts.TorchErr(); err != nil {
+		panic(torchError{fmt.Errorf("defined: %w", err)})
+	}
+	return d
+}
+
+// float64Value returns the value of t, a tensor with one element, or
+// panics with libtorch's error.
+func float64Value(t lib.Ctensor) float64 {
+	var noIndex int64 // no indexes are read
+	v := lib.AtDoubleValueAtIndexes(t, unsafe.Pointer(&noIndex), 0)
+	if err := ts.TorchErr(); err != nil {
+		panic(torchError{fmt.Errorf("read value: %w", err)})
+	}
+	return v
+}
+
 // float32s copies vals (float32, shape) into a tensor on device d, as
 // Model.newTensor does (ts.OfDataSize, then To when d is not the CPU).
 func (s *scope) float32s(vals []float32, shape []int64, d gotch.Device) lib.Ctensor {
