@@ -59,20 +59,25 @@ func newTestModel(t testing.TB, seed uint64) *Model {
 	return m
 }
 
+// int64Batch returns the rows of x as a [len(x), len(x[0])] int64 tensor
+// on m's device.
+func int64Batch(t testing.TB, m *Model, x [][]int64) *ts.Tensor {
+	t.Helper()
+	var v []int64
+	for _, r := range x {
+		v = append(v, r...)
+	}
+	tt, err := m.int64Tensor(v, []int64{int64(len(x)), int64(len(x[0]))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tt
+}
+
 // allLogits returns logits [B*T*V] at every position for the given batch.
 func allLogits(t testing.TB, m *Model, ids, mask, types [][]int64) []float32 {
 	t.Helper()
-	flat := func(x [][]int64) *ts.Tensor {
-		var v []int64
-		for _, r := range x {
-			v = append(v, r...)
-		}
-		tt, err := m.int64Tensor(v, []int64{int64(len(x)), int64(len(x[0]))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tt
-	}
+	flat := func(x [][]int64) *ts.Tensor { return int64Batch(t, m, x) }
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	g := ts.NewNoGradGuard()

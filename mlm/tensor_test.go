@@ -247,17 +247,7 @@ func TestForwardScope(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close()
-			flat := func(x [][]int64) *ts.Tensor {
-				var v []int64
-				for _, r := range x {
-					v = append(v, r...)
-				}
-				tt, err := m.int64Tensor(v, []int64{int64(len(x)), int64(len(x[0]))})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return tt
-			}
+			flat := func(x [][]int64) *ts.Tensor { return int64Batch(t, m, x) }
 			it, mt := flat(ids), flat(mask)
 			defer it.MustDrop()
 			defer mt.MustDrop()
