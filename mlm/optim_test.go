@@ -66,14 +66,7 @@ func TestLinearSchedule(t *testing.T) {
 // weight decay on the weight and none on the bias and LayerNorm.
 func TestAdamWGroups(t *testing.T) {
 	const lr, wd, g = 0.1, 0.5, 0.5
-	runtime.LockOSThread() // libtorch's grad mode is per thread
-	defer runtime.UnlockOSThread()
-	// An earlier test may have left grad mode off on this OS thread.
-	prev, err := ts.GradSetEnabled(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ts.GradSetEnabled(prev)
+	gradMode(t)
 	mk := func(v float32) *ts.Tensor {
 		x := ts.MustOfSlice([]float32{v, v})
 		y := x.MustSetRequiresGrad(true, true)
@@ -343,13 +336,7 @@ func TestAdamWManyStepsMatchesReference(t *testing.T) {
 		t.Errorf("decaying the bias moves the result by only %g", d)
 	}
 
-	runtime.LockOSThread() // libtorch's grad mode is per thread
-	defer runtime.UnlockOSThread()
-	prev, err := ts.GradSetEnabled(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ts.GradSetEnabled(prev)
+	gradMode(t)
 	params := make([]NamedTensor, len(w0))
 	for i := range w0 {
 		vals := make([]float32, len(w0[i]))
@@ -474,13 +461,7 @@ func TestOptimizerStepFreesEveryHandle(t *testing.T) {
 	names := []string{"a.dense.weight", "a.dense.bias", "b.dense.weight"}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			runtime.LockOSThread() // libtorch's grad mode is per thread
-			defer runtime.UnlockOSThread()
-			prev, err := ts.GradSetEnabled(true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ts.GradSetEnabled(prev)
+			gradMode(t)
 			params := make([]NamedTensor, len(names))
 			for i, n := range names {
 				params[i] = NamedTensor{Name: n, Tensor: ts.MustOfSlice([]float32{1, -2, 3}).MustSetRequiresGrad(true, true)}
@@ -553,4 +534,21 @@ func TestOptimizerStepFreesEveryHandle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gradMode locks the test to its OS thread and turns libtorch's grad mode
+// on for it (the mode is per thread, and an earlier test may have left it
+// off) until the test ends.
+func gradMode(t *testing.T) {
+	t.Helper()
+	runtime.LockOSThread()
+	prev, err := ts.GradSetEnabled(true)
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ts.GradSetEnabled(prev)
+		runtime.UnlockOSThread()
+	})
 }
