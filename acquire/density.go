@@ -26,9 +26,19 @@ import (
 // [CentroidSimilarity]), so the cost is O(n·d) for n candidates of
 // dimension d, O(d) extra memory, plus a top-k heap. Ties are broken by ID.
 // Selection.Score is the density-weighted score.
+//
+// With Sample set, the uncertainty term is left out and the batch is a
+// seeded weighted random sample without replacement, each item drawn with
+// probability proportional to sim^Beta (Efraimidis and Spirakis, 2006):
+// random sampling steered towards the reference set, for when uncertainty
+// buys the wrong items.
 type Density struct {
-	// By is the uncertainty measure; zero means Entropy.
+	// By is the uncertainty measure; zero means Entropy. It is ignored
+	// when Sample is set.
 	By Measure
+	// Sample draws a weighted random sample instead of ranking by
+	// uncertainty ("by=random" in a spec).
+	Sample bool
 	// Beta weighs the similarity term; zero means 1.
 	Beta float64
 	// Target takes the similarity to SelectOptions.Target instead of to
@@ -54,10 +64,14 @@ func (d Density) Name() string {
 	if d.Target {
 		name = "target"
 	}
-	if d.By == Entropy && d.Beta == 1 {
+	if !d.Sample && d.By == Entropy && d.Beta == 1 {
 		return name
 	}
-	return fmt.Sprintf("%s(by=%s,beta=%s)", name, d.By, strconv.FormatFloat(d.Beta, 'g', -1, 64))
+	by := d.By.String()
+	if d.Sample {
+		by = "random"
+	}
+	return fmt.Sprintf("%s(by=%s,beta=%s)", name, by, strconv.FormatFloat(d.Beta, 'g', -1, 64))
 }
 
 // Select implements [Strategy]. It fails when Target is set and
@@ -66,13 +80,16 @@ func (d Density) Name() string {
 func (d Density) Select(ctx context.Context, cands []Candidate, k int, opts SelectOptions) ([]Selection, error) {
 	d = d.norm()
 	name := d.Name()
-	if _, ok := measureNames[d.By]; !ok {
+	req := requirements{measures: []Measure{d.By}, embedding: true}
+	if d.Sample {
+		req.measures = nil
+	} else if _, ok := measureNames[d.By]; !ok {
 		return nil, fmt.Errorf("%s: unknown measure %v", name, d.By)
 	}
 	if !(d.Beta > 0) || math.IsInf(d.Beta, 0) {
 		return nil, fmt.Errorf("%s: beta %v must be a positive number", name, d.Beta)
 	}
-	idx, err := eligible(ctx, cands, k, opts, requirements{measures: []Measure{d.By}, embedding: true})
+	idx, err := eligible(ctx, cands, k, opts, req)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -102,18 +119,48 @@ func (d Density) Select(ctx context.Context, cands []Candidate, k int, opts Sele
 		centroid = UnitCentroid(ref)
 	}
 	sims := make([]float64, len(cands))
-	top := topEntries(len(idx), k, func(i int) entry {
-		j := idx[i]
+	for _, j := range idx {
 		sims[j] = CentroidSimilarity(cands[j].Embedding, centroid)
-		return entry{score: DensityScore(cands[j].Uncertainty(d.By), sims[j], d.Beta), id: cands[j].ID, idx: j}
-	})
+	}
 	ref := "pool"
 	if d.Target {
 		ref = "target"
 	}
+	if d.Sample {
+		top := weightedSample(cands, idx, sims, k, d.Beta, opts.Seed)
+		return selections(top, func(e entry) string {
+			return fmt.Sprintf("%s: weighted random draw (seed %d), weight (%s similarity %.4f)^%g", name, opts.Seed, ref, sims[e.idx], d.Beta)
+		}), nil
+	}
+	top := topEntries(len(idx), k, func(i int) entry {
+		j := idx[i]
+		return entry{score: DensityScore(cands[j].Uncertainty(d.By), sims[j], d.Beta), id: cands[j].ID, idx: j}
+	})
 	return selections(top, func(e entry) string {
 		return fmt.Sprintf("%s: %s=%.6g × (%s similarity %.4f)^%g", name, d.By, cands[e.idx].Raw(d.By), ref, sims[e.idx], d.Beta)
 	}), nil
+}
+
+// weightedSample draws k of cands[idx] without replacement, each with
+// probability proportional to max(0, sims[j])^beta, by Efraimidis and
+// Spirakis's keys: the k largest log(u)/w for a uniform u in (0, 1]
+// (hashUniform of the seed and ID, so the draw does not depend on the
+// candidates' order) and the weight w, scaled so that the largest weight is
+// 1 (the draw is the same; the keys stay finite). Items of weight 0 come
+// last, by ID. Selection.Score is the key.
+func weightedSample(cands []Candidate, idx []int, sims []float64, k int, beta float64, seed int64) []entry {
+	maxSim := 0.0
+	for _, j := range idx {
+		maxSim = math.Max(maxSim, sims[j])
+	}
+	return topEntries(len(idx), k, func(i int) entry {
+		j := idx[i]
+		key := -math.MaxFloat64
+		if w := math.Pow(math.Max(0, sims[j])/maxSim, beta); maxSim > 0 && w > 0 {
+			key = math.Max(-math.MaxFloat64, math.Log(1-hashUniform(seed, cands[j].ID))/w)
+		}
+		return entry{score: key, id: cands[j].ID, idx: j}
+	})
 }
 
 // UnitCentroid returns the mean of the unit vectors of vecs (zero vectors

@@ -2,8 +2,10 @@ package acquire
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -128,5 +130,79 @@ func TestCentroidHelpers(t *testing.T) {
 		if got := DensityScore(tt.u, tt.sim, tt.beta); math.Abs(got-tt.want) > 1e-12 {
 			t.Errorf("DensityScore(%v, %v, %v) = %v, want %v", tt.u, tt.sim, tt.beta, got, tt.want)
 		}
+	}
+}
+
+func TestDensitySample(t *testing.T) {
+	ctx := context.Background()
+	// Embeddings at angle 0 and 60° from the target (1, 0): similarity 1
+	// for "near*" and 0.5 for "far*"; "off" points away (similarity < 0,
+	// weight 0).
+	var cands []Candidate
+	for i := 0; i < 50; i++ {
+		cands = append(cands,
+			Candidate{ID: fmt.Sprintf("near%02d", i), Entropy: 0, Embedding: []float32{2, 0}},
+			Candidate{ID: fmt.Sprintf("far%02d", i), Entropy: 9, Embedding: []float32{1, float32(math.Sqrt(3))}})
+	}
+	cands = append(cands, Candidate{ID: "off", Entropy: 9, Embedding: []float32{-1, 0}})
+	target := [][]float32{{1, 0}}
+	tests := []struct {
+		spec string
+		// wantNear is the expected share of "near" items among single
+		// draws: w_near / (w_near + w_far) = 1 / (1 + 0.5^beta).
+		wantNear float64
+	}{
+		{"target(by=random)", 1 / 1.5},
+		{"target(by=random,beta=2)", 1 / 1.25},
+		{"target(by=random,beta=8)", 1 / (1 + math.Pow(0.5, 8))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			s := mustParse(t, tt.spec)
+			const draws = 4000
+			near := 0
+			for seed := int64(0); seed < draws; seed++ {
+				sel, err := s.Select(ctx, cands, 1, SelectOptions{Seed: seed, Target: target})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.HasPrefix(sel[0].ID, "near") {
+					near++
+				}
+				if sel[0].ID == "off" {
+					t.Fatalf("seed %d drew the zero-weight item", seed)
+				}
+			}
+			// 4 standard errors of a share over 4,000 draws is at most 0.032.
+			if got := float64(near) / draws; math.Abs(got-tt.wantNear) > 0.032 {
+				t.Errorf("near share %.3f, want %.3f", got, tt.wantNear)
+			}
+		})
+	}
+
+	s := mustParse(t, "target(by=random,beta=2)")
+	opts := SelectOptions{Seed: 7, Target: target, Exclude: NewIDSet("near00")}
+	all, err := s.Select(ctx, cands, len(cands), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != len(cands)-1 || all[len(all)-1].ID != "off" {
+		t.Fatalf("a full draw has %d items ending in %q; want %d ending in the zero-weight item", len(all), all[len(all)-1].ID, len(cands)-1)
+	}
+	for i, p := range all {
+		if p.ID == "near00" || p.Rank != i+1 || math.IsInf(p.Score, 0) || math.IsNaN(p.Score) || !strings.Contains(p.Reason, "weighted random draw (seed 7)") {
+			t.Fatalf("pick %d = %+v", i, p)
+		}
+	}
+	rev := slices.Clone(cands)
+	slices.Reverse(rev)
+	again, err := s.Select(ctx, rev, 10, opts)
+	if err != nil || !reflect.DeepEqual(ids(again), ids(all[:10])) {
+		t.Errorf("reversed input drew %v (%v), want %v", ids(again), err, ids(all[:10]))
+	}
+	// Uncertainty plays no part: entropy NaN is not an error here.
+	nan := []Candidate{{ID: "x", Entropy: math.NaN(), Embedding: []float32{1, 0}}}
+	if _, err := s.Select(ctx, nan, 1, SelectOptions{Target: target}); err != nil {
+		t.Errorf("NaN entropy: %v", err)
 	}
 }

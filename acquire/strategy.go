@@ -36,6 +36,7 @@ func StrategyNames() []string {
 //	hybrid[(by=MEASURE, factor=N, metric=cosine|l2)]
 //	density[(by=MEASURE, beta=X)]   uncertainty × similarity to the pool (information density)
 //	target[(by=MEASURE, beta=X)]    uncertainty × similarity to a target sample
+//	density|target(by=random[, beta=X]) a random sample weighted by similarity^X
 //	NAME:WEIGHT,NAME:WEIGHT,...   a mix, e.g. "entropy:0.8,random:0.2"
 //
 // Errors list the valid names.
@@ -194,6 +195,10 @@ func parseOne(term string) (Strategy, error) {
 			var err error
 			switch k {
 			case "by":
+				if v == "random" {
+					d.Sample = true
+					break
+				}
 				d.By, err = ParseMeasure(v)
 			case "beta":
 				d.Beta, err = strconv.ParseFloat(v, 64)

@@ -302,6 +302,7 @@ func TestParse(t *testing.T) {
 		"kcenter(metric=l2,cap=500)", "hybrid(by=margin,factor=4,metric=l2)",
 		"entropy:0.8,random:0.2", "hybrid(by=bald,factor=3,metric=cosine):3,random:1",
 		"density", "target", "density(by=margin,beta=2)", "target(by=lc,beta=0.5)", "density:0.5,random:0.5",
+		"target(by=random,beta=8)", "density(by=random)",
 	} {
 		s := mustParse(t, spec)
 		again := mustParse(t, s.Name())

@@ -25,7 +25,7 @@ func (a *Activities) Adapt(ctx context.Context, in workflows.AdaptInput) (workfl
 	}
 	res, err := a.Adapter.Adapt(ctx, AdaptRequest{
 		BaseModelURI: in.BaseModelURI, PoolURI: in.PoolURI, OutputPrefix: in.OutputPrefix,
-		Settings: in.Settings, Resume: resume,
+		Settings: in.Settings, TargetURI: in.TargetURI, Resume: resume,
 	}, trainHeartbeat(ctx, resume, "adapt", a.obs()))
 	if err != nil {
 		corpus := in.PoolURI

@@ -179,6 +179,9 @@ type AdaptRequest struct {
 	// model go.
 	OutputPrefix string
 	Settings     workflows.AdaptSettings
+	// TargetURI is the target sample (JSONL items) that
+	// Settings.TargetShare chooses the corpus by.
+	TargetURI string
 	// Resume, when set, is the last saved checkpoint of an earlier attempt.
 	Resume *TrainProgress
 }

@@ -40,6 +40,12 @@ type AdaptOptions struct {
 	// MaskProb is the share of tokens predicted (default 0.15).
 	MaskProb float64 `json:"mask_prob"`
 	Seed     int64   `json:"seed"`
+	// TargetShare, when positive (at most 1), adapts on that share of
+	// the pool's texts only: those most like the target sample by
+	// dataset.DomainScorer (cross-entropy difference of unigram word
+	// models), for pools that are mostly off-target. 0 adapts on the
+	// whole pool.
+	TargetShare float64 `json:"target_share,omitempty"`
 }
 
 // AdaptDir is the folder of a simulation's output folder that holds the
@@ -61,11 +67,13 @@ type AdaptRecord struct {
 	StartDir    string       `json:"start_dir"`
 	Options     AdaptOptions `json:"options"`
 	Texts       int          `json:"texts"`
-	Sequences   int          `json:"sequences"`
-	Steps       int          `json:"steps"`
-	ResumedFrom int          `json:"resumed_from,omitempty"`
-	FinalLoss   float64      `json:"final_loss"`
-	Seconds     float64      `json:"seconds"`
+	// PoolTexts is the pool's texts before TargetShare chose among them.
+	PoolTexts   int     `json:"pool_texts,omitempty"`
+	Sequences   int     `json:"sequences"`
+	Steps       int     `json:"steps"`
+	ResumedFrom int     `json:"resumed_from,omitempty"`
+	FinalLoss   float64 `json:"final_loss"`
+	Seconds     float64 `json:"seconds"`
 	// Dir is the adapted model's folder; Reused is set when an earlier
 	// simulation's model was reused (neither is stored).
 	Dir    string `json:"-"`
@@ -84,13 +92,46 @@ func AdaptCorpus(pool []Item) []string {
 	return out
 }
 
-// Adapt adapts the model in startDir on the pool's text and saves it in
-// <outDir>/AdaptDir, or reuses the model there when its AdaptFile records
+// TargetCorpus returns the share of texts most like the target sample's
+// texts (dataset.DomainScorer, scored against the texts themselves), in
+// their order.
+func TargetCorpus(texts []string, target []Item, share float64) ([]string, error) {
+	tt := make([]string, len(target))
+	for i, it := range target {
+		tt[i] = it.Text
+	}
+	d, err := dataset.NewDomainScorer(tt)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range texts {
+		d.Add(t)
+	}
+	scores := make([]float64, len(texts))
+	for i, t := range texts {
+		scores[i] = d.Score(t)
+	}
+	top, err := dataset.NewTopShare(scores, share)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, top.Kept)
+	for i, t := range texts {
+		if top.Keep(scores[i]) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// Adapt adapts the model in startDir on the pool's text (with
+// a.TargetShare, on the part of it most like target, the target sample)
+// and saves it in <outDir>/AdaptDir, or reuses the model there when its AdaptFile records
 // the same starting model, corpus and options. Training keeps resumable
 // checkpoints in <outDir>/AdaptDir.checkpoints, so an interrupted
 // simulation continues its adaptation where it stopped. The returned
 // record's Dir is the model folder to start the simulation from.
-func Adapt(ctx context.Context, startDir string, mopts mlm.Options, pool []Item, a AdaptOptions, outDir string, log *slog.Logger) (AdaptRecord, error) {
+func Adapt(ctx context.Context, startDir string, mopts mlm.Options, pool, target []Item, a AdaptOptions, outDir string, log *slog.Logger) (AdaptRecord, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -101,6 +142,17 @@ func Adapt(ctx context.Context, startDir string, mopts mlm.Options, pool []Item,
 	texts := AdaptCorpus(pool)
 	if len(texts) == 0 {
 		return rec, errors.New("adapt: no pool item has a word besides its blanks")
+	}
+	if a.TargetShare != 0 {
+		if !(a.TargetShare > 0 && a.TargetShare <= 1) {
+			return rec, fmt.Errorf("adapt: target share %g must be within (0, 1]", a.TargetShare)
+		}
+		rec.PoolTexts = len(texts)
+		var err error
+		if texts, err = TargetCorpus(texts, target, a.TargetShare); err != nil {
+			return rec, fmt.Errorf("adapt: choose the pool texts most like the target sample: %w", err)
+		}
+		log.Info("adaptation corpus: the pool texts most like the target sample", "kept", len(texts), "of", rec.PoolTexts, "share", a.TargetShare)
 	}
 	rec.Texts = len(texts)
 	fp, err := adaptFingerprint(startDir, texts, a)

@@ -3,9 +3,12 @@ package sim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/clozeloop/clozeloop/mlm"
@@ -52,7 +55,7 @@ func TestAdapt(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out") // not there yet: Adapt creates it
 	opts := AdaptOptions{Steps: 60, LR: 3e-3, BatchSize: 16, Seed: 1}
 
-	rec, err := Adapt(ctx, start, mopts, data.Pool, opts, out, nil)
+	rec, err := Adapt(ctx, start, mopts, data.Pool, nil, opts, out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +68,7 @@ func TestAdapt(t *testing.T) {
 	}
 	t.Logf("eval top-5: start %.3f, adapted %.3f (loss %.3f)", base, adapted, rec.FinalLoss)
 
-	again, err := Adapt(ctx, start, mopts, data.Pool, opts, out, nil)
+	again, err := Adapt(ctx, start, mopts, data.Pool, nil, opts, out, nil)
 	if err != nil || !again.Reused || again.Fingerprint != rec.Fingerprint || again.FinalLoss != rec.FinalLoss {
 		t.Errorf("second call: %+v, %v; want the first model reused", again, err)
 	}
@@ -74,7 +77,7 @@ func TestAdapt(t *testing.T) {
 	opts.Steps, opts.Seed = 8, 2
 	cctx, cancel := context.WithCancel(ctx)
 	steps := 0
-	_, err = Adapt(cctx, start, mopts, data.Pool, opts, out, loggerCalling(func() {
+	_, err = Adapt(cctx, start, mopts, data.Pool, nil, opts, out, loggerCalling(func() {
 		if steps++; steps == 1 {
 			cancel()
 		}
@@ -86,7 +89,7 @@ func TestAdapt(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, AdaptDir, AdaptFile)); err != nil {
 		t.Fatalf("the earlier adapted model should stay until the new one is saved: %v", err)
 	}
-	re, err := Adapt(ctx, start, mopts, data.Pool, opts, out, nil)
+	re, err := Adapt(ctx, start, mopts, data.Pool, nil, opts, out, nil)
 	if err != nil || re.Reused || re.Steps != 8 || re.ResumedFrom == 0 || re.Fingerprint == rec.Fingerprint {
 		t.Fatalf("resumed: %+v, %v; want a new model resumed from a checkpoint", re, err)
 	}
@@ -124,3 +127,43 @@ func (h callingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h callingHandler) WithGroup(string) slog.Handler      { return h }
 
 func loggerCalling(fn func()) *slog.Logger { return slog.New(callingHandler{fn}) }
+
+func TestTargetCorpus(t *testing.T) {
+	texts := []string{
+		"he stood at the [MASK] of the stage",
+		"and the lord said unto moses [MASK]",
+		"his cries were [MASK]",
+		"and moses said unto the lord , [MASK]",
+		"the [MASK] was late",
+		"unto thee shall the [MASK] be given",
+	}
+	target := []Item{{Text: "and the lord spake unto [MASK]"}, {Text: "moses said unto aaron , [MASK] thee"}}
+	tests := []struct {
+		share float64
+		want  []string
+	}{
+		{0.5, []string{texts[1], texts[3], texts[5]}},
+		{0.2, []string{texts[1], texts[3]}},
+		{0.1, []string{texts[1]}}, // texts[3] has the same words: a tie, kept in order
+		{1, texts},
+	}
+	for _, tt := range tests {
+		got, err := TargetCorpus(texts, target, tt.share)
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("TargetCorpus(share %g) = %q, %v; want %q", tt.share, got, err, tt.want)
+		}
+	}
+	if _, err := TargetCorpus(texts, []Item{{Text: "[MASK]"}}, 0.5); err == nil || !strings.Contains(err.Error(), "no word") {
+		t.Errorf("wordless target sample: err = %v", err)
+	}
+	pool := make([]Item, len(texts))
+	for i, s := range texts {
+		pool[i] = Item{ID: fmt.Sprint(i), Text: s}
+	}
+	for _, share := range []float64{-0.1, 1.5} {
+		_, err := Adapt(context.Background(), t.TempDir(), mlm.Options{}, pool, target, AdaptOptions{Steps: 1, TargetShare: share}, t.TempDir(), nil)
+		if err == nil || !strings.Contains(err.Error(), "within (0, 1]") {
+			t.Errorf("target share %g: err = %v", share, err)
+		}
+	}
+}

@@ -287,7 +287,7 @@ func Run(ctx context.Context, eng Engine, data *Data, cfg Config, log *slog.Logg
 	var target []Item
 	for _, st := range strategies {
 		if needsOf(st, 0).target {
-			target, res.TargetFrom = targetSample(data, cfg.TargetSample, data.EvalSeed)
+			target, res.TargetFrom = TargetSample(data, cfg.TargetSample, data.EvalSeed)
 			res.TargetItems = len(target)
 			log.Info("target sample for the target-aware strategies", "items", len(target), "from", res.TargetFrom)
 			break
@@ -608,11 +608,12 @@ func acquireBatch(ctx context.Context, model Model, data *Data, cfg Config, stra
 	return selectedIDs(sel), nil
 }
 
-// targetSample returns the target sample of the target-aware strategies:
+// TargetSample returns the target sample of the target-aware strategies
+// (and of the target-aware adaptation, AdaptOptions.TargetShare):
 // up to n eval items, preferably not among those measured on (so that the
 // strategy is not steered by the very items it is scored on), drawn as a
 // seeded uniform sample; and where they came from.
-func targetSample(data *Data, n int, seed int64) ([]Item, string) {
+func TargetSample(data *Data, n int, seed int64) ([]Item, string) {
 	from, src := data.EvalRest, "eval-rest"
 	if len(from) == 0 {
 		from, src = data.Eval, "eval"

@@ -24,11 +24,13 @@ func (w *activeLearning) adapt(ctx workflow.Context) error {
 	}
 	w.setPhase(ctx, PhaseAdapting)
 	base := w.carry.ModelURI
+	in := AdaptInput{RunID: cfg.RunID, BaseModelURI: base, PoolURI: cfg.PoolURI,
+		OutputPrefix: cfg.OutputPrefix + "/adapt", Settings: *cfg.Adapt}
+	if cfg.Adapt.TargetShare > 0 {
+		in.TargetURI = cfg.TargetURI
+	}
 	var out AdaptOutput
-	if err := workflow.ExecuteActivity(trainOptions(ctx, cfg.FineTune.HeartbeatTimeout), ActivityAdapt, AdaptInput{
-		RunID: cfg.RunID, BaseModelURI: base, PoolURI: cfg.PoolURI,
-		OutputPrefix: cfg.OutputPrefix + "/adapt", Settings: *cfg.Adapt,
-	}).Get(ctx, &out); err != nil {
+	if err := workflow.ExecuteActivity(trainOptions(ctx, cfg.FineTune.HeartbeatTimeout), ActivityAdapt, in).Get(ctx, &out); err != nil {
 		return fmt.Errorf("adaptation of %s: %w", base, err)
 	}
 

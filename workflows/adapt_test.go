@@ -75,7 +75,7 @@ func TestAdaptationPhase(t *testing.T) {
 	}
 	want := AdaptInput{RunID: "run-1", BaseModelURI: "mem://base", PoolURI: "mem://pool", OutputPrefix: "runs/run-1/adapt", Settings: *cfg.Adapt}
 	if !reflect.DeepEqual(a.in[0], want) {
-		t.Errorf("adapt input %+v, want %+v", a.in[0], want)
+		t.Errorf("adapt input %+v, want %+v (no target sample without target_share)", a.in[0], want)
 	}
 	if a.q[0] != GPUTaskQueue || a.pre[0] != 0 {
 		t.Errorf("adapt ran on %q after %d shard scorings, want %q before any", a.q[0], a.pre[0], GPUTaskQueue)
@@ -146,6 +146,24 @@ func TestAdaptationPhaseStatus(t *testing.T) {
 	}
 }
 
+// TestAdaptationTargetShare: with adapt.target_share the adaptation gets
+// the run's target sample to choose its corpus by.
+func TestAdaptationTargetShare(t *testing.T) {
+	l := newLab(20)
+	a := &adaptFake{l: l}
+	cfg := adaptConfig()
+	cfg.Budget.MaxRounds = 1
+	cfg.TargetURI = "mem://target"
+	cfg.Adapt.TargetShare = 0.2
+	chain(t, cfg, l, func(env *testsuite.TestWorkflowEnvironment, run int) {
+		a.register(env)
+		env.RegisterDelayedCallback(func() { answerAll(t, env, new([]*outcome), "ann-a") }, time.Hour)
+	})
+	if len(a.in) != 1 || a.in[0].TargetURI != "mem://target" || a.in[0].Settings.TargetShare != 0.2 {
+		t.Fatalf("adapt inputs %+v, want one with the target sample and share", a.in)
+	}
+}
+
 // TestNoAdaptationWithoutConfig: a run config without "adapt" never calls
 // the activity and starts round 1 from the configured model, as before.
 func TestNoAdaptationWithoutConfig(t *testing.T) {
@@ -212,6 +230,9 @@ func TestAdaptSettingsValidate(t *testing.T) {
 		{"unknown packing", func(a *AdaptSettings) { a.Packing = "zip" }, `adapt: packing must be "lines" or "pack"`},
 		{"negative checkpoint interval", func(a *AdaptSettings) { a.CheckpointEvery = -1 }, "adapt: checkpoint_every"},
 		{"spaces in text uri", func(a *AdaptSettings) { a.TextURI = " corpus.txt" }, "adapt: text_uri"},
+		{"target share above 1", func(a *AdaptSettings) { a.TargetShare = 1.5 }, "adapt: target_share must be within [0, 1]"},
+		{"negative target share", func(a *AdaptSettings) { a.TargetShare = -0.1 }, "adapt: target_share must be within [0, 1]"},
+		{"target share without target_uri", func(a *AdaptSettings) { a.TargetShare = 0.2 }, "adapt: target_share needs target_uri"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

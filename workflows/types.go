@@ -382,6 +382,9 @@ func (c *RunConfig) Validate() error {
 		if err := c.Adapt.Validate(); err != nil {
 			return fmt.Errorf("adapt: %w", err)
 		}
+		if c.Adapt.TargetShare > 0 && c.TargetURI == "" {
+			return fmt.Errorf("adapt: target_share needs target_uri (a JSONL sample of the items the model should learn)")
+		}
 	}
 	return nil
 }
@@ -858,6 +861,12 @@ type AdaptSettings struct {
 	CheckpointEvery int `json:"checkpoint_every,omitempty"`
 	// TextURI, when set, is the corpus instead of the pool.
 	TextURI string `json:"text_uri,omitempty"`
+	// TargetShare, when positive (at most 1), trains on that share of the
+	// corpus only: the texts most like the run's target sample
+	// (RunConfig.TargetURI, required then) by the cross-entropy difference
+	// of word unigram models (dataset.DomainScorer), for a pool that is
+	// mostly off-target. 0 trains on the whole corpus.
+	TargetShare float64 `json:"target_share,omitempty"`
 }
 
 // maxAdaptSteps bounds AdaptSettings.Steps (a typo guard: a million steps
@@ -883,6 +892,8 @@ func (a *AdaptSettings) Validate() error {
 		return fmt.Errorf("checkpoint_every must not be negative, got %d", a.CheckpointEvery)
 	case strings.TrimSpace(a.TextURI) != a.TextURI:
 		return fmt.Errorf("text_uri %q has leading or trailing spaces", a.TextURI)
+	case !(a.TargetShare >= 0 && a.TargetShare <= 1):
+		return fmt.Errorf("target_share must be within [0, 1] (0: the whole corpus), got %g", a.TargetShare)
 	}
 	return nil
 }
@@ -897,6 +908,8 @@ type AdaptInput struct {
 	// OutputPrefix is where checkpoints and the adapted model go.
 	OutputPrefix string        `json:"output_prefix"`
 	Settings     AdaptSettings `json:"settings"`
+	// TargetURI is RunConfig.TargetURI when Settings.TargetShare is set.
+	TargetURI string `json:"target_uri,omitempty"`
 }
 
 // AdaptOutput names the adapted model.

@@ -30,6 +30,9 @@ func adaptFingerprint(req activities.AdaptRequest) string {
 	_ = enc.Encode(req.BaseModelURI)
 	_ = enc.Encode(req.PoolURI)
 	_ = enc.Encode(req.Settings)
+	if req.TargetURI != "" {
+		_ = enc.Encode(req.TargetURI)
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -58,6 +61,9 @@ func (e *Engine) Adapt(ctx context.Context, req activities.AdaptRequest, progres
 	}
 	if s.TextURI == "" && req.PoolURI == "" {
 		return res, fmt.Errorf("%w: adapt %s: no pool and no text corpus", activities.ErrBadData, req.BaseModelURI)
+	}
+	if s.TargetShare > 0 && req.TargetURI == "" {
+		return res, fmt.Errorf("%w: adapt %s: target_share %g without a target sample (run config target_uri)", activities.ErrBadData, req.BaseModelURI, s.TargetShare)
 	}
 	fp := adaptFingerprint(req)
 	modelURI := path.Join(req.OutputPrefix, ModelDir)
@@ -106,7 +112,17 @@ func (e *Engine) Adapt(ctx context.Context, req activities.AdaptRequest, progres
 	trainCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	texts := 0
-	corpus, what := e.adaptCorpus(ctx, req, &texts)
+	corpus, what := e.adaptCorpus(ctx, req)
+	if s.TargetShare > 0 {
+		if corpus, err = e.targetCorpus(ctx, req, corpus, what); err != nil {
+			var le *dataset.LineError
+			if errors.As(err, &le) && !errors.Is(err, activities.ErrBadData) {
+				err = fmt.Errorf("%w: %w", activities.ErrBadData, err)
+			}
+			return res, fmt.Errorf("adapt %s: %w", req.BaseModelURI, err)
+		}
+	}
+	corpus = counted(corpus, &texts)
 	out, err := mlm.Pretrain(trainCtx, m, corpus, opts, func(p mlm.Progress) {
 		if !up.upload(ctx, cancel) {
 			return
@@ -142,9 +158,88 @@ func (e *Engine) Adapt(ctx context.Context, req activities.AdaptRequest, progres
 		ResumedFrom: out.ResumedFrom, Texts: texts, Sequences: out.Sequences}, nil
 }
 
-// adaptCorpus streams the adaptation corpus from the store, counting the
-// texts it yields in *n; what names it for messages.
-func (e *Engine) adaptCorpus(ctx context.Context, req activities.AdaptRequest, n *int) (iter.Seq2[string, error], string) {
+// counted yields corpus's texts, counting them in *n.
+func counted(corpus iter.Seq2[string, error], n *int) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		for t, err := range corpus {
+			if err == nil {
+				*n++
+			}
+			if !yield(t, err) {
+				return
+			}
+		}
+	}
+}
+
+// targetCorpus reads the target sample at req.TargetURI and returns the
+// req.Settings.TargetShare of corpus's texts most like it
+// (dataset.DomainScorer): it reads corpus twice, to count its words and to
+// score its texts, and filters it on every later pass.
+func (e *Engine) targetCorpus(ctx context.Context, req activities.AdaptRequest, corpus iter.Seq2[string, error], what string) (iter.Seq2[string, error], error) {
+	target, err := e.readTexts(ctx, req.TargetURI)
+	if err != nil {
+		return nil, err
+	}
+	d, err := dataset.NewDomainScorer(target)
+	if err != nil {
+		return nil, fmt.Errorf("%w: target sample %s: %w", activities.ErrBadData, req.TargetURI, err)
+	}
+	for t, err := range corpus {
+		if err != nil {
+			return nil, err
+		}
+		d.Add(t)
+	}
+	var scores []float64
+	for t, err := range corpus {
+		if err != nil {
+			return nil, err
+		}
+		scores = append(scores, d.Score(t))
+	}
+	top, err := dataset.NewTopShare(scores, req.Settings.TargetShare)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", activities.ErrBadData, what, err)
+	}
+	e.log.Info("adaptation corpus: the texts most like the target sample", "corpus", what, "target", req.TargetURI,
+		"target_texts", len(target), "kept", top.Kept, "of", len(scores), "share", req.Settings.TargetShare)
+	return func(yield func(string, error) bool) {
+		top.Reset()
+		for t, err := range corpus {
+			if err != nil {
+				yield("", err)
+				return
+			}
+			if top.Keep(d.Score(t)) && !yield(t, nil) {
+				return
+			}
+		}
+	}, nil
+}
+
+// readTexts reads the "text" of every record of a JSONL file in the store
+// (blank lines skipped).
+func (e *Engine) readTexts(ctx context.Context, uri string) ([]string, error) {
+	rc, _, err := e.o.Store.Get(ctx, uri)
+	if err != nil {
+		return nil, storeErr(fmt.Sprintf("read target sample %s", uri), activities.ErrBadData, err)
+	}
+	defer rc.Close()
+	var out []string
+	r := dataset.NewItemReader(rc, uri, dataset.Options{})
+	for r.Next() {
+		out = append(out, r.Record().Text)
+	}
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("read target sample %s: %w", uri, err)
+	}
+	return out, nil
+}
+
+// adaptCorpus streams the adaptation corpus from the store; what names it
+// for messages.
+func (e *Engine) adaptCorpus(ctx context.Context, req activities.AdaptRequest) (iter.Seq2[string, error], string) {
 	if uri := req.Settings.TextURI; uri != "" {
 		return func(yield func(string, error) bool) {
 			rc, _, err := e.o.Store.Get(ctx, uri)
@@ -160,7 +255,6 @@ func (e *Engine) adaptCorpus(ctx context.Context, req activities.AdaptRequest, n
 				if line == "" {
 					continue
 				}
-				*n++
 				if !yield(line, nil) {
 					return
 				}
@@ -184,7 +278,6 @@ func (e *Engine) adaptCorpus(ctx context.Context, req activities.AdaptRequest, n
 			if !ok {
 				continue
 			}
-			*n++
 			if !yield(text, nil) {
 				return
 			}

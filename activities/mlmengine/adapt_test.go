@@ -91,6 +91,28 @@ func TestAdaptTextCorpus(t *testing.T) {
 	}
 }
 
+// TestAdaptTargetShare adapts on the quarter of the pool most like a
+// target sample: exactly that many texts, and a fingerprint of its own.
+func TestAdaptTargetShare(t *testing.T) {
+	f := mlmenginetest.Start(t, 24, 0)
+	ctx := context.Background()
+	target := `{"id":"t1","text":"` + mlmenginetest.Sentences(1)[0] + ` [MASK]"}` + "\n" + `{"id":"t2","text":"the [MASK] sat"}` + "\n"
+	if _, err := f.Store.PutBytes(ctx, "datasets/target.jsonl", []byte(target)); err != nil {
+		t.Fatal(err)
+	}
+	req := activities.AdaptRequest{BaseModelURI: mlmenginetest.ModelURI, PoolURI: mlmenginetest.PoolURI, OutputPrefix: "runs/t/adapt",
+		TargetURI: "datasets/target.jsonl", Settings: workflows.AdaptSettings{Steps: 2, BatchSize: 4, TargetShare: 0.25}}
+	res, err := newEngine(t, f).Adapt(ctx, req, nil)
+	if err != nil || res.Texts != 6 || res.Sequences != 6 || res.Steps != 2 {
+		t.Fatalf("%+v, %v; want 6 of the 24 pool texts", res, err)
+	}
+	whole := req
+	whole.Settings.TargetShare, whole.TargetURI = 0, ""
+	if res, err := newEngine(t, f).Adapt(ctx, whole, nil); err != nil || res.Texts != 24 {
+		t.Fatalf("the whole pool under the same prefix: %+v, %v; want 24 texts trained anew", res, err)
+	}
+}
+
 func TestAdaptBadInput(t *testing.T) {
 	f := mlmenginetest.Start(t, 4, 0)
 	ctx := context.Background()
@@ -103,7 +125,12 @@ func TestAdaptBadInput(t *testing.T) {
 	if _, err := f.Store.PutBytes(ctx, "pools/broken.jsonl", []byte("{not json\n")); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := f.Store.PutBytes(ctx, "targets/blanks.jsonl", []byte(`{"id":"a","text":"[MASK] ."}`+"\n")); err != nil {
+		t.Fatal(err)
+	}
 	ok := workflows.AdaptSettings{Steps: 2, BatchSize: 2}
+	share := ok
+	share.TargetShare = 0.5
 	tests := []struct {
 		name string
 		req  activities.AdaptRequest
@@ -117,6 +144,13 @@ func TestAdaptBadInput(t *testing.T) {
 		{"pool of blanks only", activities.AdaptRequest{BaseModelURI: mlmenginetest.ModelURI, PoolURI: "pools/blanks.jsonl", OutputPrefix: "o", Settings: ok}, activities.ErrBadData},
 		{"blank text corpus", activities.AdaptRequest{BaseModelURI: mlmenginetest.ModelURI, OutputPrefix: "o",
 			Settings: workflows.AdaptSettings{Steps: 2, TextURI: "corpora/blank.txt"}}, activities.ErrBadData},
+		{"target share without a sample", activities.AdaptRequest{BaseModelURI: mlmenginetest.ModelURI, PoolURI: mlmenginetest.PoolURI, OutputPrefix: "o", Settings: share}, activities.ErrBadData},
+		{"missing target sample", activities.AdaptRequest{BaseModelURI: mlmenginetest.ModelURI, PoolURI: mlmenginetest.PoolURI, OutputPrefix: "o", Settings: share,
+			TargetURI: "targets/none.jsonl"}, activities.ErrBadData},
+		{"broken target sample", activities.AdaptRequest{BaseModelURI: mlmenginetest.ModelURI, PoolURI: mlmenginetest.PoolURI, OutputPrefix: "o", Settings: share,
+			TargetURI: "pools/broken.jsonl"}, activities.ErrBadData},
+		{"wordless target sample", activities.AdaptRequest{BaseModelURI: mlmenginetest.ModelURI, PoolURI: mlmenginetest.PoolURI, OutputPrefix: "o", Settings: share,
+			TargetURI: "targets/blanks.jsonl"}, activities.ErrBadData},
 		{"missing base", activities.AdaptRequest{BaseModelURI: "models/none", PoolURI: mlmenginetest.PoolURI, OutputPrefix: "o", Settings: ok}, activities.ErrBadCheckpoint},
 		{"missing resume", activities.AdaptRequest{BaseModelURI: mlmenginetest.ModelURI, PoolURI: mlmenginetest.PoolURI, OutputPrefix: "o", Settings: ok,
 			Resume: &activities.TrainProgress{CheckpointURI: "o/checkpoints/step-00000009", CheckpointStep: 9}}, activities.ErrBadCheckpoint},

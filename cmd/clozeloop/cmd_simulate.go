@@ -75,6 +75,7 @@ func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 	fs.IntVar(&adapt.SeqLen, "adapt-seq-len", 0, "longest adaptation sequence in tokens (0: the model's maximum)")
 	fs.Float64Var(&adapt.MaskProb, "adapt-mask-prob", 0.15, "share of tokens predicted in adaptation")
 	fs.Int64Var(&adapt.Seed, "adapt-seed", 1, "seed of the adaptation")
+	fs.Float64Var(&adapt.TargetShare, "adapt-target-share", 0, "adapt on this share of the pool's texts only, those most like the target sample (--target-sample; cross-entropy difference of word unigrams), for a mostly off-target pool (0: the whole pool)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	if err := parseFlagsOnly(fs, args, "model", "data", "out"); err != nil {
 		return err
@@ -84,6 +85,12 @@ func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	if adapt.Steps < 0 {
 		return usagef("--adapt-steps %d: must not be negative", adapt.Steps)
+	}
+	if !(adapt.TargetShare >= 0 && adapt.TargetShare <= 1) {
+		return usagef("--adapt-target-share %g: must be within [0, 1] (0: the whole pool)", adapt.TargetShare)
+	}
+	if adapt.TargetShare > 0 && adapt.Steps == 0 {
+		return usagef("--adapt-target-share needs --adapt-steps")
 	}
 	sep := ","
 	if strings.Contains(*strategies, ";") {
@@ -135,7 +142,15 @@ func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 	mopts := mlm.Options{Device: *device, Threads: *threads}
 	var adapted *sim.AdaptRecord
 	if adapt.Steps > 0 {
-		rec, err := sim.Adapt(ctx, *modelDir, mopts, data.Pool, adapt, *out, env.log)
+		var target []sim.Item
+		if adapt.TargetShare > 0 {
+			n := *targetSample
+			if n == 0 {
+				n = sim.DefaultTargetSample
+			}
+			target, _ = sim.TargetSample(data, n, data.EvalSeed)
+		}
+		rec, err := sim.Adapt(ctx, *modelDir, mopts, data.Pool, target, adapt, *out, env.log)
 		if err != nil {
 			return err
 		}

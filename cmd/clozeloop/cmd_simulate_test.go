@@ -71,17 +71,35 @@ func TestSimulateCommand(t *testing.T) {
 	}
 
 	for _, bad := range [][]string{
-		{"--replay", rawFile},           // replay file without a weight
-		{"--replay-weight", "2"},        // weight above 1
-		{"--eval-limit", "-1"},          // negative limit
-		{"--strategies", "clairvoyant"}, // unknown strategy
-		{"--warmup-ratio", "1"},         // warm-up of every step
-		{"--finetune-mode", "sideways"}, // unknown mode
+		{"--replay", rawFile},                                 // replay file without a weight
+		{"--replay-weight", "2"},                              // weight above 1
+		{"--eval-limit", "-1"},                                // negative limit
+		{"--strategies", "clairvoyant"},                       // unknown strategy
+		{"--warmup-ratio", "1"},                               // warm-up of every step
+		{"--finetune-mode", "sideways"},                       // unknown mode
+		{"--adapt-steps", "2", "--adapt-target-share", "1.5"}, // share above 1
+		{"--adapt-target-share", "0.5"},                       // share without adaptation
 	} {
 		args := append([]string{"simulate", "--model", model, "--data", data, "--out", out}, bad...)
 		if code := run(args, &stdout, &stderr); code == 0 {
 			t.Errorf("%v accepted", bad)
 		}
+	}
+
+	// Adapting on the half of the pool most like the target sample.
+	stdout.Reset()
+	adaptOut := filepath.Join(t.TempDir(), "adapted")
+	code = run([]string{"simulate", "--model", model, "--data", data, "--out", adaptOut, "--json",
+		"--strategies", "random", "--seeds", "1", "--rounds", "1", "--batch", "4", "--initial", "4",
+		"--eval-limit", "8", "--target-sample", "5", "--finetune-steps", "2", "--finetune-batch", "4", "--threads", "1",
+		"--adapt-steps", "2", "--adapt-batch", "4", "--adapt-target-share", "0.5", "--bootstrap-resamples", "200"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("simulate with a target-share adaptation: exit %d: %s", code, stderr.String())
+	}
+	var adapted simulateOutput
+	if err := json.Unmarshal(stdout.Bytes(), &adapted); err != nil || adapted.Adapt == nil ||
+		adapted.Adapt.Texts != 20 || adapted.Adapt.PoolTexts != 40 || adapted.Adapt.Options.TargetShare != 0.5 {
+		t.Fatalf("adaptation record %+v, %v; want 20 of the 40 pool texts", adapted.Adapt, err)
 	}
 
 	// simulate compare pairs two simulations seed by seed; a simulation
