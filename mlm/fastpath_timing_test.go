@@ -1,6 +1,7 @@
 package mlm
 
 import (
+	"context"
 	"os"
 	"runtime"
 	"slices"
@@ -10,14 +11,17 @@ import (
 	"time"
 
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/clozeloop/clozeloop/tokenize"
 )
 
 // TestFastPathTiming times the forward pass (embeddings, encoder, head at
 // one position) on the fast and the reference path, interleaved in rounds
 // so that a changing machine load affects both alike. It runs only with
-// CLOZELOOP_FASTPATH_TIMING set to batch,length[,size[,threads]]: e.g. 1,16
-// for the bench's small shape (4 layers, hidden 256, vocabulary 8000) on one
-// thread, 32,32,base,2 for bert-base on two.
+// CLOZELOOP_FASTPATH_TIMING set to batch,length[,size[,threads[,score]]]: e.g.
+// 1,16 for the bench's small shape (4 layers, hidden 256, vocabulary 8000)
+// on one thread, 32,32,base,2 for bert-base on two; "score" times Score
+// (on items of the test vocabulary) instead of forward and head alone.
 func TestFastPathTiming(t *testing.T) {
 	spec := os.Getenv("CLOZELOOP_FASTPATH_TIMING")
 	if spec == "" {
@@ -42,7 +46,12 @@ func TestFastPathTiming(t *testing.T) {
 	if len(f) > 3 {
 		threads, _ = strconv.Atoi(f[3])
 	}
-	m, err := New(cfg, nil, Options{Device: "cpu", Threads: threads, Seed: 1})
+	viaScore := len(f) > 4 && f[4] == "score"
+	var tok *tokenize.Tokenizer
+	if viaScore {
+		tok = testTokenizer(t)
+	}
+	m, err := New(cfg, tok, Options{Device: "cpu", Threads: threads, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +78,22 @@ func TestFastPathTiming(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer flat.MustDrop()
+	words := []string{"the", "cat", "sat", "on", "a", "mat", "and", "dog", "is", "red", "blue", "book"}
+	items := make([]ScoreItem, B)
+	for b := range items {
+		var text []string
+		for p := 0; p < T-3; p++ {
+			text = append(text, words[(b+p)%len(words)])
+		}
+		items[b] = ScoreItem{ID: strconv.Itoa(b), Text: strings.Join(text, " ") + " [MASK]"}
+	}
 	once := func() {
+		if viaScore {
+			if _, err := m.Score(context.Background(), items, ScoreOptions{BatchSize: B}, nil); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
 		var s scope
 		defer s.free()
 		var err error
