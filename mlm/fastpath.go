@@ -13,18 +13,21 @@ import (
 
 // The inference fast path of the encoder (issue #16).
 //
-// At batch 1 the cost of a forward pass is mostly per-operation overhead
-// (cgo call, libtorch dispatch, allocation), about 15 operations per encoder
-// layer. libtorch's at::_transformer_encoder_layer_fwd (PyTorch's
+// At batch 1 a forward pass pays a fixed overhead per libtorch operation
+// (cgo call, dispatch, allocation), about 15 operations per encoder layer. libtorch's at::_transformer_encoder_layer_fwd (PyTorch's
 // "BetterTransformer" kernel, used by nn.TransformerEncoderLayer in eval
 // mode) runs a whole post-LayerNorm layer as one operation: fused q, k, v
 // projection, bias and 1/sqrt(head size) scaling of the queries, masked
 // softmax, output projection, residual and LayerNorm, feed-forward with the
 // erf GELU (use_gelu) or ReLU, residual and LayerNorm. That is exactly a
 // BERT, RoBERTa, XLM-RoBERTa or DistilBERT encoder layer in eval mode, and
-// libtorch 1.13's CPU kernel (checked against the reference path: within
-// 1e-6 in float32) computes it with the same operations, except that the
-// queries are scaled before the product instead of the scores after it.
+// libtorch 1.13's CPU kernel computes it with the same operations, rounded
+// differently: the q, k, v biases are added after one stacked product
+// instead of inside each linear layer, and the queries are scaled before
+// their product with the keys instead of the scores after it. The two
+// paths agree to float32 rounding (fastpath_test.go: within 6e-6 on small
+// random models; the PyTorch parity tests bound the fast path relative to
+// the largest logit, fastLogitTolerance).
 //
 // forward uses it when all of these hold, and the reference path
 // (layer) otherwise:
@@ -45,9 +48,10 @@ import (
 //
 // The kernel wants q, k and v stacked as one [3·hidden, hidden] weight and
 // one [3·hidden] bias. They are built on the first fast forward pass and
-// kept, which costs 3·hidden²+3·hidden floats per layer: a quarter of the
-// encoder's weights (bert-base: 85 MiB on top of 418 MiB). A model that only
-// trains never builds them. The copies are rebuilt when any of the q, k, v
+// kept, which costs 3·hidden²+3·hidden floats per layer, a quarter of the
+// encoder's weights (bert-base: 81 MiB beside the model's 418 MiB; the
+// small model: 3 MiB). A model that only trains never builds them; one that
+// evaluates between optimizer steps keeps them while it trains. The copies are rebuilt when any of the q, k, v
 // parameters changed since (an optimizer step or a copy into them bumps
 // libtorch's version counter of the tensor), and freed by Close.
 
