@@ -14,7 +14,8 @@ import (
 // The inference fast path of the encoder (issue #16).
 //
 // At batch 1 a forward pass pays a fixed overhead per libtorch operation
-// (cgo call, dispatch, allocation), about 15 operations per encoder layer. libtorch's at::_transformer_encoder_layer_fwd (PyTorch's
+// (cgo call, dispatch, allocation), about 24 calls per encoder layer
+// (views and transposes included). libtorch's at::_transformer_encoder_layer_fwd (PyTorch's
 // "BetterTransformer" kernel, used by nn.TransformerEncoderLayer in eval
 // mode) runs a whole post-LayerNorm layer as one operation: fused q, k, v
 // projection, bias and 1/sqrt(head size) scaling of the queries, masked
