@@ -134,13 +134,19 @@ func lengthBatches(items []prepared, batchSize int) [][]int {
 }
 
 // batchTensors builds padded input ids, attention mask and the flat mask
-// positions (b*T+t) for the items idx.
+// positions (b*T+t) for the items idx. mask is nil when no item is padded
+// (every item has the batch's length, as a batch of one always does): the
+// forward pass then skips masking, which changes nothing in the result.
 func (m *Model) batchTensors(items []prepared, idx []int) (ids, mask, flat *ts.Tensor, err error) {
 	T := 0
 	nMasks := 0
+	padded := false
 	for _, i := range idx {
 		T = max(T, len(items[i].ids))
 		nMasks += len(items[i].masks)
+	}
+	for _, i := range idx {
+		padded = padded || len(items[i].ids) < T
 	}
 	B := len(idx)
 	idBuf := make([]int64, B*T)
@@ -164,13 +170,17 @@ func (m *Model) batchTensors(items []prepared, idx []int) (ids, mask, flat *ts.T
 	if ids, err = m.int64Tensor(idBuf, shape); err != nil {
 		return nil, nil, nil, err
 	}
-	if mask, err = m.int64Tensor(maskBuf, shape); err != nil {
-		ids.MustDrop()
-		return nil, nil, nil, err
+	if padded {
+		if mask, err = m.int64Tensor(maskBuf, shape); err != nil {
+			ids.MustDrop()
+			return nil, nil, nil, err
+		}
 	}
 	if flat, err = m.int64Tensor(flatBuf, []int64{int64(len(flatBuf))}); err != nil {
 		ids.MustDrop()
-		mask.MustDrop()
+		if mask != nil {
+			mask.MustDrop()
+		}
 		return nil, nil, nil, err
 	}
 	return ids, mask, flat, nil
@@ -208,7 +218,9 @@ func (m *Model) maskOutputs(items []prepared, idx []int, train, wantHidden bool)
 		return nil, nil, err
 	}
 	defer ids.MustDrop()
-	defer mask.MustDrop()
+	if mask != nil {
+		defer mask.MustDrop()
+	}
 	defer flat.MustDrop()
 	var s scope
 	defer s.free()

@@ -219,7 +219,10 @@ func TestFamilyParityWithPyTorch(t *testing.T) {
 			})
 			m2 := fc.load(t, dir)
 			ids, mask := fc.batch()
+			m2.fastOff = true // the reference path; the fast path below
 			got := allLogits(t, m2, ids, mask, nil)
+			m2.fastOff = false
+			gotFast := allLogits(t, m2, ids, mask, nil)
 			in, _ := json.Marshal(map[string]any{"ids": ids, "mask": mask})
 			inPath, outPath := filepath.Join(dir, "inputs.json"), filepath.Join(dir, "ref.f32")
 			if err := os.WriteFile(inPath, in, 0o644); err != nil {
@@ -248,7 +251,7 @@ open(sys.argv[4], "wb").write(logits.contiguous().float().numpy().astype("<f4").
 				t.Fatalf("reference returned %d logits, we have %d", len(want), len(got))
 			}
 			V, T := fc.cfg.VocabSize, len(ids[0])
-			var d, dp, scale float64
+			var d, dp, df, dpf, scale float64
 			for b := range ids {
 				for p := 0; p < T; p++ {
 					if mask[b][p] == 0 {
@@ -256,9 +259,11 @@ open(sys.argv[4], "wb").write(logits.contiguous().float().numpy().astype("<f4").
 					}
 					o := (b*T + p) * V
 					d = math.Max(d, maxAbsDiff(got[o:o+V], want[o:o+V]))
-					pg, pw := softmax64(got[o:o+V]), softmax64(want[o:o+V])
+					df = math.Max(df, maxAbsDiff(gotFast[o:o+V], want[o:o+V]))
+					pg, pf, pw := softmax64(got[o:o+V]), softmax64(gotFast[o:o+V]), softmax64(want[o:o+V])
 					for v := range pg {
 						dp = math.Max(dp, math.Abs(pg[v]-pw[v]))
+						dpf = math.Max(dpf, math.Abs(pf[v]-pw[v]))
 					}
 					for _, v := range want[o : o+V] {
 						scale = math.Max(scale, math.Abs(float64(v)))
@@ -266,8 +271,12 @@ open(sys.argv[4], "wb").write(logits.contiguous().float().numpy().astype("<f4").
 				}
 			}
 			t.Logf("%s: max abs difference vs PyTorch reference: logits %.3g (largest logit %.3g), probabilities %.3g", fc.name, d, scale, dp)
+			t.Logf("%s: fast path: logits %.3g, probabilities %.3g", fc.name, df, dpf)
 			if d > 1e-4 || dp > 1e-4 {
 				t.Errorf("max abs difference: logits %g, probabilities %g; want both <= 1e-4", d, dp)
+			}
+			if lim := fastLogitTolerance * scale; df > lim || dpf > 1e-4 {
+				t.Errorf("fast path: max abs difference: logits %g, probabilities %g; want <= %g (%g of the largest logit) and 1e-4", df, dpf, lim, fastLogitTolerance)
 			}
 			if scale < 1 {
 				t.Errorf("logits too small (%g) for a meaningful comparison", scale)

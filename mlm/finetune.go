@@ -16,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/clozeloop/clozeloop/safetensors"
@@ -718,18 +717,19 @@ func (m *Model) microStep(items []trainItem, replayWeight, scale float64) (loss 
 	defer s.free()
 	h := m.forward(&s, ids, am, nil, true)
 	at := s.consume(h, s.gather(h, ct(fl)))
-	logits := s.release(m.head(&s, at))
+	logits := m.head(&s, at)
 	s.drop(at)
-	logp := must(logits.LogSoftmax(-1, gotch.Float, true))
-	nll := must(logp.Gather(1, tg, false, true))
-	nll = must(nll.View([]int64{int64(len(flat))}, true))
-	weighted := must(nll.Mul(wt, true))
-	total := must(weighted.Sum(gotch.Float, true))
-	total = must(total.Neg(true))
-	defer total.MustDrop()
-	check(total.Backward())
-	v := copyFloat32s(total)
-	return float64(v[0]) / scale, tokens, nil
+	// The loss on the scope too: the same libtch calls as gotch's
+	// LogSoftmax, Gather, View, Mul, Sum and Neg, without their per-op
+	// ts.New and leaked result slot.
+	logp := s.consume(logits, s.logSoftmax(logits, -1))
+	nll := s.consume(logp, s.gatherDim(logp, 1, ct(tg)))
+	nll = s.consume(nll, s.view(nll, []int64{int64(len(flat))}))
+	weighted := s.consume(nll, s.mul(nll, ct(wt)))
+	total := s.consume(weighted, s.sum(weighted))
+	total = s.consume(total, s.neg(total))
+	s.backward(total)
+	return float64Value(total) / scale, tokens, nil
 }
 
 // optimizerStep clips the gradients, applies AdamW with lr and zeroes the

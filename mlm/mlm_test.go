@@ -432,7 +432,12 @@ func TestParityWithPyTorch(t *testing.T) {
 	}
 	defer m2.Close()
 	ids, mask, types := testBatch()
+	// The reference path (layer by layer) first, then the fused encoder
+	// layers of the inference fast path (fastpath.go).
+	m2.fastOff = true
 	got := allLogits(t, m2, ids, mask, types)
+	m2.fastOff = false
+	gotFast := allLogits(t, m2, ids, mask, types)
 	in, _ := json.Marshal(map[string]any{"ids": ids, "mask": mask, "types": types})
 	inPath := filepath.Join(dir, "inputs.json")
 	outPath := filepath.Join(dir, "ref.f32")
@@ -465,7 +470,7 @@ open(sys.argv[4], "wb").write(logits.contiguous().float().numpy().astype("<f4").
 	// Padded positions carry no meaning; compare real tokens only.
 	V := m2.cfg.VocabSize
 	T := len(ids[0])
-	var d, scale float64
+	var d, df, scale float64
 	for b := range ids {
 		for p := 0; p < T; p++ {
 			if mask[b][p] == 0 {
@@ -473,19 +478,34 @@ open(sys.argv[4], "wb").write(logits.contiguous().float().numpy().astype("<f4").
 			}
 			o := (b*T + p) * V
 			d = math.Max(d, maxAbsDiff(got[o:o+V], want[o:o+V]))
+			df = math.Max(df, maxAbsDiff(gotFast[o:o+V], want[o:o+V]))
 			for _, v := range want[o : o+V] {
 				scale = math.Max(scale, math.Abs(float64(v)))
 			}
 		}
 	}
-	t.Logf("max abs logit difference vs PyTorch reference: %.3g (largest logit %.3g)", d, scale)
+	t.Logf("max abs logit difference vs PyTorch reference: %.3g, fast path %.3g (largest logit %.3g)", d, df, scale)
 	if d > 1e-4 {
 		t.Errorf("max abs difference %g > 1e-4", d)
+	}
+	if lim := fastLogitTolerance * scale; df > lim {
+		t.Errorf("fast path: max abs difference %g > %g (%g of the largest logit)", df, lim, fastLogitTolerance)
 	}
 	if scale < 1 {
 		t.Errorf("logits too small (%g) for a meaningful comparison", scale)
 	}
 }
+
+// fastLogitTolerance bounds the fast path's logit differences from
+// PyTorch's eager reference relative to the largest logit. The fused
+// encoder layer rounds differently (it adds the q, k, v biases after one
+// stacked product where the reference's linear layers add them inside
+// theirs, and scales the queries instead of the scores): with the ×10
+// weights of the parity tests, whose logits reach 30-40, that is up to
+// about 1e-5 of the largest logit (3e-4 absolute; the reference path is
+// within 1e-4, mostly 0). At the scale of fastCases' weights the two paths
+// agree within 1e-5 (TestFastPathParity).
+const fastLogitTolerance = 2e-5
 
 func TestFillMask(t *testing.T) {
 	m := newTestModel(t, 5)

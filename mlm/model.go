@@ -83,6 +83,12 @@ type Model struct {
 	negMin   scalar // the most negative float32, for the padding mask
 	one      scalar
 
+	// fast holds the fused encoder layer's stacked parameters (see
+	// fastpath.go); fastOff makes forward always take the reference path
+	// (tests compare the two).
+	fast    fastEncoder
+	fastOff bool
+
 	mu     sync.Mutex
 	closed bool
 }
@@ -250,6 +256,7 @@ func newModel(cfg Config, tok *tokenize.Tokenizer, opts Options, state map[strin
 		}
 		*s.dst = t
 	}
+	m.initFast()
 	return m, nil
 }
 
@@ -379,6 +386,7 @@ func (m *Model) Close() error {
 		return nil
 	}
 	m.closed = true
+	m.fast.free()
 	m.vs.Destroy()
 	m.p = bertParams{}
 	m.scale.free()
@@ -487,6 +495,9 @@ func (m *Model) dropout(s *scope, x lib.Ctensor, p float64, train bool) lib.Cten
 
 // forward runs the embeddings and encoder on ids (and the optional mask
 // and types) and returns the last hidden states, a handle owned by s.
+// Without dropout and autograd it runs each encoder layer as one fused
+// libtorch operation where that is exact (see fastpath.go), else layer by
+// layer.
 func (m *Model) forward(s *scope, ids, mask, types *ts.Tensor, train bool) lib.Ctensor {
 	if m.cfg.ModelType == ModelTypeModernBERT {
 		return m.modernForward(s, ids, mask, types, train)
@@ -526,6 +537,20 @@ func (m *Model) forward(s *scope, ids, mask, types *ts.Tensor, train bool) lib.C
 	h := s.consume(x, s.layerNorm(x, []int64{H}, p.embLN, c.LayerNormEps))
 	h = m.dropout(s, h, c.HiddenDropoutProb, train)
 
+	if m.useFast(train) {
+		var pad lib.Ctensor
+		ok := true
+		if mask != nil {
+			pad, ok = m.keyPadding(s, ct(mask), T)
+		}
+		if ok {
+			h = m.fastLayers(s, h, pad)
+			if pad != nil {
+				s.drop(pad)
+			}
+			return h
+		}
+	}
 	var ext lib.Ctensor
 	if mask != nil {
 		ext = m.paddingMask(s, mask, B, T)

@@ -433,3 +433,38 @@ func (s *scope) gather(hidden, flat lib.Ctensor) lib.Ctensor {
 	v := s.view(hidden, []int64{size[0] * size[1], size[2]})
 	return s.consume(v, s.indexSelect(v, 0, flat))
 }
+
+func (s *scope) logSoftmax(t lib.Ctensor, dim int64) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgLogSoftmax(&out, t, dim, gotch.Float.CInt())
+	return s.keep("log softmax", out)
+}
+
+// gatherDim picks the entries of t along dim at index (torch.gather).
+func (s *scope) gatherDim(t lib.Ctensor, dim int64, index lib.Ctensor) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgGather(&out, t, dim, index, 0)
+	return s.keep("gather", out)
+}
+
+// sum returns the sum of t's elements as a 0-dimensional float tensor.
+func (s *scope) sum(t lib.Ctensor) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgSum(&out, t, gotch.Float.CInt())
+	return s.keep("sum", out)
+}
+
+func (s *scope) neg(t lib.Ctensor) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgNeg(&out, t)
+	return s.keep("neg", out)
+}
+
+// backward backpropagates from t, a tensor with one element, into the
+// gradients of the parameters.
+func (s *scope) backward(t lib.Ctensor) {
+	lib.AtBackward(t, 0, 0)
+	if err := ts.TorchErr(); err != nil {
+		panic(torchError{fmt.Errorf("backward: %w", err)})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"unsafe"
 )
 
 // Run calls fn with the calling goroutine locked to its OS thread, and
@@ -63,4 +64,45 @@ func setGradEnabled(on bool) error {
 		return fmt.Errorf("set grad mode: %w", err)
 	}
 	return nil
+}
+
+// VersionSum returns the sum of the autograd version counters of the tensors
+// whose libtorch handles (torch::Tensor*, as gotch's libtch.Ctensor) are
+// given. libtorch increments a tensor's counter on every in-place operation
+// (an optimizer step, a copy into it), in grad mode or not, so a cache
+// derived from the tensors is stale when the sum differs from the one
+// recorded when it was built. The handles must stay valid during the call.
+func VersionSum(handles []uintptr) (uint64, error) {
+	if len(handles) == 0 {
+		return 0, nil
+	}
+	var sum C.uint64_t
+	if err := cError(C.torchrt_version_sum((*C.uintptr_t)(unsafe.Pointer(&handles[0])), C.int64_t(len(handles)), &sum)); err != nil {
+		return 0, fmt.Errorf("read tensor versions: %w", err)
+	}
+	return uint64(sum), nil
+}
+
+// EncoderLayer runs at::_transformer_encoder_layer_fwd, libtorch's fused
+// post-LayerNorm transformer encoder layer, on src [batch, length,
+// embedDim] and returns a new libtorch handle (torch::Tensor*, to be freed
+// as gotch's libtch.AtFree frees). Every argument handle is a
+// torch::Tensor*, as gotch's libtch.Ctensor. params are the stacked q, k, v
+// weight [3·embedDim, embedDim] and bias, the attention output projection's
+// weight and bias, the LayerNorm after attention (weight, bias), the
+// LayerNorm after the feed-forward (weight, bias) and the feed-forward's
+// two linear layers (weight, bias each). gelu selects the erf GELU in the
+// feed-forward, else ReLU. mask is 0 for no mask or a bool key padding mask
+// [batch, length], true at padding.
+func EncoderLayer(src uintptr, embedDim, numHeads int64, params *[12]uintptr, gelu bool, eps float64, mask uintptr) (unsafe.Pointer, error) {
+	g := C.int(0)
+	if gelu {
+		g = 1
+	}
+	var out unsafe.Pointer
+	if err := cError(C.torchrt_encoder_layer(C.uintptr_t(src), C.int64_t(embedDim), C.int64_t(numHeads),
+		(*C.uintptr_t)(unsafe.Pointer(&params[0])), g, C.double(eps), C.uintptr_t(mask), &out)); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

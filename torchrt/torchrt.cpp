@@ -6,6 +6,8 @@
 #include "torchrt.h"
 
 #include <ATen/Context.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/_transformer_encoder_layer_fwd.h>
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
 #include <c10/core/GradMode.h>
@@ -15,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -128,6 +131,47 @@ char *torchrt_grad_enabled(int *out) {
 char *torchrt_set_grad_enabled(int enabled) {
   return guard("c10::GradMode::set_enabled", [&] {
     c10::GradMode::set_enabled(enabled != 0);
+  });
+}
+
+char *torchrt_version_sum(const uintptr_t *handles, int64_t n, uint64_t *out) {
+  *out = 0;
+  return guard("version counters", [&] {
+    uint64_t sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+      const auto *t = reinterpret_cast<const at::Tensor *>(handles[i]);
+      if (t == nullptr || !t->defined()) {
+        throw std::invalid_argument("undefined tensor");
+      }
+      sum += t->_version();
+    }
+    *out = sum;
+  });
+}
+
+char *torchrt_encoder_layer(uintptr_t src, int64_t embed_dim, int64_t num_heads,
+                            const uintptr_t *params, int use_gelu, double eps,
+                            uintptr_t mask, void **out) {
+  *out = nullptr;
+  return guard("at::_transformer_encoder_layer_fwd", [&] {
+    auto t = [](uintptr_t h) -> const at::Tensor & {
+      if (h == 0) {
+        throw std::invalid_argument("null tensor handle");
+      }
+      return *reinterpret_cast<const at::Tensor *>(h);
+    };
+    c10::optional<at::Tensor> m;
+    c10::optional<int64_t> mask_type;
+    if (mask != 0) {
+      m = t(mask);
+      mask_type = 1;  // key padding mask [batch, length]
+    }
+    at::Tensor r = at::_transformer_encoder_layer_fwd(
+        t(src), embed_dim, num_heads, t(params[0]), t(params[1]), t(params[2]),
+        t(params[3]), use_gelu != 0, /*norm_first=*/false, eps, t(params[4]),
+        t(params[5]), t(params[6]), t(params[7]), t(params[8]), t(params[9]),
+        t(params[10]), t(params[11]), m, mask_type);
+    *out = new at::Tensor(std::move(r));
   });
 }
 

@@ -51,6 +51,28 @@ char *torchrt_grad_enabled(int *out);
 // torchrt_set_grad_enabled sets the calling OS thread's grad mode.
 char *torchrt_set_grad_enabled(int enabled);
 
+// torchrt_version_sum stores in *out the sum of the autograd version
+// counters (at::Tensor::_version()) of the n tensors handles[i], each a
+// torch::Tensor* (a gotch libtch handle). Every in-place operation on a
+// tensor increments its counter, so the sum changes when any of them was
+// modified.
+char *torchrt_version_sum(const uintptr_t *handles, int64_t n, uint64_t *out);
+
+// torchrt_encoder_layer runs at::_transformer_encoder_layer_fwd, a
+// post-LayerNorm transformer encoder layer (norm_first false), on src and
+// stores a new torch::Tensor* with the result in *out (free it with delete,
+// as gotch's at_free does). Every tensor argument is a torch::Tensor*.
+// params are, in order: the stacked q, k, v weight and bias, the output
+// projection's weight and bias, the first LayerNorm's weight and bias, the
+// second LayerNorm's weight and bias, and the two feed-forward linear
+// layers' weights and biases (12 handles). use_gelu selects the erf GELU
+// (else ReLU) in the feed-forward. mask is 0 for none (passed as an absent
+// optional, which gotch's generated wrapper cannot do) or a bool key padding
+// mask [batch, length], true at padding (mask_type 1).
+char *torchrt_encoder_layer(uintptr_t src, int64_t embed_dim, int64_t num_heads,
+                            const uintptr_t *params, int use_gelu, double eps,
+                            uintptr_t mask, void **out);
+
 #ifdef __cplusplus
 }
 #endif
