@@ -161,13 +161,7 @@ func TestFastPathEligibility(t *testing.T) {
 	}
 	t.Run("grad mode and dropout", func(t *testing.T) {
 		m := newTestModel(t, 3)
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		prev, err := ts.GradSetEnabled(true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ts.GradSetEnabled(prev)
+		gradMode(t)
 		if m.useFast(false) {
 			t.Error("fast path with autograd on")
 		}

@@ -392,13 +392,7 @@ func TestAdamWManyStepsMatchesReference(t *testing.T) {
 // 0.6/1.1 = 0.545454… and 0.8/1.3 = 0.615384…; unclipped it would be
 // 3/3.5 = 0.857… and 4/4.5 = 0.888…, so a step without clipping fails.
 func TestClippedUpdateHandWorked(t *testing.T) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	prev, err := ts.GradSetEnabled(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ts.GradSetEnabled(prev)
+	gradMode(t)
 	params := []NamedTensor{
 		{Name: "a.bias", Tensor: ts.MustOfSlice([]float32{0, 0}).MustSetRequiresGrad(true, true)},
 		{Name: "b.bias", Tensor: ts.MustOfSlice([]float32{0, 0}).MustSetRequiresGrad(true, true)},
