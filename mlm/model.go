@@ -478,6 +478,10 @@ func catch(errp *error, what string) {
 // ts.NoGradGuard, on a goroutine locked to its OS thread) and for not
 // calling Forward concurrently with Close.
 func (m *Model) Forward(inputIDs, attentionMask, tokenTypeIDs *ts.Tensor, train bool) (hidden *ts.Tensor, err error) {
+	// libtch keeps its last error per OS thread: an op and the check of its
+	// error must run on the same thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	var s scope
 	defer s.free()
 	defer catch(&err, m.cfg.ModelType+" forward")

@@ -242,6 +242,10 @@ func TestForwardScope(t *testing.T) {
 	ids, mask, _ := testBatch()
 	for _, fc := range cases {
 		t.Run(fc.name, func(t *testing.T) {
+			// A subtest is a goroutine of its own: pin it too, since
+			// libtch's last error is per OS thread.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
 			m, err := New(fc.cfg, nil, Options{Device: "cpu", Threads: 1, Seed: 3})
 			if err != nil {
 				t.Fatal(err)
