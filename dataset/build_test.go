@@ -56,17 +56,25 @@ func fill(text string, gold []string) string {
 	return text
 }
 
+// readSplit reads a built folder's pool, oracle and eval files and fails
+// the test unless they hold as many items as st says.
+func readSplit(t *testing.T, dir string, st *BuildStats) (pool []Item, oracle, eval []EvalItem) {
+	t.Helper()
+	pool = readPool(t, filepath.Join(dir, PoolFile))
+	oracle = readEval(t, filepath.Join(dir, OracleFile))
+	eval = readEval(t, filepath.Join(dir, EvalFile))
+	if len(pool) != st.Pool || len(eval) != st.Eval || len(oracle) != st.Pool {
+		t.Fatalf("files hold pool %d, oracle %d, eval %d; stats say pool %d, eval %d", len(pool), len(oracle), len(eval), st.Pool, st.Eval)
+	}
+	return pool, oracle, eval
+}
+
 // checkSplit proves that no normalised sentence is in both pool and eval,
 // that the oracle matches the pool, and that no eval sentence is in the
 // raw text.
 func checkSplit(t *testing.T, dir string, st *BuildStats) {
 	t.Helper()
-	pool := readPool(t, filepath.Join(dir, PoolFile))
-	oracle := readEval(t, filepath.Join(dir, OracleFile))
-	eval := readEval(t, filepath.Join(dir, EvalFile))
-	if len(pool) != st.Pool || len(eval) != st.Eval || len(oracle) != st.Pool {
-		t.Fatalf("files hold pool %d, oracle %d, eval %d; stats say pool %d, eval %d", len(pool), len(oracle), len(eval), st.Pool, st.Eval)
-	}
+	pool, oracle, eval := readSplit(t, dir, st)
 	poolSentences := map[string]bool{}
 	for i, o := range oracle {
 		if o.ID != pool[i].ID || o.Text != pool[i].Text {

@@ -41,12 +41,7 @@ func TestBuildLabelled(t *testing.T) {
 		t.Errorf("%d of 200 items on the eval side with fraction 0.3", st.Eval)
 	}
 
-	pool := readPool(t, filepath.Join(out, PoolFile))
-	oracle := readEval(t, filepath.Join(out, OracleFile))
-	eval := readEval(t, filepath.Join(out, EvalFile))
-	if len(pool) != st.Pool || len(oracle) != st.Pool || len(eval) != st.Eval {
-		t.Fatalf("files hold %d pool, %d oracle, %d eval items; stats say %d and %d", len(pool), len(oracle), len(eval), st.Pool, st.Eval)
-	}
+	pool, oracle, eval := readSplit(t, out, st)
 	evalTexts := map[string]bool{}
 	for _, e := range eval {
 		evalTexts[e.Text] = true
