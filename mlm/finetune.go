@@ -733,17 +733,13 @@ func (m *Model) microStep(items []trainItem, replayWeight, scale float64) (loss 
 }
 
 // optimizerStep clips the gradients, applies AdamW with lr and zeroes the
-// gradients, all under no-grad. It returns the gradients' global norm
-// before clipping.
+// gradients. It returns the gradients' global norm before clipping.
 func (m *Model) optimizerStep(opt *adamW, lr, maxNorm float64) (norm float64, err error) {
-	defer catch(&err, "optimizer step")
-	if _, err := ts.GradSetEnabled(false); err != nil {
-		return 0, err
+	norm, err = opt.apply(lr, maxNorm)
+	if err != nil {
+		return 0, fmt.Errorf("optimizer step: %w", err)
 	}
-	defer ts.GradSetEnabled(true)
-	var s scope
-	defer s.free()
-	return opt.apply(&s, lr, maxNorm), nil
+	return norm, nil
 }
 
 // trimEvery is how often (in optimizer steps) training hands the C

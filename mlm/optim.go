@@ -2,14 +2,14 @@ package mlm
 
 import (
 	"fmt"
-	"math"
 	"strings"
+	"unsafe"
 
 	"github.com/sugarme/gotch"
-	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/clozeloop/clozeloop/safetensors"
+	"github.com/clozeloop/clozeloop/torchrt"
 )
 
 // AdamWOptions configure the AdamW optimizer used by FineTune and Pretrain.
@@ -131,118 +131,34 @@ func (o *adamW) drop() {
 }
 
 // apply takes one optimizer step: it reads the gradients, clips them to
-// maxNorm, applies AdamW with lr and zeroes the gradients. It returns the
-// gradients' global norm before clipping. Every tensor handle it creates
-// is freed before it returns, except the gradient handles, which s holds
-// until the caller frees it. Runs under no-grad; panics with torchError.
-func (o *adamW) apply(s *scope, lr, maxNorm float64) float64 {
-	grads := o.grads(s)
-	norm := clipGradNorm(s, grads, maxNorm)
-	o.update(s, grads, lr)
-	o.zeroGrads(s)
-	return norm
-}
-
-// grads returns a handle to the current gradient of every parameter (nil
-// where backward has not reached it), held by s.
-func (o *adamW) grads(s *scope) []lib.Ctensor {
-	out := make([]lib.Ctensor, len(o.params))
+// maxNorm (no clipping when maxNorm <= 0), applies AdamW with lr and zeroes
+// the gradients, in one call into libtorch (torchrt.AdamW: one fused pass
+// over each float32 CPU parameter, libtorch's in-place operations
+// elsewhere). It returns the gradients' global norm before clipping.
+// Parameters without a gradient are left alone, as PyTorch does. The
+// caller holds the model lock.
+func (o *adamW) apply(lr, maxNorm float64) (float64, error) {
+	handles := func(tensors []*ts.Tensor) []uintptr {
+		out := make([]uintptr, len(tensors))
+		for i, t := range tensors {
+			out[i] = uintptr(unsafe.Pointer(ct(t)))
+		}
+		return out
+	}
+	params := make([]*ts.Tensor, len(o.params))
 	for i, p := range o.params {
-		g := s.grad(ct(p.Tensor))
-		if !defined(g) {
-			s.drop(g)
-			continue
-		}
-		out[i] = g
+		params[i] = p.Tensor
 	}
-	return out
-}
-
-// clipGradNorm scales the gradients so that their global L2 norm is at most
-// maxNorm (no clipping when maxNorm <= 0) and returns the norm before
-// clipping, as torch.nn.utils.clip_grad_norm_. Nil gradients are skipped.
-// Runs under no-grad.
-func clipGradNorm(s *scope, grads []lib.Ctensor, maxNorm float64) float64 {
-	total := 0.0
-	for _, g := range grads {
-		if g == nil {
-			continue
-		}
-		n := s.norm(g)
-		v := float64Value(n)
-		s.drop(n)
-		total += v * v
+	wd := o.opts.WeightDecay
+	norm, err := torchrt.AdamW(handles(params), handles(o.m), handles(o.v), o.decay, torchrt.AdamWStep{
+		LR: lr, Beta1: o.opts.Beta1, Beta2: o.opts.Beta2, Eps: o.opts.Eps, WeightDecay: wd,
+		Step: o.step + 1, MaxNorm: maxNorm,
+	})
+	if err != nil {
+		return 0, err
 	}
-	norm := math.Sqrt(total)
-	if maxNorm > 0 && norm > maxNorm {
-		coef := floatScalar(maxNorm / (norm + 1e-6))
-		defer coef.free()
-		for _, g := range grads {
-			if g != nil {
-				s.mulScalar_(g, coef)
-			}
-		}
-	}
-	return norm
-}
-
-// update takes one AdamW step with learning rate lr using grads (from
-// grads, already clipped). Parameters without a gradient are left alone,
-// as PyTorch does. Runs under no-grad; panics with torchError.
-func (o *adamW) update(s *scope, grads []lib.Ctensor, lr float64) {
 	o.step++
-	b1, b2 := o.opts.Beta1, o.opts.Beta2
-	bc1 := 1 - math.Pow(b1, float64(o.step))
-	bc2 := 1 - math.Pow(b2, float64(o.step))
-	w1 := floatScalar(1 - b1)
-	w2 := floatScalar(1 - b2)
-	b2s := floatScalar(b2)
-	invSqrtBC2 := floatScalar(1 / math.Sqrt(bc2))
-	eps := floatScalar(o.opts.Eps)
-	stepSize := floatScalar(-lr / bc1)
-	decay := floatScalar(1 - lr*o.opts.WeightDecay)
-	defer func() {
-		for _, sc := range []*scalar{&w1, &w2, &b2s, &invSqrtBC2, &eps, &stepSize, &decay} {
-			sc.free()
-		}
-	}()
-	for i, p := range o.params {
-		g := grads[i]
-		if g == nil {
-			continue
-		}
-		w, m, v := ct(p.Tensor), ct(o.m[i]), ct(o.v[i])
-		if o.decay[i] && o.opts.WeightDecay > 0 {
-			s.mulScalar_(w, decay)
-		}
-		// m = b1*m + (1-b1)*g
-		s.lerp_(m, g, w1)
-		// v = b2*v + (1-b2)*g*g
-		s.mulScalar_(v, b2s)
-		gs := s.mulScalar(g, w2)
-		s.addcmul_(v, gs, g)
-		s.drop(gs)
-		// w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)
-		den := s.sqrt(v)
-		s.mulScalar_(den, invSqrtBC2)
-		s.addScalar_(den, eps)
-		num := s.mulScalar(m, stepSize)
-		s.addcdiv_(w, num, den)
-		s.drop(num)
-		s.drop(den)
-	}
-}
-
-// zeroGrads resets every parameter's gradient to zero.
-func (o *adamW) zeroGrads(s *scope) {
-	for _, p := range o.params {
-		g := s.grad(ct(p.Tensor))
-		if defined(g) {
-			s.detach_(g)
-			s.zero_(g)
-		}
-		s.drop(g)
-	}
+	return norm, nil
 }
 
 // stateTensors returns the moments as float32 safetensors tensors named

@@ -5,10 +5,12 @@ import (
 	"runtime"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/sugarme/gotch"
-	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/clozeloop/clozeloop/torchrt"
 )
 
 func TestNoWeightDecay(t *testing.T) {
@@ -101,26 +103,13 @@ func TestAdamWGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	loss.MustDrop()
-	ts.NoGrad(func() {
-		var s scope
-		defer s.free()
-		var err error
-		func() {
-			defer catch(&err, "adamw")
-			grads := opt.grads(&s)
-			if grads[3] != nil {
-				t.Errorf("parameter without gradient has one")
-			}
-			if norm := clipGradNorm(&s, grads, 0); math.Abs(norm-math.Sqrt(6*g*g)) > 1e-6 {
-				t.Errorf("global grad norm = %g, want %g", norm, math.Sqrt(6*g*g))
-			}
-			opt.update(&s, grads, lr)
-			opt.zeroGrads(&s)
-		}()
-		if err != nil {
-			t.Fatal(err)
-		}
-	})
+	norm, err := opt.apply(lr, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(norm-math.Sqrt(6*g*g)) > 1e-6 {
+		t.Errorf("global grad norm = %g, want %g", norm, math.Sqrt(6*g*g))
+	}
 	// m̂ = g, v̂ = g², update = lr·g/(|g|+eps) ≈ lr.
 	wantDecayed := 1*(1-lr*wd) - lr
 	wantPlain := 1 - lr
@@ -145,28 +134,43 @@ func TestAdamWGroups(t *testing.T) {
 }
 
 func TestClipGradNorm(t *testing.T) {
-	a := ts.MustOfSlice([]float32{3, 0})
-	b := ts.MustOfSlice([]float32{0, 4})
-	defer a.MustDrop()
-	defer b.MustDrop()
-	ts.NoGrad(func() {
-		var s scope
-		defer s.free()
-		var err error
-		func() {
-			defer catch(&err, "clip")
-			if n := clipGradNorm(&s, []lib.Ctensor{ct(a), nil, ct(b)}, 1); math.Abs(n-5) > 1e-6 {
-				t.Errorf("norm = %g, want 5", n)
-			}
-		}()
+	gradMode(t)
+	params := []NamedTensor{
+		{Name: "a.bias", Tensor: ts.MustOfSlice([]float32{0, 0}).MustSetRequiresGrad(true, true)},
+		{Name: "b.bias", Tensor: ts.MustOfSlice([]float32{0, 0}).MustSetRequiresGrad(true, true)},
+		{Name: "c.bias", Tensor: ts.MustOfSlice([]float32{0, 0}).MustSetRequiresGrad(true, true)}, // no gradient
+	}
+	defer func() {
+		for _, p := range params {
+			p.Tensor.MustDrop()
+		}
+	}()
+	opt, err := newAdamW(params, AdamWOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opt.drop()
+	setGrads(t, params[:2], [][]float64{{3, 0}, {0, 4}})
+	norm, err := opt.apply(1e-3, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(norm-5) > 1e-6 {
+		t.Errorf("norm = %g, want 5", norm)
+	}
+	// The first moment is (1 − β1)·g of the clipped gradient.
+	want := [][]float64{{0.06, 0}, {0, 0.08}, {0, 0}}
+	for i := range params {
+		got, err := tensorFloat32s(opt.m[i])
 		if err != nil {
 			t.Fatal(err)
 		}
-	})
-	va, _ := tensorFloat32s(a)
-	vb, _ := tensorFloat32s(b)
-	if math.Abs(float64(va[0])-0.6) > 1e-5 || math.Abs(float64(vb[1])-0.8) > 1e-5 {
-		t.Errorf("clipped to %v %v, want [0.6 0] [0 0.8]", va, vb)
+		for j := range got {
+			if math.Abs(float64(got[j])-want[i][j]) > 1e-6 {
+				t.Errorf("first moment of %s = %v, want %v (clipped to [0.6 0] [0 0.8])", params[i].Name, got, want[i])
+				break
+			}
+		}
 	}
 }
 
@@ -336,6 +340,23 @@ func TestAdamWManyStepsMatchesReference(t *testing.T) {
 		t.Errorf("decaying the bias moves the result by only %g", d)
 	}
 
+	// Float32 parameters take the fused loop, float64 ones libtorch's
+	// in-place operations (torchrt.AdamW's two paths).
+	for _, dt := range []struct {
+		name string
+		kind gotch.DType
+	}{{"fused float32", gotch.Float}, {"libtorch ops float64", gotch.Double}} {
+		t.Run(dt.name, func(t *testing.T) {
+			adamWManySteps(t, dt.kind, ref, w0, names, shapes, decay, grads, lrs, tol)
+		})
+	}
+}
+
+// adamWManySteps is TestAdamWManyStepsMatchesReference with parameters of
+// type kind.
+func adamWManySteps(t *testing.T, kind gotch.DType, ref adamRef, w0 [][]float64, names []string, shapes [][]int64,
+	decay []bool, grads [][][]float64, lrs []float64, tol float64) {
+	steps := len(lrs)
 	gradMode(t)
 	params := make([]NamedTensor, len(w0))
 	for i := range w0 {
@@ -346,6 +367,9 @@ func TestAdamWManyStepsMatchesReference(t *testing.T) {
 		x, err := ts.OfDataSize(float32Bytes(vals), shapes[i], gotch.Float)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if kind != gotch.Float {
+			x = x.MustTotype(kind, true)
 		}
 		params[i] = NamedTensor{Name: names[i], Tensor: x.MustSetRequiresGrad(true, true)}
 	}
@@ -431,11 +455,13 @@ func TestClippedUpdateHandWorked(t *testing.T) {
 	}
 }
 
-// TestOptimizerStepFreesEveryHandle counts the tensor handles freed by
-// optimizer steps: each step frees one handle per operation it runs (a
-// result, or the second handle an in-place operation returns), so none is
-// left behind, and the parameters and moments keep their handles.
-func TestOptimizerStepFreesEveryHandle(t *testing.T) {
+// TestOptimizerStepGradients takes three optimizer steps with some or all
+// parameters lacking a gradient and checks that the step zeroes every
+// gradient it used, leaves parameters without one (and their moments)
+// alone, keeps the parameters' and moments' handles, and bumps the version
+// counters of what it changed (the fast path's stacked weights are rebuilt
+// from those).
+func TestOptimizerStepGradients(t *testing.T) {
 	tests := []struct {
 		name    string
 		wd      float64 // AdamWOptions.WeightDecay
@@ -443,22 +469,22 @@ func TestOptimizerStepFreesEveryHandle(t *testing.T) {
 		// withGrad is how many of the parameters (from the first) get a
 		// gradient; the others get none.
 		withGrad int
-		clipped  bool
 	}{
-		{"clipped", 0.1, 0.5, 3, true},
-		{"not clipped", 0.1, 1e6, 3, false},
-		{"no clipping", 0.1, 0, 3, false},
-		{"no weight decay", -1, 0.5, 3, true},
-		{"a parameter without gradient", 0.1, 0.5, 2, true},
-		{"no gradients", 0.1, 0.5, 0, false},
+		{"clipped", 0.1, 0.5, 3},
+		{"not clipped", 0.1, 1e6, 3},
+		{"no clipping", 0.1, 0, 3},
+		{"no weight decay", -1, 0.5, 3},
+		{"a parameter without gradient", 0.1, 0.5, 2},
+		{"no gradients", 0.1, 0.5, 0},
 	}
 	names := []string{"a.dense.weight", "a.dense.bias", "b.dense.weight"}
+	start := []float32{1, -2, 3}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			gradMode(t)
 			params := make([]NamedTensor, len(names))
 			for i, n := range names {
-				params[i] = NamedTensor{Name: n, Tensor: ts.MustOfSlice([]float32{1, -2, 3}).MustSetRequiresGrad(true, true)}
+				params[i] = NamedTensor{Name: n, Tensor: ts.MustOfSlice(start).MustSetRequiresGrad(true, true)}
 			}
 			defer func() {
 				for _, p := range params {
@@ -470,10 +496,12 @@ func TestOptimizerStepFreesEveryHandle(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer opt.drop()
-			handles := func() []lib.Ctensor {
-				var hs []lib.Ctensor
+			handles := func() []uintptr {
+				var hs []uintptr
 				for i, p := range params {
-					hs = append(hs, ct(p.Tensor), ct(opt.m[i]), ct(opt.v[i]))
+					for _, x := range []*ts.Tensor{p.Tensor, opt.m[i], opt.v[i]} {
+						hs = append(hs, uintptr(unsafe.Pointer(ct(x))))
+					}
 				}
 				return hs
 			}
@@ -482,42 +510,52 @@ func TestOptimizerStepFreesEveryHandle(t *testing.T) {
 				if tc.withGrad > 0 {
 					setGrads(t, params[:tc.withGrad], [][]float64{{1, 2, 3}, {-4, 5, -6}, {7, 8, 9}})
 				}
-				// Per parameter: a gradient handle read for the step and
-				// one for zeroing it. Per gradient: its norm, the
-				// clipping, nine AdamW operations (one more with weight
-				// decay), detach and zero.
-				want := 2 * len(params)
-				for i := range tc.withGrad {
-					want += 1 + 9 + 2
-					if tc.clipped {
-						want++
-					}
-					if tc.wd > 0 && !NoWeightDecay(names[i]) {
-						want++
-					}
-				}
-				frees := 0
-				s := scope{freeFn: func(c lib.Ctensor) {
-					frees++
-					lib.AtFree(c)
-				}}
-				var held int
-				ts.NoGrad(func() {
-					func() {
-						defer catch(&err, "optimizer step")
-						opt.apply(&s, 1e-3, tc.maxNorm)
-						held = len(s.owned)
-					}()
-					s.free()
-				})
+				v0, err := torchrt.VersionSum(handles())
 				if err != nil {
 					t.Fatal(err)
 				}
-				if held != tc.withGrad {
-					t.Errorf("step %d: the scope holds %d handles after the step, want the %d gradients", step, held, tc.withGrad)
+				if _, err := opt.apply(1e-3, tc.maxNorm); err != nil {
+					t.Fatal(err)
 				}
-				if frees != want || len(s.owned) != 0 {
-					t.Errorf("step %d: %d handles freed (%d left), want %d", step, frees, len(s.owned), want)
+				v1, err := torchrt.VersionSum(handles())
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Parameter, first and second moment of each updated one.
+				if want := uint64(3 * tc.withGrad); v1-v0 != want {
+					t.Errorf("step %d: version counters moved by %d, want %d", step, v1-v0, want)
+				}
+				for i, p := range params {
+					g, err := p.Tensor.Grad(false)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defined := g.MustDefined()
+					if defined != (i < tc.withGrad) {
+						t.Errorf("step %d: %s has a gradient: %v", step, p.Name, defined)
+					}
+					if defined {
+						vals, err := tensorFloat32s(g)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if !slices.Equal(vals, []float32{0, 0, 0}) {
+							t.Errorf("step %d: gradient of %s = %v after the step, want zeros", step, p.Name, vals)
+						}
+					}
+					g.MustDrop()
+					if i < tc.withGrad {
+						continue
+					}
+					for _, x := range []*ts.Tensor{p.Tensor, opt.m[i], opt.v[i]} {
+						vals, err := tensorFloat32s(x)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if x != p.Tensor && !slices.Equal(vals, []float32{0, 0, 0}) || x == p.Tensor && !slices.Equal(vals, start) {
+							t.Errorf("step %d: %s without a gradient changed: %v", step, p.Name, vals)
+						}
+					}
 				}
 			}
 			if after := handles(); !slices.Equal(after, before) {

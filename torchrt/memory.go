@@ -22,7 +22,8 @@ func ReleaseMemory() bool {
 // its arenas.
 type CHeap struct {
 	// InUse is the number of bytes in allocated chunks (uordblks plus
-	// memory-mapped chunks, hblkhd).
+	// memory-mapped chunks, hblkhd) plus the CPU tensors in the mappings
+	// of UseHugePages (HugePageBytes).
 	InUse uint64
 	// Free is the number of bytes in free chunks held by the allocator
 	// (fordblks): resident until reused or released by ReleaseMemory.
@@ -32,5 +33,5 @@ type CHeap struct {
 // CHeapStats returns the C allocator's current heap figures.
 func CHeapStats() CHeap {
 	mi := C.mallinfo2()
-	return CHeap{InUse: uint64(mi.uordblks) + uint64(mi.hblkhd), Free: uint64(mi.fordblks)}
+	return CHeap{InUse: uint64(mi.uordblks) + uint64(mi.hblkhd) + HugePageBytes(), Free: uint64(mi.fordblks)}
 }

@@ -10,16 +10,33 @@
 #include <ATen/ops/_transformer_encoder_layer_fwd.h>
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
+#include <c10/core/CPUAllocator.h>
 #include <c10/core/GradMode.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #define TORCHRT_STR2(x) #x
 #define TORCHRT_STR(x) TORCHRT_STR2(x)
@@ -47,6 +64,281 @@ char *guard(const char *what, F f) {
   } catch (...) {
     return dup(std::string(what) + ": unknown C++ exception");
   }
+}
+
+// tensorAt returns the tensor behind a torch::Tensor* handle.
+at::Tensor &tensorAt(uintptr_t h) {
+  if (h == 0) {
+    throw std::invalid_argument("null tensor handle");
+  }
+  return *reinterpret_cast<at::Tensor *>(h);
+}
+
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+
+// hugePage is the size and alignment of a transparent huge page on x86-64
+// and AArch64 with 4 KiB base pages.
+constexpr uintptr_t hugePage = uintptr_t(2) << 20;
+
+// HugePageAllocator is libtorch's CPU allocator with large allocations on
+// huge pages. Each fresh tensor of a training step (activations, gradients:
+// bert-base's word-embedding gradient alone is 94 MB) is otherwise new
+// memory that glibc maps with mmap and the kernel faults in 4 KiB at a
+// time: a quarter of a bert-base step's CPU samples were in the kernel's
+// page-fault path on the development machine. Mapped on 2 MiB pages, the same memory takes 1/512
+// of the faults. The mappings are released when the tensor is freed, so
+// nothing is held beyond what libtorch holds.
+class HugePageAllocator final : public c10::Allocator {
+ public:
+  HugePageAllocator(c10::Allocator *base, size_t threshold)
+      : base_(base), threshold_(threshold) {}
+
+  c10::DataPtr allocate(size_t n) const override {
+    if (n < threshold_) {
+      return base_->allocate(n);
+    }
+    const size_t pageMask = 4095;
+    size_t len = (n + pageMask) & ~pageMask;
+    size_t span = len + hugePage;
+    void *p = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      return base_->allocate(n);
+    }
+    // Keep the 2 MiB aligned stretch of len bytes; unmap the rest.
+    uintptr_t start = reinterpret_cast<uintptr_t>(p);
+    uintptr_t aligned = (start + hugePage - 1) & ~(hugePage - 1);
+    if (aligned > start) {
+      munmap(p, aligned - start);
+    }
+    uintptr_t end = start + span;
+    if (end > aligned + len) {
+      munmap(reinterpret_cast<void *>(aligned + len), end - (aligned + len));
+    }
+    void *data = reinterpret_cast<void *>(aligned);
+    madvise(data, len, MADV_HUGEPAGE);  // advice only: without THP, plain pages
+    {
+      std::lock_guard<std::mutex> lock(mu());
+      sizes()[data] = len;
+    }
+    mapped().fetch_add(len, std::memory_order_relaxed);
+    return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
+  }
+
+  c10::DeleterFnPtr raw_deleter() const override { return &release; }
+
+  // mapped is the number of bytes mapped by huge-page allocations now.
+  static std::atomic<uint64_t> &mapped() {
+    static auto *n = new std::atomic<uint64_t>(0);
+    return *n;
+  }
+
+ private:
+  // release frees what allocate returned: a mapping of its own, or
+  // anything else with the replaced allocator's raw deleter (libtorch's
+  // default CPU allocator frees its own DataPtrs, and raw allocations,
+  // with it).
+  static void release(void *ptr) {
+    size_t len = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu());
+      auto it = sizes().find(ptr);
+      if (it != sizes().end()) {
+        len = it->second;
+        sizes().erase(it);
+      }
+    }
+    if (len > 0) {
+      munmap(ptr, len);
+      mapped().fetch_sub(len, std::memory_order_relaxed);
+      return;
+    }
+    baseDeleter()(ptr);
+  }
+
+  // mu and sizes are never destroyed: tensors may be freed while the
+  // process exits.
+  static std::mutex &mu() {
+    static auto *m = new std::mutex();
+    return *m;
+  }
+  static std::unordered_map<void *, size_t> &sizes() {
+    static auto *m = new std::unordered_map<void *, size_t>();
+    return *m;
+  }
+
+ public:
+  // baseDeleter is the replaced allocator's raw deleter, set once before
+  // the allocator is installed.
+  static c10::DeleterFnPtr &baseDeleter() {
+    static c10::DeleterFnPtr d = nullptr;
+    return d;
+  }
+
+ private:
+  c10::Allocator *base_;
+  size_t threshold_;
+};
+
+#endif
+
+// adamwGrain is the number of elements below which the fused AdamW loops
+// stay on one thread (at::parallel_for's grain size).
+constexpr int64_t adamwGrain = 1 << 15;
+
+// plainFloat reports whether t is a contiguous float32 CPU tensor, which the
+// fused loops can walk as one array.
+bool plainFloat(const at::Tensor &t) {
+  return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat &&
+         t.is_contiguous();
+}
+
+// sumSquares returns the sum of g's squared elements, accumulated in double.
+double sumSquares(const at::Tensor &g) {
+  if (!plainFloat(g)) {
+    double n = g.norm().item<double>();
+    return n * n;
+  }
+  const float *x = g.data_ptr<float>();
+  return at::parallel_reduce(
+      0, g.numel(), adamwGrain, 0.0,
+      [x](int64_t begin, int64_t end, double acc) {
+        // Eight independent sums, so the loop is not one long chain of
+        // dependent additions.
+        double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t i = begin;
+        for (; i + 8 <= end; i += 8) {
+          for (int k = 0; k < 8; k++) {
+            double v = x[i + k];
+            a[k] += v * v;
+          }
+        }
+        for (; i < end; i++) {
+          double v = x[i];
+          a[0] += v * v;
+        }
+        for (int k = 0; k < 8; k++) {
+          acc += a[k];
+        }
+        return acc;
+      },
+      std::plus<double>());
+}
+
+// adamwScalars are one step's constants, rounded to float32 as libtorch
+// rounds a Scalar for a float tensor's kernel.
+struct adamwScalars {
+  float clip;         // gradient scale; 1 when not clipping
+  bool clipping;      // whether the gradients are scaled
+  float decay;        // 1 - lr * weight_decay
+  float w1;           // 1 - beta1, the lerp weight towards the gradient
+  float b2, w2;       // beta2 and 1 - beta2
+  float invSqrtBC2;   // 1 / sqrt(1 - beta2^step)
+  float eps;
+  float stepSize;     // -lr / (1 - beta1^step)
+};
+
+// adamwRange updates elements [begin, end) of one parameter. Its arithmetic
+// is that of adamwOps, element by element and in the same order: libtorch's
+// lerp for a weight below 0.5, then (g·w2)·g added to v·b2, the denominator
+// sqrt(v)·invSqrtBC2 + eps and m·stepSize divided by it. The gradient is
+// zeroed. Four elements at a time go through SSE2 (x86-64) or NEON
+// (AArch64) intrinsics, whose square root and division round as the scalar
+// ones do: GCC keeps a scalar sqrt call per element unless built with
+// -fno-math-errno, a flag cgo refuses.
+void adamwRange(float *__restrict pw, float *__restrict pg, float *__restrict pm,
+                float *__restrict pv, int64_t begin, int64_t end, float clip,
+                float decay, const adamwScalars &c) {
+  const float w1 = c.w1, b2 = c.b2, w2 = c.w2, isb = c.invSqrtBC2, eps = c.eps,
+              ss = c.stepSize;
+  int64_t i = begin;
+#if defined(__SSE2__)
+  {
+    const __m128 vclip = _mm_set1_ps(clip), vdecay = _mm_set1_ps(decay),
+                 vw1 = _mm_set1_ps(w1), vb2 = _mm_set1_ps(b2), vw2 = _mm_set1_ps(w2),
+                 visb = _mm_set1_ps(isb), veps = _mm_set1_ps(eps), vss = _mm_set1_ps(ss),
+                 zero = _mm_setzero_ps();
+    for (; i + 4 <= end; i += 4) {
+      __m128 g = _mm_mul_ps(_mm_loadu_ps(pg + i), vclip);
+      __m128 m = _mm_loadu_ps(pm + i);
+      m = _mm_add_ps(m, _mm_mul_ps(vw1, _mm_sub_ps(g, m)));
+      __m128 v = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(pv + i), vb2), _mm_mul_ps(_mm_mul_ps(g, vw2), g));
+      __m128 den = _mm_add_ps(_mm_mul_ps(_mm_sqrt_ps(v), visb), veps);
+      __m128 w = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(pw + i), vdecay), _mm_div_ps(_mm_mul_ps(m, vss), den));
+      _mm_storeu_ps(pw + i, w);
+      _mm_storeu_ps(pm + i, m);
+      _mm_storeu_ps(pv + i, v);
+      _mm_storeu_ps(pg + i, zero);
+    }
+  }
+#elif defined(__aarch64__)
+  {
+    const float32x4_t vclip = vdupq_n_f32(clip), vdecay = vdupq_n_f32(decay),
+                      vw1 = vdupq_n_f32(w1), vb2 = vdupq_n_f32(b2), vw2 = vdupq_n_f32(w2),
+                      visb = vdupq_n_f32(isb), veps = vdupq_n_f32(eps), vss = vdupq_n_f32(ss),
+                      zero = vdupq_n_f32(0.0f);
+    for (; i + 4 <= end; i += 4) {
+      float32x4_t g = vmulq_f32(vld1q_f32(pg + i), vclip);
+      float32x4_t m = vld1q_f32(pm + i);
+      m = vaddq_f32(m, vmulq_f32(vw1, vsubq_f32(g, m)));
+      float32x4_t v = vaddq_f32(vmulq_f32(vld1q_f32(pv + i), vb2), vmulq_f32(vmulq_f32(g, vw2), g));
+      float32x4_t den = vaddq_f32(vmulq_f32(vsqrtq_f32(v), visb), veps);
+      float32x4_t w = vaddq_f32(vmulq_f32(vld1q_f32(pw + i), vdecay), vdivq_f32(vmulq_f32(m, vss), den));
+      vst1q_f32(pw + i, w);
+      vst1q_f32(pm + i, m);
+      vst1q_f32(pv + i, v);
+      vst1q_f32(pg + i, zero);
+    }
+  }
+#endif
+  for (; i < end; i++) {
+    float gi = pg[i] * clip;
+    float mi = pm[i];
+    mi = mi + w1 * (gi - mi);
+    float vi = pv[i] * b2 + (gi * w2) * gi;
+    float den = std::sqrt(vi) * isb + eps;
+    pw[i] = pw[i] * decay + (mi * ss) / den;
+    pm[i] = mi;
+    pv[i] = vi;
+    pg[i] = 0.0f;
+  }
+}
+
+// adamwFused updates one contiguous float32 CPU parameter in one pass over
+// its memory, split across libtorch's intra-op threads.
+void adamwFused(at::Tensor &p, at::Tensor &g, at::Tensor &m, at::Tensor &v,
+                bool decayed, const adamwScalars &c) {
+  float *pw = p.data_ptr<float>();
+  float *pg = g.data_ptr<float>();
+  float *pm = m.data_ptr<float>();
+  float *pv = v.data_ptr<float>();
+  const float clip = c.clipping ? c.clip : 1.0f;
+  const float decay = decayed ? c.decay : 1.0f;
+  at::parallel_for(0, p.numel(), adamwGrain, [&](int64_t begin, int64_t end) {
+    adamwRange(pw, pg, pm, pv, begin, end, clip, decay, c);
+  });
+  for (at::Tensor *t : {&p, &g, &m, &v}) {
+    t->unsafeGetTensorImpl()->bump_version();
+  }
+}
+
+// adamwOps updates one parameter with libtorch's in-place operations (any
+// device, dtype or layout), in the order of torch.optim.AdamW's
+// single-tensor loop.
+void adamwOps(at::Tensor &p, at::Tensor &g, at::Tensor &m, at::Tensor &v,
+              bool decayed, const torchrt_adamw_options &o, double clip,
+              bool clipping, double bc1, double bc2) {
+  if (clipping) {
+    g.mul_(clip);
+  }
+  if (decayed && o.weight_decay > 0) {
+    p.mul_(1 - o.lr * o.weight_decay);
+  }
+  m.lerp_(g, 1 - o.beta1);
+  v.mul_(o.beta2).addcmul_(g.mul(1 - o.beta2), g);
+  at::Tensor den = v.sqrt();
+  den.mul_(1 / std::sqrt(bc2)).add_(o.eps);
+  p.addcdiv_(m.mul(-o.lr / bc1), den);
+  g.zero_();
 }
 
 }  // namespace
@@ -173,6 +465,87 @@ char *torchrt_encoder_layer(uintptr_t src, int64_t embed_dim, int64_t num_heads,
         t(params[10]), t(params[11]), m, mask_type);
     *out = new at::Tensor(std::move(r));
   });
+}
+
+char *torchrt_adamw(const uintptr_t *params, const uintptr_t *exp_avg,
+                     const uintptr_t *exp_avg_sq, const uint8_t *decay, int64_t n,
+                     torchrt_adamw_options opts, double *norm) {
+  *norm = 0;
+  return guard("adamw step", [&] {
+    c10::NoGradGuard noGrad;
+    std::vector<at::Tensor> grads(n);
+    double total = 0;
+    for (int64_t i = 0; i < n; i++) {
+      const at::Tensor &g = tensorAt(params[i]).grad();
+      if (g.defined()) {
+        grads[i] = g;
+        total += sumSquares(g);
+      }
+    }
+    double nrm = std::sqrt(total);
+    *norm = nrm;
+    double clip = opts.max_norm / (nrm + 1e-6);
+    bool clipping = opts.max_norm > 0 && nrm > opts.max_norm;
+    double bc1 = 1 - std::pow(opts.beta1, static_cast<double>(opts.step));
+    double bc2 = 1 - std::pow(opts.beta2, static_cast<double>(opts.step));
+    adamwScalars c;
+    c.clip = static_cast<float>(clip);
+    c.clipping = clipping;
+    c.decay = static_cast<float>(opts.weight_decay > 0 ? 1 - opts.lr * opts.weight_decay : 1);
+    c.w1 = static_cast<float>(1 - opts.beta1);
+    c.b2 = static_cast<float>(opts.beta2);
+    c.w2 = static_cast<float>(1 - opts.beta2);
+    c.invSqrtBC2 = static_cast<float>(1 / std::sqrt(bc2));
+    c.eps = static_cast<float>(opts.eps);
+    c.stepSize = static_cast<float>(-opts.lr / bc1);
+    for (int64_t i = 0; i < n; i++) {
+      at::Tensor &g = grads[i];
+      if (!g.defined()) {
+        continue;
+      }
+      at::Tensor &p = tensorAt(params[i]);
+      at::Tensor &m = tensorAt(exp_avg[i]);
+      at::Tensor &v = tensorAt(exp_avg_sq[i]);
+      bool decayed = decay[i] != 0;
+      if (plainFloat(p) && plainFloat(g) && plainFloat(m) && plainFloat(v) &&
+          g.numel() == p.numel() && m.numel() == p.numel() && v.numel() == p.numel()) {
+        adamwFused(p, g, m, v, decayed, c);
+      } else {
+        adamwOps(p, g, m, v, decayed, opts, clip, clipping, bc1, bc2);
+      }
+    }
+  });
+}
+
+char *torchrt_use_huge_pages(uint64_t threshold, int *installed) {
+  *installed = 0;
+  return guard("install the huge-page CPU allocator", [&] {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    static std::once_flag once;
+    static bool ok = false;
+    std::call_once(once, [&] {
+      c10::Allocator *base = c10::GetCPUAllocator();
+      c10::DeleterFnPtr d = base->raw_deleter();
+      if (d == nullptr) {
+        return;  // cannot free the replaced allocator's raw allocations
+      }
+      HugePageAllocator::baseDeleter() = d;
+      // Never freed: libtorch keeps using it until the process ends.
+      auto *alloc = new HugePageAllocator(base, static_cast<size_t>(threshold));
+      c10::SetCPUAllocator(alloc, /*priority=*/1);
+      ok = c10::GetCPUAllocator() == alloc;
+    });
+    *installed = ok ? 1 : 0;
+#endif
+  });
+}
+
+uint64_t torchrt_huge_page_bytes(void) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  return HugePageAllocator::mapped().load(std::memory_order_relaxed);
+#else
+  return 0;
+#endif
 }
 
 }  // extern "C"

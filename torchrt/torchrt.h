@@ -73,6 +73,48 @@ char *torchrt_encoder_layer(uintptr_t src, int64_t embed_dim, int64_t num_heads,
                             const uintptr_t *params, int use_gelu, double eps,
                             uintptr_t mask, void **out);
 
+// torchrt_use_huge_pages makes libtorch's CPU allocator give every
+// allocation of at least threshold bytes its own anonymous mapping, aligned
+// to 2 MiB and advised for transparent huge pages (madvise
+// MADV_HUGEPAGE), and unmapped when freed; smaller allocations go to the
+// allocator it replaces. Only the first call installs it (later calls,
+// whatever their threshold, do nothing); *installed is 1 when the
+// allocator is in place after the call. On systems without
+// MADV_HUGEPAGE it installs nothing.
+char *torchrt_use_huge_pages(uint64_t threshold, int *installed);
+
+// torchrt_huge_page_bytes returns the number of bytes the allocator of
+// torchrt_use_huge_pages holds mapped now.
+uint64_t torchrt_huge_page_bytes(void);
+
+// torchrt_adamw_options are the settings of one torchrt_adamw step.
+typedef struct {
+  double lr;            // learning rate of this step
+  double beta1, beta2;  // moment decay rates
+  double eps;           // added to the denominator
+  double weight_decay;  // decoupled weight decay of the decayed parameters
+  int64_t step;         // 1-based number of this step (bias corrections)
+  double max_norm;      // clip the gradients' global L2 norm to this; <= 0: no clipping
+} torchrt_adamw_options;
+
+// torchrt_adamw takes one AdamW step (torch.optim.AdamW's arithmetic) on n
+// parameters: it reads each parameter's gradient, computes the gradients'
+// global L2 norm (stored in *norm), scales them by max_norm / (norm + 1e-6)
+// when the norm exceeds max_norm (torch.nn.utils.clip_grad_norm_), updates
+// the parameter and its moments exp_avg[i] and exp_avg_sq[i], and zeroes
+// the gradient (kept, not set to none: the next backward adds into it, which
+// measured faster than fresh gradient memory every step). decay[i] != 0
+// applies weight decay to parameter i.
+// Parameters without a gradient are left alone. Every handle is a
+// torch::Tensor*. Float32 CPU tensors that are contiguous take one fused
+// pass over memory per parameter; others (CUDA, other dtypes or layouts)
+// take libtorch's in-place operations with the same arithmetic. Runs
+// without autograd recording; the version counters of every tensor it
+// writes are bumped.
+char *torchrt_adamw(const uintptr_t *params, const uintptr_t *exp_avg,
+                     const uintptr_t *exp_avg_sq, const uint8_t *decay, int64_t n,
+                     torchrt_adamw_options opts, double *norm);
+
 #ifdef __cplusplus
 }
 #endif
