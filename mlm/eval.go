@@ -375,8 +375,9 @@ func (m *Model) maskRanks(ctx context.Context, prep []prepared, labels [][]int64
 	defer m.unlock()
 	guard := ts.NewNoGradGuard()
 	defer guard.Drop()
-	defer torchrt.ReleaseMemory()
-	for bi, b := range lengthBatches(prep, batchSize) {
+	batches := lengthBatches(prep, batchSize)
+	defer releaseAfter(len(batches))
+	for bi, b := range batches {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}

@@ -6,8 +6,6 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
-
-	"github.com/clozeloop/clozeloop/torchrt"
 )
 
 // FillOptions configure FillMask.
@@ -75,8 +73,9 @@ func (m *Model) FillMask(ctx context.Context, texts []string, opts FillOptions) 
 	defer m.unlock()
 	guard := ts.NewNoGradGuard()
 	defer guard.Drop()
-	defer torchrt.ReleaseMemory()
-	for _, b := range lengthBatches(prep, opts.BatchSize) {
+	batches := lengthBatches(prep, opts.BatchSize)
+	defer releaseAfter(len(batches))
+	for _, b := range batches {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("fill mask: %w", err)
 		}

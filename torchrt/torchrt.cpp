@@ -446,12 +446,7 @@ char *torchrt_encoder_layer(uintptr_t src, int64_t embed_dim, int64_t num_heads,
                             uintptr_t mask, void **out) {
   *out = nullptr;
   return guard("at::_transformer_encoder_layer_fwd", [&] {
-    auto t = [](uintptr_t h) -> const at::Tensor & {
-      if (h == 0) {
-        throw std::invalid_argument("null tensor handle");
-      }
-      return *reinterpret_cast<const at::Tensor *>(h);
-    };
+    auto &t = tensorAt;
     c10::optional<at::Tensor> m;
     c10::optional<int64_t> mask_type;
     if (mask != 0) {
