@@ -631,9 +631,6 @@ func (m *Model) train(ctx context.Context, src batchSource, spec trainSpec, prog
 			return out, fmt.Errorf("step %d: %w", step+1, err)
 		}
 		step++
-		if step%trimEvery == 0 {
-			torchrt.ReleaseMemory()
-		}
 		out.steps = step
 		out.finalLoss = loss
 		if progress != nil {
@@ -741,16 +738,6 @@ func (m *Model) optimizerStep(opt *adamW, lr, maxNorm float64) (norm float64, er
 	}
 	return norm, nil
 }
-
-// trimEvery is how often (in optimizer steps) training hands the C
-// allocator's free memory back to the system. Activations of a new shape
-// at nearly every step (batches bucketed by length) fragment glibc's
-// arenas. Pretraining the small model at batch 32 on one thread, the peak
-// resident set grew from 0.88 GB after 150 steps to 1.09 GB after 300 and
-// 1.30 GB after 450 without trimming; trimming every 16 steps held it at
-// 1.0 GB after 300 and after 600 steps. Trimming at every step (0.82 GB)
-// cost 10% of the throughput, as the next step faults the pages back in.
-const trimEvery = 16
 
 // Checkpoint files besides the Hugging Face model files.
 const (

@@ -26,7 +26,7 @@ type TrainConfig struct {
 	// Batch is the sequences per step (default 8).
 	Batch int
 	// TrimEvery hands the C allocator's free memory back every TrimEvery
-	// steps, as fine-tuning does every 16; 0 never does.
+	// steps; 0 never does, as fine-tuning does not.
 	TrimEvery int
 	// Model is the random-weight model's shape (zero: DefaultModel).
 	Model mlm.Config

@@ -19,7 +19,7 @@ func runBenchMemory(ctx context.Context, env *cmdEnv, args []string) error {
 		"the ScoreShard activity uses (pool streamed from an in-process S3 store in chunks), and samples VmRSS and\n"+
 		"VmHWM after every tenth of the pool. The default model has the shipped default shape with random weights.\n"+
 		"With --train: fine-tuning steps of that model instead (lengths cycling 8-64), sampled 20 times, with the C heap\n"+
-		"handed back every --trim-every steps (16, as fine-tuning does; 0: never).")
+		"handed back every --trim-every steps (default 0: never, as fine-tuning does).")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	quick := fs.Bool("quick", false, "a reduced run (3000 items): for tests and smoke checks")
 	items := fs.Int("items", 100000, "pool items")
@@ -30,7 +30,7 @@ func runBenchMemory(ctx context.Context, env *cmdEnv, args []string) error {
 	work := fs.String("work", "", "work folder for the pool, the store and the model cache (default: a temporary folder, removed)")
 	train := fs.Bool("train", false, "measure fine-tuning steps instead of scoring")
 	steps := fs.Int("steps", 10000, "with --train: optimizer steps")
-	trimEvery := fs.Int("trim-every", 16, "with --train: hand the C heap's free memory back every N steps (0: never)")
+	trimEvery := fs.Int("trim-every", 0, "with --train: hand the C heap's free memory back every N steps (0: never, as fine-tuning does)")
 	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
