@@ -237,68 +237,79 @@ struct adamwScalars {
   float stepSize;     // -lr / (1 - beta1^step)
 };
 
-// adamwRange updates elements [begin, end) of one parameter. Its arithmetic
-// is that of adamwOps, element by element and in the same order: libtorch's
-// lerp for a weight below 0.5, then (g·w2)·g added to v·b2, the denominator
-// sqrt(v)·invSqrtBC2 + eps and m·stepSize divided by it. The gradient is
-// zeroed. Four elements at a time go through SSE2 (x86-64) or NEON
-// (AArch64) intrinsics, whose square root and division round as the scalar
-// ones do: GCC keeps a scalar sqrt call per element unless built with
-// -fno-math-errno, a flag cgo refuses.
+inline float sqrtOf(float x) { return std::sqrt(x); }
+
+// f4 is four float lanes of SSE2 (x86-64) or NEON (AArch64), whose square
+// root and division round as the scalar ones do. GCC keeps a scalar sqrt
+// call per element of a plain loop unless built with -fno-math-errno, a
+// flag cgo refuses, so the vector loop is written with intrinsics.
+#if defined(__SSE2__)
+#define TORCHRT_F4 1
+struct f4 {
+  __m128 x;
+  static f4 all(float a) { return {_mm_set1_ps(a)}; }
+  static f4 load(const float *p) { return {_mm_loadu_ps(p)}; }
+  void store(float *p) const { _mm_storeu_ps(p, x); }
+};
+inline f4 operator+(f4 a, f4 b) { return {_mm_add_ps(a.x, b.x)}; }
+inline f4 operator-(f4 a, f4 b) { return {_mm_sub_ps(a.x, b.x)}; }
+inline f4 operator*(f4 a, f4 b) { return {_mm_mul_ps(a.x, b.x)}; }
+inline f4 operator/(f4 a, f4 b) { return {_mm_div_ps(a.x, b.x)}; }
+inline f4 sqrtOf(f4 a) { return {_mm_sqrt_ps(a.x)}; }
+#elif defined(__aarch64__)
+#define TORCHRT_F4 1
+struct f4 {
+  float32x4_t x;
+  static f4 all(float a) { return {vdupq_n_f32(a)}; }
+  static f4 load(const float *p) { return {vld1q_f32(p)}; }
+  void store(float *p) const { vst1q_f32(p, x); }
+};
+inline f4 operator+(f4 a, f4 b) { return {vaddq_f32(a.x, b.x)}; }
+inline f4 operator-(f4 a, f4 b) { return {vsubq_f32(a.x, b.x)}; }
+inline f4 operator*(f4 a, f4 b) { return {vmulq_f32(a.x, b.x)}; }
+inline f4 operator/(f4 a, f4 b) { return {vdivq_f32(a.x, b.x)}; }
+inline f4 sqrtOf(f4 a) { return {vsqrtq_f32(a.x)}; }
+#endif
+
+// adamwElem is one AdamW update of a parameter element w with gradient g
+// (before clipping) and moments m and v, for V float or f4 (four lanes). Its
+// arithmetic is that of adamwOps, in the same order: libtorch's lerp for a
+// weight below 0.5, then (g·w2)·g added to v·b2, the denominator
+// sqrt(v)·invSqrtBC2 + eps and m·stepSize divided by it.
+template <typename V>
+inline void adamwElem(V &w, V &m, V &v, V g, V clip, V decay, V w1, V b2, V w2,
+                      V isb, V eps, V ss) {
+  g = g * clip;
+  m = m + w1 * (g - m);
+  v = v * b2 + (g * w2) * g;
+  V den = sqrtOf(v) * isb + eps;
+  w = w * decay + (m * ss) / den;
+}
+
+// adamwRange updates elements [begin, end) of one parameter with
+// adamwElem, four at a time where f4 exists, and zeroes their gradient.
 void adamwRange(float *__restrict pw, float *__restrict pg, float *__restrict pm,
                 float *__restrict pv, int64_t begin, int64_t end, float clip,
                 float decay, const adamwScalars &c) {
-  const float w1 = c.w1, b2 = c.b2, w2 = c.w2, isb = c.invSqrtBC2, eps = c.eps,
-              ss = c.stepSize;
   int64_t i = begin;
-#if defined(__SSE2__)
+#if defined(TORCHRT_F4)
   {
-    const __m128 vclip = _mm_set1_ps(clip), vdecay = _mm_set1_ps(decay),
-                 vw1 = _mm_set1_ps(w1), vb2 = _mm_set1_ps(b2), vw2 = _mm_set1_ps(w2),
-                 visb = _mm_set1_ps(isb), veps = _mm_set1_ps(eps), vss = _mm_set1_ps(ss),
-                 zero = _mm_setzero_ps();
+    const f4 vclip = f4::all(clip), vdecay = f4::all(decay), w1 = f4::all(c.w1),
+             b2 = f4::all(c.b2), w2 = f4::all(c.w2), isb = f4::all(c.invSqrtBC2),
+             eps = f4::all(c.eps), ss = f4::all(c.stepSize), zero = f4::all(0.0f);
     for (; i + 4 <= end; i += 4) {
-      __m128 g = _mm_mul_ps(_mm_loadu_ps(pg + i), vclip);
-      __m128 m = _mm_loadu_ps(pm + i);
-      m = _mm_add_ps(m, _mm_mul_ps(vw1, _mm_sub_ps(g, m)));
-      __m128 v = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(pv + i), vb2), _mm_mul_ps(_mm_mul_ps(g, vw2), g));
-      __m128 den = _mm_add_ps(_mm_mul_ps(_mm_sqrt_ps(v), visb), veps);
-      __m128 w = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(pw + i), vdecay), _mm_div_ps(_mm_mul_ps(m, vss), den));
-      _mm_storeu_ps(pw + i, w);
-      _mm_storeu_ps(pm + i, m);
-      _mm_storeu_ps(pv + i, v);
-      _mm_storeu_ps(pg + i, zero);
-    }
-  }
-#elif defined(__aarch64__)
-  {
-    const float32x4_t vclip = vdupq_n_f32(clip), vdecay = vdupq_n_f32(decay),
-                      vw1 = vdupq_n_f32(w1), vb2 = vdupq_n_f32(b2), vw2 = vdupq_n_f32(w2),
-                      visb = vdupq_n_f32(isb), veps = vdupq_n_f32(eps), vss = vdupq_n_f32(ss),
-                      zero = vdupq_n_f32(0.0f);
-    for (; i + 4 <= end; i += 4) {
-      float32x4_t g = vmulq_f32(vld1q_f32(pg + i), vclip);
-      float32x4_t m = vld1q_f32(pm + i);
-      m = vaddq_f32(m, vmulq_f32(vw1, vsubq_f32(g, m)));
-      float32x4_t v = vaddq_f32(vmulq_f32(vld1q_f32(pv + i), vb2), vmulq_f32(vmulq_f32(g, vw2), g));
-      float32x4_t den = vaddq_f32(vmulq_f32(vsqrtq_f32(v), visb), veps);
-      float32x4_t w = vaddq_f32(vmulq_f32(vld1q_f32(pw + i), vdecay), vdivq_f32(vmulq_f32(m, vss), den));
-      vst1q_f32(pw + i, w);
-      vst1q_f32(pm + i, m);
-      vst1q_f32(pv + i, v);
-      vst1q_f32(pg + i, zero);
+      f4 w = f4::load(pw + i), m = f4::load(pm + i), v = f4::load(pv + i);
+      adamwElem(w, m, v, f4::load(pg + i), vclip, vdecay, w1, b2, w2, isb, eps, ss);
+      w.store(pw + i);
+      m.store(pm + i);
+      v.store(pv + i);
+      zero.store(pg + i);
     }
   }
 #endif
   for (; i < end; i++) {
-    float gi = pg[i] * clip;
-    float mi = pm[i];
-    mi = mi + w1 * (gi - mi);
-    float vi = pv[i] * b2 + (gi * w2) * gi;
-    float den = std::sqrt(vi) * isb + eps;
-    pw[i] = pw[i] * decay + (mi * ss) / den;
-    pm[i] = mi;
-    pv[i] = vi;
+    adamwElem(pw[i], pm[i], pv[i], pg[i], clip, decay, c.w1, c.b2, c.w2, c.invSqrtBC2,
+              c.eps, c.stepSize);
     pg[i] = 0.0f;
   }
 }
