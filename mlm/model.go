@@ -215,9 +215,8 @@ func newModel(cfg Config, tok *tokenize.Tokenizer, opts Options, state map[strin
 	if err := torchrt.SetNumThreads(threads); err != nil {
 		return nil, err
 	}
-	// Large CPU tensors on transparent huge pages (process-wide, once):
-	// fresh activations and gradients otherwise cost a page fault per
-	// 4 KiB, half a bert-base training step.
+	// CPU tensors above 32 MiB on transparent huge pages (process-wide,
+	// once): glibc maps them afresh each time, a page fault per 4 KiB.
 	if _, err := torchrt.UseHugePages(); err != nil {
 		return nil, err
 	}

@@ -163,7 +163,7 @@ const releaseEvery = 64
 // asks for) leaves it to the next call, which needs the same memory again:
 // trimming after each such request was 5% of a warm serving process's CPU
 // (bench predict --cpuprofile) and faulted the memory back in on the next
-// request. Tensors of 2 MiB and more are unmapped when freed in any case
+// request. Tensors above 32 MiB are unmapped when freed in any case
 // (torchrt.UseHugePages).
 func releaseAfter(n int) {
 	if n > 1 {

@@ -10,10 +10,10 @@ import (
 	"github.com/clozeloop/clozeloop/torchrt"
 )
 
-// TestUseHugePages checks the huge-page allocator: tensors of 2 MiB and
-// more get 2 MiB aligned mappings that are counted while they live and
-// released when freed, smaller ones are left to malloc, and tensors of
-// both kinds hold and compute the right values.
+// TestUseHugePages checks the huge-page allocator: tensors from
+// HugePageThreshold bytes get 2 MiB aligned mappings that are counted while
+// they live and released when freed, smaller ones are left to malloc, and
+// tensors of both kinds hold and compute the right values.
 func TestUseHugePages(t *testing.T) {
 	ok, err := torchrt.UseHugePages()
 	if err != nil {
@@ -38,9 +38,9 @@ func TestUseHugePages(t *testing.T) {
 		bytes uint64 // mapped bytes (rounded up to 4 KiB)
 	}{
 		{"small", 1000, false, 0},
-		{"just below 2 MiB", (2<<20)/4 - 1, false, 0},
-		{"2 MiB", (2 << 20) / 4, true, 2 << 20},
-		{"odd size", 3_000_001, true, (3_000_001*4 + 4095) &^ 4095},
+		{"32 MiB", (32 << 20) / 4, false, 0},
+		{"just above 32 MiB", (32<<20)/4 + 1, true, 32<<20 + 4096},
+		{"odd size", 10_000_001, true, (10_000_001*4 + 4095) &^ 4095},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

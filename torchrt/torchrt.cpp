@@ -81,13 +81,13 @@ at::Tensor &tensorAt(uintptr_t h) {
 constexpr uintptr_t hugePage = uintptr_t(2) << 20;
 
 // HugePageAllocator is libtorch's CPU allocator with large allocations on
-// huge pages. Each fresh tensor of a training step (activations, gradients:
-// bert-base's word-embedding gradient alone is 94 MB) is otherwise new
-// memory that glibc maps with mmap and the kernel faults in 4 KiB at a
-// time: a quarter of a bert-base step's CPU samples were in the kernel's
-// page-fault path on the development machine. Mapped on 2 MiB pages, the same memory takes 1/512
-// of the faults. The mappings are released when the tensor is freed, so
-// nothing is held beyond what libtorch holds.
+// huge pages. glibc maps allocations above its mmap threshold (at most
+// 32 MiB) afresh each time, and the kernel faults them in 4 KiB at a time:
+// bert-base's word-embedding gradient alone is 94 MB, and such faults were
+// a quarter of a fine-tune step's CPU samples on the development machine.
+// Mapped on 2 MiB pages, the same memory takes 1/512 of the faults. The
+// mappings are released when the tensor is freed, so nothing is held
+// beyond what libtorch holds.
 class HugePageAllocator final : public c10::Allocator {
  public:
   HugePageAllocator(c10::Allocator *base, size_t threshold)
