@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/clozeloop/clozeloop/tokenize"
@@ -133,11 +133,12 @@ func lengthBatches(items []prepared, batchSize int) [][]int {
 	return out
 }
 
-// batchTensors builds padded input ids, attention mask and the flat mask
-// positions (b*T+t) for the items idx. mask is nil when no item is padded
-// (every item has the batch's length, as a batch of one always does): the
-// forward pass then skips masking, which changes nothing in the result.
-func (m *Model) batchTensors(items []prepared, idx []int) (ids, mask, flat *ts.Tensor, err error) {
+// batchInputs builds, on s, the padded input ids, the attention mask and
+// the flat mask positions (b*T+t) of the items idx. mask is nil when no
+// item is padded (every item has the batch's length, as a batch of one
+// always does): the forward pass then skips masking, which changes nothing
+// in the result.
+func (m *Model) batchInputs(s *scope, items []prepared, idx []int) (ids, mask, flat lib.Ctensor) {
 	T := 0
 	nMasks := 0
 	padded := false
@@ -150,7 +151,10 @@ func (m *Model) batchTensors(items []prepared, idx []int) (ids, mask, flat *ts.T
 	}
 	B := len(idx)
 	idBuf := make([]int64, B*T)
-	maskBuf := make([]int64, B*T)
+	var maskBuf []int64
+	if padded {
+		maskBuf = make([]int64, B*T)
+	}
 	flatBuf := make([]int64, 0, nMasks)
 	pad := int64(m.cfg.PadTokenID)
 	for b, i := range idx {
@@ -159,53 +163,22 @@ func (m *Model) batchTensors(items []prepared, idx []int) (ids, mask, flat *ts.T
 		for j := n; j < T; j++ {
 			row[j] = pad
 		}
-		for j := 0; j < n; j++ {
-			maskBuf[b*T+j] = 1
+		if padded {
+			for j := 0; j < n; j++ {
+				maskBuf[b*T+j] = 1
+			}
 		}
 		for _, p := range items[i].masks {
 			flatBuf = append(flatBuf, int64(b*T+p))
 		}
 	}
 	shape := []int64{int64(B), int64(T)}
-	if ids, err = m.int64Tensor(idBuf, shape); err != nil {
-		return nil, nil, nil, err
-	}
+	ids = s.int64s(idBuf, shape, m.device)
 	if padded {
-		if mask, err = m.int64Tensor(maskBuf, shape); err != nil {
-			ids.MustDrop()
-			return nil, nil, nil, err
-		}
+		mask = s.int64s(maskBuf, shape, m.device)
 	}
-	if flat, err = m.int64Tensor(flatBuf, []int64{int64(len(flatBuf))}); err != nil {
-		ids.MustDrop()
-		if mask != nil {
-			mask.MustDrop()
-		}
-		return nil, nil, nil, err
-	}
-	return ids, mask, flat, nil
-}
-
-// int64Tensor copies vals into an int64 tensor of the given shape on the
-// model's device.
-func (m *Model) int64Tensor(vals []int64, shape []int64) (*ts.Tensor, error) {
-	t, err := ts.OfSlice(vals)
-	if err != nil {
-		return nil, fmt.Errorf("create int64 tensor: %w", err)
-	}
-	if len(shape) != 1 {
-		t, err = opView(t, shape, true)
-		if err != nil {
-			return nil, fmt.Errorf("reshape int64 tensor to %v: %w", shape, err)
-		}
-	}
-	if m.device != gotch.CPU {
-		t, err = opTo(t, m.device, true)
-		if err != nil {
-			return nil, fmt.Errorf("move tensor to %v: %w", m.device, err)
-		}
-	}
-	return t, nil
+	flat = s.int64s(flatBuf, []int64{int64(len(flatBuf))}, m.device)
+	return ids, mask, flat
 }
 
 // maskOutputs runs the batch idx and returns the MLM logits at every mask
@@ -213,55 +186,37 @@ func (m *Model) int64Tensor(vals []int64, shape []int64) (*ts.Tensor, error) {
 // wantHidden, the hidden states there [M, hidden]. The caller holds the
 // model lock, runs under no-grad and drops the results.
 func (m *Model) maskOutputs(items []prepared, idx []int, train, wantHidden bool) (logits, hidden *ts.Tensor, err error) {
-	ids, mask, flat, err := m.batchTensors(items, idx)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer ids.MustDrop()
-	if mask != nil {
-		defer mask.MustDrop()
-	}
-	defer flat.MustDrop()
 	var s scope
 	defer s.free()
 	defer catch(&err, "masked forward")
-	h := m.forward(&s, ids, mask, nil, train)
-	at := s.consume(h, s.gather(h, ct(flat)))
-	lg := m.head(&s, at)
+	lg, at := m.maskLogits(&s, items, idx, train)
 	if wantHidden {
 		hidden = s.release(at)
 	}
 	return s.release(lg), hidden, nil
 }
 
-// hostContiguous returns t on the CPU and contiguous (a new handle the
-// caller drops).
-func hostContiguous(t *ts.Tensor) *ts.Tensor {
-	c := must(opTo(t, gotch.CPU, false))
-	return must(opContiguous(c, true))
+// maskLogits runs the batch idx on s and returns the MLM logits at every
+// mask [M, vocab] (items in idx order, masks in text order) and the hidden
+// states there [M, hidden]. The caller holds the model lock and runs under
+// no-grad unless train.
+func (m *Model) maskLogits(s *scope, items []prepared, idx []int, train bool) (logits, hidden lib.Ctensor) {
+	ids, mask, flat := m.batchInputs(s, items, idx)
+	h := m.forward(s, ids, mask, nil, train)
+	s.drop(ids)
+	if mask != nil {
+		s.drop(mask)
+	}
+	at := s.consume(h, s.gather(h, flat))
+	s.drop(flat)
+	return m.head(s, at), at
 }
 
-// copyFloat32s copies a float32 tensor to Go memory.
-func copyFloat32s(t *ts.Tensor) []float32 {
-	c := hostContiguous(t)
-	defer c.MustDrop()
-	out := make([]float32, c.Numel())
-	if len(out) > 0 {
-		check(c.CopyData(out, uint(len(out))))
-	}
-	return out
-}
+// copyFloat32s copies a float32 tensor (on any device) to Go memory.
+func copyFloat32s(t *ts.Tensor) []float32 { return float32sOf(ct(t)) }
 
-// copyInt64s copies an int64 tensor to Go memory.
-func copyInt64s(t *ts.Tensor) []int64 {
-	c := hostContiguous(t)
-	defer c.MustDrop()
-	out := make([]int64, c.Numel())
-	if len(out) > 0 {
-		check(c.CopyData(out, uint(len(out))))
-	}
-	return out
-}
+// copyInt64s copies an int64 tensor (on any device) to Go memory.
+func copyInt64s(t *ts.Tensor) []int64 { return int64sOf(ct(t)) }
 
 // countMasks returns how many of ids are maskID.
 func countMasks(ids []int, maskID int64) int {

@@ -397,23 +397,18 @@ func (m *Model) rankBatch(prep []prepared, labels [][]int64, idx []int, out []la
 	for _, i := range idx {
 		lab = append(lab, labels[i]...)
 	}
-	logits, _, err := m.maskOutputs(prep, idx, false, false)
-	check(err)
-	logp := must(logits.LogSoftmax(-1, gotch.Float, true))
-	lt, err := m.int64Tensor(lab, []int64{int64(len(lab)), 1})
-	if err != nil {
-		logp.MustDrop()
-		check(err)
-	}
-	gold := must(logp.Gather(1, lt, false, false))
-	lt.MustDrop()
+	var s scope
+	defer s.free()
+	logits, _ := m.maskLogits(&s, prep, idx, false)
+	logp := s.consume(logits, s.logSoftmax(logits, -1))
+	lt := s.int64s(lab, []int64{int64(len(lab)), 1}, m.device)
+	gold := s.gatherDim(logp, 1, lt)
 	// Rank = 1 + the number of candidate tokens more probable than the
 	// label.
-	above := must(m.tokenColumns(logp).GtTensor(gold, true))
-	cnt := must(above.SumDimIntlist([]int64{1}, false, gotch.Int64, true))
-	g, c := copyFloat32s(gold), copyInt64s(cnt)
-	gold.MustDrop()
-	cnt.MustDrop()
+	above := s.gtTensor(m.candidateColumns(&s, logp), gold)
+	cnt := s.consume(above, s.sumDim(above, 1, gotch.Int64))
+	g, c := float32sOf(gold), int64sOf(cnt)
+	s.free()
 	row := 0
 	for _, i := range idx {
 		n := len(prep[i].masks)

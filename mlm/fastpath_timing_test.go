@@ -99,7 +99,7 @@ func TestFastPathTiming(t *testing.T) {
 		var err error
 		func() {
 			defer catch(&err, "forward")
-			h := m.forward(&s, ids, nil, nil, false)
+			h := m.forward(&s, ct(ids), nil, nil, false)
 			at := s.consume(h, s.gather(h, ct(flat)))
 			s.drop(m.head(&s, at))
 		}()

@@ -699,30 +699,27 @@ func (m *Model) microStep(items []trainItem, replayWeight, scale float64) (loss 
 		return 0, tokens, nil
 	}
 	shape := []int64{int64(B), int64(T)}
-	ids := must(m.int64Tensor(idBuf, shape))
-	defer ids.MustDrop()
-	am := must(m.int64Tensor(maskBuf, shape))
-	defer am.MustDrop()
-	fl := must(m.int64Tensor(flat, []int64{int64(len(flat))}))
-	defer fl.MustDrop()
-	tg := must(m.int64Tensor(targets, []int64{int64(len(targets)), 1}))
-	defer tg.MustDrop()
-	wt := must(m.newTensor(weights, []int64{int64(len(weights))}))
-	defer wt.MustDrop()
-
 	var s scope
 	defer s.free()
+	ids := s.int64s(idBuf, shape, m.device)
+	am := s.int64s(maskBuf, shape, m.device)
+	fl := s.int64s(flat, []int64{int64(len(flat))}, m.device)
+	tg := s.int64s(targets, []int64{int64(len(targets)), 1}, m.device)
+	wt := s.float32s(weights, []int64{int64(len(weights))}, m.device)
 	h := m.forward(&s, ids, am, nil, true)
-	at := s.consume(h, s.gather(h, ct(fl)))
+	s.drop(ids)
+	s.drop(am)
+	at := s.consume(h, s.gather(h, fl))
+	s.drop(fl)
 	logits := m.head(&s, at)
 	s.drop(at)
 	// The loss on the scope too: the same libtch calls as gotch's
 	// LogSoftmax, Gather, View, Mul, Sum and Neg, without their per-op
 	// ts.New and leaked result slot.
 	logp := s.consume(logits, s.logSoftmax(logits, -1))
-	nll := s.consume(logp, s.gatherDim(logp, 1, ct(tg)))
+	nll := s.consume(logp, s.gatherDim(logp, 1, tg))
 	nll = s.consume(nll, s.view(nll, []int64{int64(len(flat))}))
-	weighted := s.consume(nll, s.mul(nll, ct(wt)))
+	weighted := s.consume(nll, s.mul(nll, wt))
 	total := s.consume(weighted, s.sum(weighted))
 	total = s.consume(total, s.neg(total))
 	s.backward(total)

@@ -686,3 +686,12 @@ func TestWindow(t *testing.T) {
 		}
 	}
 }
+
+// int64Tensor copies vals into an int64 tensor of the given shape on the
+// model's device.
+func (m *Model) int64Tensor(vals []int64, shape []int64) (t *ts.Tensor, err error) {
+	var s scope
+	defer s.free()
+	defer catch(&err, "int64 tensor")
+	return s.release(s.int64s(vals, shape, m.device)), nil
+}

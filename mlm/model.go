@@ -490,7 +490,7 @@ func (m *Model) Forward(inputIDs, attentionMask, tokenTypeIDs *ts.Tensor, train 
 	var s scope
 	defer s.free()
 	defer catch(&err, m.cfg.ModelType+" forward")
-	return s.release(m.forward(&s, inputIDs, attentionMask, tokenTypeIDs, train)), nil
+	return s.release(m.forward(&s, ct(inputIDs), ctOpt(attentionMask), ctOpt(tokenTypeIDs), train)), nil
 }
 
 // dropout applies dropout with probability p to x in training, consuming
@@ -507,12 +507,12 @@ func (m *Model) dropout(s *scope, x lib.Ctensor, p float64, train bool) lib.Cten
 // Without dropout and autograd it runs each encoder layer as one fused
 // libtorch operation where that is exact (see fastpath.go), else layer by
 // layer.
-func (m *Model) forward(s *scope, ids, mask, types *ts.Tensor, train bool) lib.Ctensor {
+func (m *Model) forward(s *scope, ids, mask, types lib.Ctensor, train bool) lib.Ctensor {
 	if m.cfg.ModelType == ModelTypeModernBERT {
 		return m.modernForward(s, ids, mask, types, train)
 	}
 	c := m.cfg
-	size, err := ids.Size()
+	size, err := dims(ids)
 	check(err)
 	if len(size) != 2 {
 		check(fmt.Errorf("input_ids must be [batch, length], got shape %v", size))
@@ -525,7 +525,7 @@ func (m *Model) forward(s *scope, ids, mask, types *ts.Tensor, train bool) lib.C
 	p := &m.p
 
 	pos := m.positionIDs(s, ids, T)
-	x := s.embedding(p.wordEmb, ct(ids))
+	x := s.embedding(p.wordEmb, ids)
 	pe := s.consume(pos, s.embedding(p.posEmb, pos))
 	s.add_(x, pe)
 	s.drop(pe)
@@ -535,7 +535,7 @@ func (m *Model) forward(s *scope, ids, mask, types *ts.Tensor, train bool) lib.C
 			check(fmt.Errorf("%s has no token type embeddings, got token_type_ids", c.ModelType))
 		}
 	case types != nil:
-		te := s.embedding(p.typeEmb, ct(types))
+		te := s.embedding(p.typeEmb, types)
 		s.add_(x, te)
 		s.drop(te)
 	default:
@@ -550,7 +550,7 @@ func (m *Model) forward(s *scope, ids, mask, types *ts.Tensor, train bool) lib.C
 		var pad lib.Ctensor
 		ok := true
 		if mask != nil {
-			pad, ok = m.keyPadding(s, ct(mask), T)
+			pad, ok = m.keyPadding(s, mask, T)
 		}
 		if ok {
 			h = m.fastLayers(s, h, pad)
@@ -575,8 +575,8 @@ func (m *Model) forward(s *scope, ids, mask, types *ts.Tensor, train bool) lib.C
 
 // paddingMask returns the additive attention mask [B, 1, 1, T] of mask
 // [B, T]: 0 for tokens, the most negative float32 for padding.
-func (m *Model) paddingMask(s *scope, mask *ts.Tensor, B, T int64) lib.Ctensor {
-	f := s.totype(ct(mask), gotch.Float)
+func (m *Model) paddingMask(s *scope, mask lib.Ctensor, B, T int64) lib.Ctensor {
+	f := s.totype(mask, gotch.Float)
 	f = s.consume(f, s.rsubScalar(f, m.one))
 	f = s.consume(f, s.mulScalar(f, m.negMin))
 	return s.consume(f, s.view(f, []int64{B, 1, 1, T}))
@@ -587,13 +587,13 @@ func (m *Model) paddingMask(s *scope, mask *ts.Tensor, B, T int64) lib.Ctensor {
 // Hugging Face's create_position_ids_from_input_ids, padding_idx+1 onwards
 // counting only non-padding tokens, with padding tokens at padding_idx
 // ([B, T]).
-func (m *Model) positionIDs(s *scope, ids *ts.Tensor, T int64) lib.Ctensor {
+func (m *Model) positionIDs(s *scope, ids lib.Ctensor, T int64) lib.Ctensor {
 	if m.cfg.family() != ModelTypeRoBERTa {
 		return s.arange(T, m.device)
 	}
 	pad := lib.AtsInt(int64(m.cfg.PadTokenID))
 	defer lib.AtsFree(pad)
-	notPad := s.neScalar(ct(ids), pad)
+	notPad := s.neScalar(ids, pad)
 	notPad = s.consume(notPad, s.totype(notPad, gotch.Int64))
 	cum := s.cumsum(notPad, 1, gotch.Int64)
 	pos := s.consume(cum, s.mul(cum, notPad))

@@ -5,7 +5,6 @@ import (
 	"math"
 
 	lib "github.com/sugarme/gotch/libtch"
-	"github.com/sugarme/gotch/ts"
 )
 
 // ModernBERT's forward pass reproduces ModernBertForMaskedLM in eval mode
@@ -86,9 +85,9 @@ func (m *Model) windowMask(s *scope, T int64) lib.Ctensor {
 // isGlobalLayer reports whether ModernBERT layer i attends globally.
 func (c Config) isGlobalLayer(i int) bool { return i%c.GlobalAttnEveryNLayers == 0 }
 
-func (m *Model) modernForward(s *scope, ids, mask, types *ts.Tensor, train bool) lib.Ctensor {
+func (m *Model) modernForward(s *scope, ids, mask, types lib.Ctensor, train bool) lib.Ctensor {
 	c := m.cfg
-	size, err := ids.Size()
+	size, err := dims(ids)
 	check(err)
 	if len(size) != 2 {
 		check(fmt.Errorf("input_ids must be [batch, length], got shape %v", size))
@@ -103,7 +102,7 @@ func (m *Model) modernForward(s *scope, ids, mask, types *ts.Tensor, train bool)
 	H := int64(c.HiddenSize)
 	p := &m.p
 
-	x := s.embedding(p.wordEmb, ct(ids))
+	x := s.embedding(p.wordEmb, ids)
 	h := s.consume(x, s.layerNorm(x, []int64{H}, p.embLN, c.LayerNormEps))
 	h = m.dropout(s, h, c.EmbeddingDropout, train)
 

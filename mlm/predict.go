@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
 
@@ -123,23 +122,21 @@ func (m *Model) targetIDs(targets []string) ([]int64, error) {
 
 func (m *Model) fillBatch(prep []prepared, idx []int, targets []int64, topK int, out []FillResult) (err error) {
 	defer catch(&err, "predict")
-	logits, _, err := m.maskOutputs(prep, idx, false, false)
-	check(err)
-	probs := must(logits.Softmax(-1, gotch.Float, true))
+	var s scope
+	defer s.free()
+	logits, _ := m.maskLogits(&s, prep, idx, false)
+	probs := s.consume(logits, s.softmax(logits, -1))
 	k := min(topK, m.candidates())
 	if targets == nil {
-		probs = m.tokenColumns(probs)
+		probs = m.candidateColumns(&s, probs)
 	} else {
-		tt, err := m.int64Tensor(targets, []int64{int64(len(targets))})
-		check(err)
-		probs = must(probs.IndexSelect(1, tt, true))
-		tt.MustDrop()
+		tt := s.int64s(targets, []int64{int64(len(targets))}, m.device)
+		probs = s.consume(probs, s.indexSelect(probs, 1, tt))
 		k = min(topK, len(targets))
 	}
-	vals, ind := must2(probs.Topk(int64(k), -1, true, true, true))
-	p, id := copyFloat32s(vals), copyInt64s(ind)
-	vals.MustDrop()
-	ind.MustDrop()
+	vals, ind := s.topk(probs, int64(k))
+	p, id := float32sOf(vals), int64sOf(ind)
+	s.free()
 	row := 0
 	for _, i := range idx {
 		it := prep[i]

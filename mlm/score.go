@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/clozeloop/clozeloop/torchrt"
@@ -184,22 +185,19 @@ type maskStats struct {
 func (m *Model) scoreBatch(prep []prepared, idx []int, opts ScoreOptions, out []ItemScore) (err error) {
 	defer catch(&err, "score")
 	k := min(max(opts.TopK, 2), m.candidates())
-	logits, hidden, err := m.maskOutputs(prep, idx, false, opts.Embeddings)
-	check(err)
+	var s scope
+	defer s.free()
+	logits, hidden := m.maskLogits(&s, prep, idx, false)
 	st := maskStats{k: k}
-	logp := must(opLogSoftmax(logits, -1, true))
-	p := must(opExp(logp, false))
-	ent := entropyOf(p, logp)
-	logp.MustDrop()
-	vals, ind := must2(opTopk(m.tokenColumns(p), int64(k), -1, true))
-	st.topP, st.topID, st.ent = copyFloat32s(vals), copyInt64s(ind), copyFloat32s(ent)
-	vals.MustDrop()
-	ind.MustDrop()
-	ent.MustDrop()
-	if hidden != nil {
-		st.hidden = copyFloat32s(hidden)
-		hidden.MustDrop()
+	logp := s.consume(logits, s.logSoftmax(logits, -1))
+	p := s.exp(logp)
+	ent := s.consume(logp, s.entropy(p, logp))
+	vals, ind := s.topk(m.candidateColumns(&s, p), int64(k))
+	st.topP, st.topID, st.ent = float32sOf(vals), int64sOf(ind), float32sOf(ent)
+	if opts.Embeddings {
+		st.hidden = float32sOf(hidden)
 	}
+	s.free()
 	if opts.MCDropout > 0 {
 		st.bald = m.bald(prep, idx, opts.MCDropout)
 	}
@@ -207,55 +205,52 @@ func (m *Model) scoreBatch(prep []prepared, idx []int, opts ScoreOptions, out []
 	return nil
 }
 
-// entropyOf returns −Σ p·log p over the last dimension.
-func entropyOf(p, logp *ts.Tensor) *ts.Tensor {
-	pl := must(opMul(p, logp, false))
-	s := must(opSumLast(pl, true))
-	return must(opNeg(s, true))
+// entropy returns −Σ p·log p over the last dimension of p and its log.
+func (s *scope) entropy(p, logp lib.Ctensor) lib.Ctensor {
+	pl := s.mul(p, logp)
+	sum := s.consume(pl, s.sumDim(pl, -1, gotch.Float))
+	return s.consume(sum, s.neg(sum))
 }
 
 // bald runs samples dropout forward passes and returns, per mask, the
 // mutual information H(mean p) − mean H(p).
 func (m *Model) bald(prep []prepared, idx []int, samples int) []float64 {
-	var sumP, sumEnt *ts.Tensor
-	for s := 0; s < samples; s++ {
-		logits, _, err := m.maskOutputs(prep, idx, true, false)
-		check(err)
-		logp := must(logits.LogSoftmax(-1, gotch.Float, true))
-		p := must(logp.Exp(false))
-		ent := entropyOf(p, logp)
-		logp.MustDrop()
+	var s scope
+	defer s.free()
+	var sumP, sumEnt lib.Ctensor
+	for range samples {
+		logits, hidden := m.maskLogits(&s, prep, idx, true)
+		s.drop(hidden)
+		logp := s.consume(logits, s.logSoftmax(logits, -1))
+		p := s.exp(logp)
+		ent := s.consume(logp, s.entropy(p, logp))
 		if sumP == nil {
 			sumP, sumEnt = p, ent
 			continue
 		}
-		check(inPlace(sumP, func() error { return sumP.Add_(p) }))
-		check(inPlace(sumEnt, func() error { return sumEnt.Add_(ent) }))
-		p.MustDrop()
-		ent.MustDrop()
+		s.add_(sumP, p)
+		s.add_(sumEnt, ent)
+		s.drop(p)
+		s.drop(ent)
 	}
-	return mutualInformation(sumP, sumEnt, samples)
+	return mutualInformation(&s, sumP, sumEnt, samples)
 }
 
 // mutualInformation returns, per row, H(sumP/samples) − sumEnt/samples
 // (at least 0): BALD from the summed probabilities [M, V] and summed
-// entropies [M] of samples draws. It consumes sumP and sumEnt. A token
-// whose mean probability underflowed to 0 adds nothing (0·log 0 = 0)
+// entropies [M] of samples draws, handles of s. It scales sumP in place. A
+// token whose mean probability underflowed to 0 adds nothing (0·log 0 = 0)
 // instead of making the result NaN.
-func mutualInformation(sumP, sumEnt *ts.Tensor, samples int) []float64 {
-	inv := ts.FloatScalar(1 / float64(samples))
-	defer inv.MustDrop()
-	check(inPlace(sumP, func() error { return sumP.MulScalar_(inv) }))
-	tiny := ts.FloatScalar(math.SmallestNonzeroFloat32)
-	defer tiny.MustDrop()
-	floored := must(sumP.ClampMin(tiny, false))
-	logMean := must(floored.Log(true))
-	hMean := entropyOf(sumP, logMean)
-	logMean.MustDrop()
-	sumP.MustDrop()
-	hm, se := copyFloat32s(hMean), copyFloat32s(sumEnt)
-	hMean.MustDrop()
-	sumEnt.MustDrop()
+func mutualInformation(s *scope, sumP, sumEnt lib.Ctensor, samples int) []float64 {
+	inv := floatScalar(1 / float64(samples))
+	defer inv.free()
+	s.mulScalar_(sumP, inv)
+	tiny := floatScalar(math.SmallestNonzeroFloat32)
+	defer tiny.free()
+	floored := s.clampMin(sumP, tiny)
+	logMean := s.consume(floored, s.log(floored))
+	hMean := s.consume(logMean, s.entropy(sumP, logMean))
+	hm, se := float32sOf(hMean), float32sOf(sumEnt)
 	out := make([]float64, len(hm))
 	for i := range hm {
 		out[i] = math.Max(0, float64(hm[i])-float64(se[i])/float64(samples))
@@ -340,13 +335,14 @@ func (m *Model) candidates() int {
 	return m.cfg.VocabSize
 }
 
-// tokenColumns consumes probs [M, vocab] and returns its columns for the
-// ids the tokenizer knows (probs itself when it knows all of them), so that
-// suggestions never name an id without a token.
-func (m *Model) tokenColumns(probs *ts.Tensor) *ts.Tensor {
+// candidateColumns returns the columns of probs [M, vocab] (a handle of s)
+// for the ids the tokenizer knows, consuming probs, or probs itself when
+// the tokenizer knows all of them, so that suggestions never name an id
+// without a token.
+func (m *Model) candidateColumns(s *scope, probs lib.Ctensor) lib.Ctensor {
 	n := m.candidates()
 	if n == m.cfg.VocabSize {
 		return probs
 	}
-	return must(probs.Narrow(1, 0, int64(n), true))
+	return s.consume(probs, s.narrow(probs, 1, 0, int64(n)))
 }

@@ -9,28 +9,57 @@ import (
 	"github.com/sugarme/gotch/ts"
 )
 
-// Scoped tensor handles for the forward pass and the MLM head.
+// Scoped tensor handles for every per-batch path: the forward pass, the
+// MLM head, the loss, and what scoring, prediction and evaluation compute
+// from the logits before copying it to Go.
 //
 // gotch's ts.New, which wraps every tensor its operations return, allocates
 // a zeroed 100 KB Go array per handle, takes a global lock, records a name
 // in a global map and sets a finalizer: for a single-sentence prediction
 // that bookkeeping and the garbage collection it causes took about a
-// quarter of the CPU time. The forward pass instead works on plain libtch
-// handles (lib.Ctensor) owned by a scope, which records each result of the
+// quarter of the CPU time. gotch v0.9.1's generated operations also take
+// the C slot for their result from malloc(0) and never free it (32 bytes
+// per operation). The per-batch paths instead work on plain libtch handles
+// (lib.Ctensor) owned by a scope, which records each result of the
 // operations below and frees every handle it still holds in free, once and
-// deterministically. drop frees a handle early (as soon as the forward pass
-// no longer needs it, so that the memory high-water mark is as before),
-// release hands one over to the caller as a *ts.Tensor (the only ts.New
-// calls: for what a function returns). Weights stay *ts.Tensor in the VarStore and are passed
-// with ct.
+// deterministically. drop frees a handle early (as soon as the pass no
+// longer needs it, so that the memory high-water mark stays low), release
+// hands one over to the caller as a *ts.Tensor (the only ts.New calls: for
+// what a function returns). Inputs come from Go slices (int64s, float32s)
+// and results go back with float32sOf and int64sOf, without a gotch
+// handle. Weights stay *ts.Tensor in the VarStore and are passed with ct.
 //
-// The operations call the same libtch entry points as gotch's methods and
-// ops.go, so the numerics are unchanged. On a libtorch error they panic
-// with a torchError naming the operation (see must and catch in model.go);
-// the handles recorded so far stay in the scope, and the caller's deferred
-// free releases them. Freeing the handles of intermediate tensors after a
+// The operations call the same libtch entry points as gotch's methods, so
+// the numerics are unchanged. On a libtorch error they panic with a
+// torchError naming the operation (see must and catch in model.go); the
+// handles recorded so far stay in the scope, and the caller's deferred free
+// releases them. Freeing the handles of intermediate tensors after a
 // forward pass in training is safe: libtorch's autograd graph holds its own
 // references to the tensors it saved for backward.
+
+// ct returns the libtch handle of t.
+func ct(t *ts.Tensor) lib.Ctensor { return lib.Ctensor(t.Ctensor()) }
+
+// ctOpt returns the libtch handle of t, or nil for an absent optional
+// operand (a bias).
+func ctOpt(t *ts.Tensor) lib.Ctensor {
+	if t == nil {
+		return nil
+	}
+	return ct(t)
+}
+
+// scalar is a libtorch scalar owned by the model (freed by free).
+type scalar struct{ c lib.Cscalar }
+
+func floatScalar(v float64) scalar { return scalar{lib.AtsFloat(v)} }
+
+func (s *scalar) free() {
+	if s.c != nil {
+		lib.AtsFree(s.c)
+		s.c = nil
+	}
+}
 
 // scope owns libtch tensor handles until free (or drop, or release). The
 // zero value is ready to use. A scope is not safe for concurrent use.
@@ -176,6 +205,9 @@ func (s *scope) softmax(t lib.Ctensor, dim int64) lib.Ctensor {
 	return s.keep("softmax", out)
 }
 
+// gelu applies GELU. lib.AtgGelu copies approximate with C.CString and
+// never frees it (one small chunk per call, per encoder layer and batch on
+// the layer-by-layer path), which no caller can avoid.
 func (s *scope) gelu(t lib.Ctensor, approximate string) lib.Ctensor {
 	var out lib.Ctensor
 	lib.AtgGelu(&out, t, approximate)
@@ -307,21 +339,75 @@ func float64Value(t lib.Ctensor) float64 {
 // float32s copies vals (float32, shape) into a tensor on device d, as
 // Model.newTensor does (ts.OfDataSize, then To when d is not the CPU).
 func (s *scope) float32s(vals []float32, shape []int64, d gotch.Device) lib.Ctensor {
-	if numel(shape) != len(vals) || len(shape) == 0 {
-		panic(torchError{fmt.Errorf("create tensor of shape %v from %d values", shape, len(vals))})
-	}
-	var zero float32
-	data := unsafe.Pointer(&zero) // an empty tensor copies nothing
+	var data unsafe.Pointer
 	if len(vals) > 0 {
 		data = unsafe.Pointer(&vals[0])
 	}
-	t := s.keep("create tensor", lib.AtTensorOfData(data, shape, uint(len(shape)), gotch.Float.Size(), int(gotch.Float.CKind())))
+	return s.fromGo(data, len(vals), gotch.Float, shape, d)
+}
+
+// int64s copies vals (int64, shape) into a tensor on device d, as
+// ts.OfSlice does.
+func (s *scope) int64s(vals []int64, shape []int64, d gotch.Device) lib.Ctensor {
+	var data unsafe.Pointer
+	if len(vals) > 0 {
+		data = unsafe.Pointer(&vals[0])
+	}
+	return s.fromGo(data, len(vals), gotch.Int64, shape, d)
+}
+
+// fromGo copies n values of kind k at data (Go memory, nil when n is 0)
+// into a tensor of the given shape on device d. libtorch copies the values
+// during the call and keeps no pointer to data.
+func (s *scope) fromGo(data unsafe.Pointer, n int, k gotch.DType, shape []int64, d gotch.Device) lib.Ctensor {
+	if numel(shape) != n || len(shape) == 0 {
+		panic(torchError{fmt.Errorf("create tensor of shape %v from %d values", shape, n)})
+	}
+	var zero int64
+	if n == 0 {
+		data = unsafe.Pointer(&zero) // an empty tensor copies nothing
+	}
+	t := s.keep("create tensor", lib.AtTensorOfData(data, shape, uint(len(shape)), k.Size(), int(k.CKind())))
 	if d == gotch.CPU {
 		return t
 	}
 	u := s.to(t, d)
 	s.drop(t)
 	return u
+}
+
+// float32sOf copies t, a float32 tensor on any device, to Go memory.
+func float32sOf(t lib.Ctensor) []float32 {
+	out := make([]float32, numelOf(t))
+	if len(out) > 0 {
+		copyOut(t, unsafe.Pointer(&out[0]), len(out), gotch.Float)
+	}
+	return out
+}
+
+// int64sOf copies t, an int64 tensor on any device, to Go memory.
+func int64sOf(t lib.Ctensor) []int64 {
+	out := make([]int64, numelOf(t))
+	if len(out) > 0 {
+		copyOut(t, unsafe.Pointer(&out[0]), len(out), gotch.Int64)
+	}
+	return out
+}
+
+// numelOf returns the number of elements of t.
+func numelOf(t lib.Ctensor) int {
+	size, err := dims(t)
+	check(err)
+	return numel(size)
+}
+
+// copyOut copies the n elements of t (kind k; made contiguous and brought
+// to the CPU by libtch as needed) to dst.
+func copyOut(t lib.Ctensor, dst unsafe.Pointer, n int, k gotch.DType) {
+	lib.AtCopyData(t, dst, uint(n), k.Size())
+	if err := ts.TorchErr(); err != nil {
+		panic(torchError{fmt.Errorf("copy tensor to Go: %w", err)})
+	}
 }
 
 // dims returns the sizes of t.
@@ -384,6 +470,43 @@ func (s *scope) neg(t lib.Ctensor) lib.Ctensor {
 	var out lib.Ctensor
 	lib.AtgNeg(&out, t)
 	return s.keep("neg", out)
+}
+
+func (s *scope) exp(t lib.Ctensor) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgExp(&out, t)
+	return s.keep("exp", out)
+}
+
+func (s *scope) log(t lib.Ctensor) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgLog(&out, t)
+	return s.keep("log", out)
+}
+
+// clampMin returns t with every element below v raised to v.
+func (s *scope) clampMin(t lib.Ctensor, v scalar) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgClampMin(&out, t, v.c)
+	return s.keep("clamp min", out)
+}
+
+// gtTensor compares t with other (broadcast) element by element.
+func (s *scope) gtTensor(t, other lib.Ctensor) lib.Ctensor {
+	var out lib.Ctensor
+	lib.AtgGtTensor(&out, t, other)
+	return s.keep("gt", out)
+}
+
+// topk returns the k largest values of t along its last dimension, sorted
+// in descending order, and their indices.
+func (s *scope) topk(t lib.Ctensor, k int64) (vals, idx lib.Ctensor) {
+	var out [2]lib.Ctensor
+	lib.AtgTopk(&out[0], t, k, -1, 1, 1)
+	if err := ts.TorchErr(); err != nil {
+		panic(torchError{fmt.Errorf("topk: %w", err)})
+	}
+	return s.keep("topk", out[0]), s.keep("topk", out[1])
 }
 
 // backward backpropagates from t, a tensor with one element, into the

@@ -261,7 +261,7 @@ func TestForwardScope(t *testing.T) {
 					var h, logits lib.Ctensor
 					err := func() (err error) {
 						defer catch(&err, "forward")
-						h = m.forward(&s, it, am, nil, train)
+						h = m.forward(&s, ct(it), ctOpt(am), nil, train)
 						if len(s.owned) != 1 || s.owned[0] != h {
 							t.Errorf("train %v, mask %v: after forward the scope holds %d handles, want only the result", train, am != nil, len(s.owned))
 						}
@@ -293,6 +293,68 @@ func TestForwardScope(t *testing.T) {
 				t.Fatal("Forward accepted a token id outside the vocabulary")
 			} else if !strings.Contains(err.Error(), "forward: embedding: ") {
 				t.Fatalf("err = %v, want a forward embedding error", err)
+			}
+		})
+	}
+}
+
+// TestScopeGoSlices checks the scope's way in from Go slices and back:
+// shapes, values, empty tensors, a non-contiguous result (copied in memory
+// order of its indices) and a wrong value count.
+func TestScopeGoSlices(t *testing.T) {
+	tests := []struct {
+		name      string
+		ints      []int64
+		shape     []int64
+		transpose bool
+		want      []int64
+		wantErr   string
+	}{
+		{name: "vector", ints: []int64{3, -1, 7}, shape: []int64{3}, want: []int64{3, -1, 7}},
+		{name: "matrix", ints: []int64{1, 2, 3, 4, 5, 6}, shape: []int64{2, 3}, want: []int64{1, 2, 3, 4, 5, 6}},
+		{name: "transposed", ints: []int64{1, 2, 3, 4, 5, 6}, shape: []int64{2, 3}, transpose: true, want: []int64{1, 4, 2, 5, 3, 6}},
+		{name: "empty", ints: nil, shape: []int64{0}, want: []int64{}},
+		{name: "count mismatch", ints: []int64{1, 2}, shape: []int64{3}, wantErr: "shape [3] from 2 values"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			var s scope
+			defer s.free()
+			var ints []int64
+			var floats []float32
+			err := func() (err error) {
+				defer catch(&err, "go slices")
+				it := s.int64s(tc.ints, tc.shape, gotch.CPU)
+				fv := make([]float32, len(tc.ints))
+				for i, v := range tc.ints {
+					fv[i] = float32(v) / 2
+				}
+				ft := s.float32s(fv, tc.shape, gotch.CPU)
+				if tc.transpose {
+					it = s.transpose(it, 0, 1)
+					ft = s.transpose(ft, 0, 1)
+				}
+				ints, floats = int64sOf(it), float32sOf(ft)
+				return nil
+			}()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ints) != len(tc.want) || len(floats) != len(tc.want) {
+				t.Fatalf("got %v and %v, want %v", ints, floats, tc.want)
+			}
+			for i, w := range tc.want {
+				if ints[i] != w || floats[i] != float32(w)/2 {
+					t.Errorf("element %d: %d and %g, want %d and %g", i, ints[i], floats[i], w, float32(w)/2)
+				}
 			}
 		})
 	}

@@ -136,20 +136,18 @@ func TestMutualInformationClosedForm(t *testing.T) {
 				}
 			}
 			var got []float64
+			var err error
 			ts.NoGrad(func() {
-				sumP, err := ts.OfDataSize(float32Bytes(sum), []int64{1, int64(n)}, gotch.Float)
-				if err != nil {
-					t.Fatal(err)
-				}
-				sumEnt := ts.MustOfSlice([]float32{float32(ent)})
-				func() {
-					defer catch(&err, "mutual information")
-					got = mutualInformation(sumP, sumEnt, len(tc.draws))
-				}()
-				if err != nil {
-					t.Fatal(err)
-				}
+				var s scope
+				defer s.free()
+				defer catch(&err, "mutual information")
+				sumP := s.float32s(sum, []int64{1, int64(n)}, gotch.CPU)
+				sumEnt := s.float32s([]float32{float32(ent)}, []int64{1}, gotch.CPU)
+				got = mutualInformation(&s, sumP, sumEnt, len(tc.draws))
 			})
+			if err != nil {
+				t.Fatal(err)
+			}
 			if len(got) != 1 || !(math.Abs(got[0]-tc.want) <= 1e-6) {
 				t.Errorf("BALD %v, closed form %.7g", got, tc.want)
 			}
