@@ -145,6 +145,14 @@ func (s *scope) inPlaceResult(what string, self, out lib.Ctensor) {
 	}
 }
 
+// unary records the result of op, a libtch operation with one tensor
+// operand and no other argument, on t (what names it in errors).
+func (s *scope) unary(what string, t lib.Ctensor, op func(out *lib.Ctensor, self lib.Ctensor)) lib.Ctensor {
+	var out lib.Ctensor
+	op(&out, t)
+	return s.keep(what, out)
+}
+
 func (s *scope) linear(x lib.Ctensor, w, b *ts.Tensor) lib.Ctensor {
 	var out lib.Ctensor
 	lib.AtgLinear(&out, x, ct(w), ctOpt(b))
@@ -214,11 +222,7 @@ func (s *scope) gelu(t lib.Ctensor, approximate string) lib.Ctensor {
 	return s.keep("gelu", out)
 }
 
-func (s *scope) relu(t lib.Ctensor) lib.Ctensor {
-	var out lib.Ctensor
-	lib.AtgRelu(&out, t)
-	return s.keep("relu", out)
-}
+func (s *scope) relu(t lib.Ctensor) lib.Ctensor { return s.unary("relu", t, lib.AtgRelu) }
 
 // dropout applies training-mode dropout with probability p, as
 // ts.Dropout(t, p, true).
@@ -466,23 +470,11 @@ func (s *scope) sum(t lib.Ctensor) lib.Ctensor {
 	return s.keep("sum", out)
 }
 
-func (s *scope) neg(t lib.Ctensor) lib.Ctensor {
-	var out lib.Ctensor
-	lib.AtgNeg(&out, t)
-	return s.keep("neg", out)
-}
+func (s *scope) neg(t lib.Ctensor) lib.Ctensor { return s.unary("neg", t, lib.AtgNeg) }
 
-func (s *scope) exp(t lib.Ctensor) lib.Ctensor {
-	var out lib.Ctensor
-	lib.AtgExp(&out, t)
-	return s.keep("exp", out)
-}
+func (s *scope) exp(t lib.Ctensor) lib.Ctensor { return s.unary("exp", t, lib.AtgExp) }
 
-func (s *scope) log(t lib.Ctensor) lib.Ctensor {
-	var out lib.Ctensor
-	lib.AtgLog(&out, t)
-	return s.keep("log", out)
-}
+func (s *scope) log(t lib.Ctensor) lib.Ctensor { return s.unary("log", t, lib.AtgLog) }
 
 // clampMin returns t with every element below v raised to v.
 func (s *scope) clampMin(t lib.Ctensor, v scalar) lib.Ctensor {
