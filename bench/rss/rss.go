@@ -130,8 +130,14 @@ type Sample struct {
 	HWMMiB   float64 `json:"hwm_mib"`
 	// GoHeapMiB is the Go heap in use (runtime.MemStats.HeapInuse).
 	GoHeapMiB float64 `json:"go_heap_mib"`
+	// GoHeldMiB is the Go heap's memory not returned to the operating
+	// system (HeapSys − HeapReleased): in use, or free and still resident.
+	GoHeldMiB float64 `json:"go_held_mib"`
 	// CHeapMiB is the C allocator's memory in use (libtorch tensors).
 	CHeapMiB float64 `json:"c_heap_mib"`
+	// CFreeMiB is the free memory the C allocator holds (glibc's fordblks):
+	// resident until reused, or returned by malloc_trim.
+	CFreeMiB float64 `json:"c_free_mib"`
 	// ItemsPerSec is the rate since the previous sample.
 	ItemsPerSec float64 `json:"items_per_s"`
 }
@@ -365,8 +371,9 @@ func sample(done int, start time.Time, prev Sample) (Sample, error) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	el := time.Since(start).Seconds()
+	c := torchrt.CHeapStats()
 	s := Sample{Items: done, ElapsedS: el, RSSMiB: MiB(st.RSS), HWMMiB: MiB(st.HWM), GoHeapMiB: MiB(int64(ms.HeapInuse)),
-		CHeapMiB: MiB(int64(torchrt.CHeapStats().InUse))}
+		GoHeldMiB: MiB(int64(ms.HeapSys - ms.HeapReleased)), CHeapMiB: MiB(int64(c.InUse)), CFreeMiB: MiB(int64(c.Free))}
 	if dt := el - prev.ElapsedS; dt > 0 && done > prev.Items {
 		s.ItemsPerSec = float64(done-prev.Items) / dt
 	}
