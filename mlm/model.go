@@ -666,11 +666,11 @@ func (m *Model) activate(s *scope, x lib.Ctensor) lib.Ctensor { return applyActi
 func applyActivation(s *scope, act activation, x lib.Ctensor) lib.Ctensor {
 	switch act {
 	case actGELUTanh:
-		return s.consume(x, s.gelu(x, "tanh"))
+		return s.consume(x, s.gelu(x, true))
 	case actReLU:
 		return s.consume(x, s.relu(x))
 	}
-	return s.consume(x, s.gelu(x, "none"))
+	return s.consume(x, s.gelu(x, false))
 }
 
 // MLMHead returns vocabulary logits [N, vocab] for hidden states [N,

@@ -7,6 +7,8 @@ import (
 	"github.com/sugarme/gotch"
 	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/clozeloop/clozeloop/torchrt"
 )
 
 // Scoped tensor handles for every per-batch path: the forward pass, the
@@ -213,13 +215,16 @@ func (s *scope) softmax(t lib.Ctensor, dim int64) lib.Ctensor {
 	return s.keep("softmax", out)
 }
 
-// gelu applies GELU. lib.AtgGelu copies approximate with C.CString and
-// never frees it (one small chunk per call, per encoder layer and batch on
-// the layer-by-layer path), which no caller can avoid.
-func (s *scope) gelu(t lib.Ctensor, approximate string) lib.Ctensor {
-	var out lib.Ctensor
-	lib.AtgGelu(&out, t, approximate)
-	return s.keep("gelu", out)
+// gelu applies GELU, the tanh approximation when tanh is true. It goes
+// through torchrt because lib.AtgGelu copies its approximate argument with
+// C.CString and never frees it (a leaked chunk per call: five per training
+// step of the shipped model).
+func (s *scope) gelu(t lib.Ctensor, tanh bool) lib.Ctensor {
+	out, err := torchrt.Gelu(uintptr(unsafe.Pointer(t)), tanh)
+	if err != nil {
+		panic(torchError{fmt.Errorf("gelu: %w", err)})
+	}
+	return s.keep("gelu", lib.Ctensor(out))
 }
 
 func (s *scope) relu(t lib.Ctensor) lib.Ctensor { return s.unary("relu", t, lib.AtgRelu) }

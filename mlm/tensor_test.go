@@ -1,6 +1,7 @@
 package mlm
 
 import (
+	"math"
 	"runtime"
 	"strings"
 	"testing"
@@ -354,6 +355,44 @@ func TestScopeGoSlices(t *testing.T) {
 			for i, w := range tc.want {
 				if ints[i] != w || floats[i] != float32(w)/2 {
 					t.Errorf("element %d: %d and %g, want %d and %g", i, ints[i], floats[i], w, float32(w)/2)
+				}
+			}
+		})
+	}
+}
+
+// TestScopeGelu checks the scope's GELU (through torchrt) against the
+// exact and the tanh-approximated formula.
+func TestScopeGelu(t *testing.T) {
+	xs := []float32{-3, -1, -0.5, 0, 0.5, 1, 3}
+	tests := []struct {
+		name string
+		tanh bool
+		want func(x float64) float64
+	}{
+		{"erf", false, func(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }},
+		{"tanh", true, func(x float64) float64 {
+			return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			var s scope
+			defer s.free()
+			var got []float32
+			err := func() (err error) {
+				defer catch(&err, "gelu")
+				got = float32sOf(s.gelu(s.float32s(xs, []int64{int64(len(xs))}, gotch.CPU), tc.tanh))
+				return nil
+			}()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, x := range xs {
+				if w := tc.want(float64(x)); math.Abs(float64(got[i])-w) > 1e-6 {
+					t.Errorf("gelu(%g) = %g, want %g", x, got[i], w)
 				}
 			}
 		})

@@ -83,6 +83,23 @@ func VersionSum(handles []uintptr) (uint64, error) {
 	return uint64(sum), nil
 }
 
+// Gelu returns a new libtorch handle (torch::Tensor*, to be freed as
+// gotch's libtch.AtFree frees) with at::gelu of src, a torch::Tensor*: the
+// tanh approximation when tanh is true, else the exact erf form. Autograd
+// records it as it records gotch's operations. gotch's own wrapper leaks a
+// copy of its approximate argument on every call.
+func Gelu(src uintptr, tanh bool) (unsafe.Pointer, error) {
+	t := C.int(0)
+	if tanh {
+		t = 1
+	}
+	var out unsafe.Pointer
+	if err := cError(C.torchrt_gelu(C.uintptr_t(src), t, &out)); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EncoderLayer runs at::_transformer_encoder_layer_fwd, libtorch's fused
 // post-LayerNorm transformer encoder layer, on src [batch, length,
 // embedDim] and returns a new libtorch handle (torch::Tensor*, to be freed

@@ -8,6 +8,7 @@
 #include <ATen/Context.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/_transformer_encoder_layer_fwd.h>
+#include <ATen/ops/gelu.h>
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
 #include <c10/core/CPUAllocator.h>
@@ -470,6 +471,13 @@ char *torchrt_encoder_layer(uintptr_t src, int64_t embed_dim, int64_t num_heads,
         t(params[5]), t(params[6]), t(params[7]), t(params[8]), t(params[9]),
         t(params[10]), t(params[11]), m, mask_type);
     *out = new at::Tensor(std::move(r));
+  });
+}
+
+char *torchrt_gelu(uintptr_t src, int tanh_approx, void **out) {
+  *out = nullptr;
+  return guard("at::gelu", [&] {
+    *out = new at::Tensor(at::gelu(tensorAt(src), tanh_approx != 0 ? "tanh" : "none"));
   });
 }
 

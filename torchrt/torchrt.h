@@ -73,6 +73,12 @@ char *torchrt_encoder_layer(uintptr_t src, int64_t embed_dim, int64_t num_heads,
                             const uintptr_t *params, int use_gelu, double eps,
                             uintptr_t mask, void **out);
 
+// torchrt_gelu stores in *out a new torch::Tensor* with at::gelu of src (a
+// torch::Tensor*), the tanh approximation when tanh_approx is not 0, else
+// the exact erf form. (gotch's generated atg_gelu copies its approximate
+// argument with C.CString and never frees it: one leaked chunk per call.)
+char *torchrt_gelu(uintptr_t src, int tanh_approx, void **out);
+
 // torchrt_use_huge_pages makes libtorch's CPU allocator give every
 // allocation of at least threshold bytes its own anonymous mapping, aligned
 // to 2 MiB and advised for transparent huge pages (madvise
