@@ -319,14 +319,9 @@ func TestScopeGoSlices(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			var s scope
-			defer s.free()
 			var ints []int64
 			var floats []float32
-			err := func() (err error) {
-				defer catch(&err, "go slices")
+			err := onScope("go slices", func(s *scope) {
 				it := s.int64s(tc.ints, tc.shape, gotch.CPU)
 				fv := make([]float32, len(tc.ints))
 				for i, v := range tc.ints {
@@ -338,8 +333,7 @@ func TestScopeGoSlices(t *testing.T) {
 					ft = s.transpose(ft, 0, 1)
 				}
 				ints, floats = int64sOf(it), float32sOf(ft)
-				return nil
-			}()
+			})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
@@ -377,16 +371,10 @@ func TestScopeGelu(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			var s scope
-			defer s.free()
 			var got []float32
-			err := func() (err error) {
-				defer catch(&err, "gelu")
+			err := onScope("gelu", func(s *scope) {
 				got = float32sOf(s.gelu(s.float32s(xs, []int64{int64(len(xs))}, gotch.CPU), tc.tanh))
-				return nil
-			}()
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -397,4 +385,17 @@ func TestScopeGelu(t *testing.T) {
 			}
 		})
 	}
+}
+
+// onScope runs fn with a fresh scope on a locked OS thread, frees the scope
+// afterwards and returns the libtorch error fn panicked with (what names
+// it).
+func onScope(what string, fn func(s *scope)) (err error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var s scope
+	defer s.free()
+	defer catch(&err, what)
+	fn(&s)
+	return nil
 }
