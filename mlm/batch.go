@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	lib "github.com/sugarme/gotch/libtch"
-	"github.com/sugarme/gotch/ts"
 
 	"github.com/clozeloop/clozeloop/tokenize"
 )
@@ -181,21 +180,6 @@ func (m *Model) batchInputs(s *scope, items []prepared, idx []int) (ids, mask, f
 	return ids, mask, flat
 }
 
-// maskOutputs runs the batch idx and returns the MLM logits at every mask
-// [M, vocab] (items in idx order, masks in text order) and, when
-// wantHidden, the hidden states there [M, hidden]. The caller holds the
-// model lock, runs under no-grad and drops the results.
-func (m *Model) maskOutputs(items []prepared, idx []int, train, wantHidden bool) (logits, hidden *ts.Tensor, err error) {
-	var s scope
-	defer s.free()
-	defer catch(&err, "masked forward")
-	lg, at := m.maskLogits(&s, items, idx, train)
-	if wantHidden {
-		hidden = s.release(at)
-	}
-	return s.release(lg), hidden, nil
-}
-
 // maskLogits runs the batch idx on s and returns the MLM logits at every
 // mask [M, vocab] (items in idx order, masks in text order) and the hidden
 // states there [M, hidden]. The caller holds the model lock and runs under
@@ -211,12 +195,6 @@ func (m *Model) maskLogits(s *scope, items []prepared, idx []int, train bool) (l
 	s.drop(flat)
 	return m.head(s, at), at
 }
-
-// copyFloat32s copies a float32 tensor (on any device) to Go memory.
-func copyFloat32s(t *ts.Tensor) []float32 { return float32sOf(ct(t)) }
-
-// copyInt64s copies an int64 tensor (on any device) to Go memory.
-func copyInt64s(t *ts.Tensor) []int64 { return int64sOf(ct(t)) }
 
 // countMasks returns how many of ids are maskID.
 func countMasks(ids []int, maskID int64) int {

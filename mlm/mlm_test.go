@@ -695,3 +695,6 @@ func (m *Model) int64Tensor(vals []int64, shape []int64) (t *ts.Tensor, err erro
 	defer catch(&err, "int64 tensor")
 	return s.release(s.int64s(vals, shape, m.device)), nil
 }
+
+// copyFloat32s copies a float32 tensor (on any device) to Go memory.
+func copyFloat32s(t *ts.Tensor) []float32 { return float32sOf(ct(t)) }
