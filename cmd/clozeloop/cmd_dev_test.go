@@ -154,7 +154,7 @@ func testDevDemo(t *testing.T, s3 *store.Config) {
 				return
 			}
 			scraped = m
-			if scraped[metrics.RoundPhase] > 0 && scraped["temporal_workflow_task_execution_latency_seconds"] > 0 {
+			if scraped[metrics.RoundPhase] > 0 && allPositive(scraped, devSDKMetrics) {
 				break
 			}
 		}
@@ -347,6 +347,22 @@ func TestStartModel(t *testing.T) {
 
 // checkDevMetrics checks that a demo round moved every metric of package
 // metrics, and the Temporal SDK's own.
+// devSDKMetrics are the Temporal SDK's metrics a demo run must report.
+// The SDK hands them to the registry on its own reporting interval, so the
+// scrape waits until every one of them is there.
+var devSDKMetrics = []string{"temporal_workflow_task_execution_latency_seconds", "temporal_activity_execution_latency_seconds",
+	"temporal_request_total", "temporal_workflow_continue_as_new_total"}
+
+// allPositive reports whether every name has a positive value in got.
+func allPositive(got map[string]float64, names []string) bool {
+	for _, n := range names {
+		if got[n] <= 0 {
+			return false
+		}
+	}
+	return true
+}
+
 func checkDevMetrics(t *testing.T, got map[string]float64) {
 	t.Helper()
 	if got == nil {
@@ -381,8 +397,7 @@ func checkDevMetrics(t *testing.T, got map[string]float64) {
 			t.Errorf("%s{phase=%s} has no sample", metrics.RoundPhase, phase)
 		}
 	}
-	for _, name := range []string{"temporal_workflow_task_execution_latency_seconds", "temporal_activity_execution_latency_seconds",
-		"temporal_request_total", "temporal_workflow_continue_as_new_total"} {
+	for _, name := range devSDKMetrics {
 		if got[name] <= 0 {
 			t.Errorf("SDK metric %s = %v, want > 0", name, got[name])
 		}
