@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -29,7 +28,9 @@ import (
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/dynamicconfig"
 	"go.temporal.io/server/common/log"
+	"go.temporal.io/server/common/membership/static"
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/primitives"
 	"go.temporal.io/server/common/primitives/timestamp"
 	"go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
@@ -194,7 +195,7 @@ func (s *Server) startTemporal(persistence config.Persistence, ports portPicker)
 		return fmt.Errorf("devserver: frontend address %q: %w", s.opts.FrontendAddr, err)
 	}
 	s.frontendAddr = net.JoinHostPort(host, strconv.Itoa(port))
-	cfg, err := buildConfig(host, port, persistence, ports)
+	cfg, hosts, err := buildConfig(host, port, persistence, ports)
 	if err != nil {
 		return err
 	}
@@ -223,6 +224,7 @@ func (s *Server) startTemporal(persistence config.Persistence, ports portPicker)
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(cfg),
 		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithStaticHosts(hosts),
 		temporal.WithLogger(logger),
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
@@ -339,33 +341,44 @@ func sqlitePersistence(dbPath string) (config.Persistence, *config.SQL) {
 
 // buildConfig is the single-process configuration of the Temporal CLI's
 // dev server (every service in this process, on loopback) on the given
-// persistence.
-func buildConfig(host string, frontendPort int, persistence config.Persistence, ports portPicker) (*config.Config, error) {
+// persistence, and the services' static membership: each service's one
+// host is its own gRPC address.
+//
+// Membership is static, as in the Temporal CLI's dev server, rather than
+// ringpop's: ringpop seeds its ring from the cluster_membership rows that
+// heartbeated in the last 20 seconds, so a server started again on the
+// same store right after a stop tries to join its previous incarnation's
+// dead listeners and gives up after the maximum join duration (a Fatal
+// that ended the process). One process holds every service, so there is
+// nothing to discover.
+func buildConfig(host string, frontendPort int, persistence config.Persistence, ports portPicker) (*config.Config, map[primitives.ServiceName]static.Hosts, error) {
 	services := map[string]config.Service{}
-	for _, name := range []string{"frontend", "history", "matching", "worker"} {
+	hosts := map[primitives.ServiceName]static.Hosts{}
+	for _, name := range temporal.DefaultServices {
 		grpcPort := frontendPort
-		if name != "frontend" {
+		if name != string(primitives.FrontendService) {
 			p, err := ports.grpc()
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			grpcPort = p
 		}
-		memberPort, err := ports.membership()
-		if err != nil {
-			return nil, err
-		}
-		rpc := config.RPC{GRPCPort: grpcPort, MembershipPort: memberPort, BindOnLocalHost: true}
-		if name == "frontend" && host != "127.0.0.1" && host != "localhost" {
+		rpc := config.RPC{GRPCPort: grpcPort, BindOnLocalHost: true}
+		self := net.JoinHostPort("127.0.0.1", strconv.Itoa(grpcPort))
+		if name == string(primitives.FrontendService) && host != "127.0.0.1" && host != "localhost" {
 			rpc.BindOnLocalHost = false
 			rpc.BindOnIP = host
+			if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+				self = net.JoinHostPort(host, strconv.Itoa(grpcPort))
+			}
 		}
 		services[name] = config.Service{RPC: rpc}
+		hosts[primitives.ServiceName(name)] = static.SingleLocalHost(self)
 	}
 	broadcast := "127.0.0.1"
 	cfg := &config.Config{
 		Global: config.Global{
-			Membership: config.Membership{MaxJoinDuration: 30 * time.Second, BroadcastAddress: broadcast},
+			Membership: config.Membership{BroadcastAddress: broadcast},
 		},
 		Persistence: persistence,
 		ClusterMetadata: &cluster.Config{
@@ -395,7 +408,7 @@ func buildConfig(host string, frontendPort int, persistence config.Persistence, 
 			},
 		},
 	}
-	return cfg, nil
+	return cfg, hosts, nil
 }
 
 // prepareDB creates the schema in a new file and registers the namespace.
@@ -458,17 +471,16 @@ func resolveAddr(addr string) (string, int, error) {
 	return host, port, nil
 }
 
-// portPicker picks the ports of the services' listeners other than the
-// frontend's gRPC port.
+// portPicker picks the gRPC ports of the services other than the
+// frontend.
 type portPicker struct {
-	grpc       func() (int, error) // a service's gRPC port
-	membership func() (int, error) // a service's membership (ringpop) port
+	grpc func() (int, error) // a service's gRPC port
 }
 
 // defaultPorts picks free loopback ports. A port is only free when it is
 // picked: the service that listens on it binds it later, so another
 // process may take it in between (see startTemporal).
-var defaultPorts = portPicker{grpc: freePort, membership: freeMembershipPort}
+var defaultPorts = portPicker{grpc: freePort}
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -477,22 +489,6 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// freeMembershipPort finds a free loopback port for a service's membership
-// (ringpop) listener below 32768: the server records it in the
-// cluster_membership table, whose rpc_port column is a smallint in the
-// PostgreSQL schema, while the kernel's ephemeral ports start higher.
-func freeMembershipPort() (int, error) {
-	for range 200 {
-		p := 20000 + rand.IntN(32767-20000)
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err == nil {
-			l.Close()
-			return p, nil
-		}
-	}
-	return 0, errors.New("find a free port below 32768 for the membership listener: 200 tries failed")
 }
 
 func waitForPort(ctx context.Context, addr string) error {

@@ -213,8 +213,8 @@ func waitQuery(t *testing.T, c client.Client, id string) {
 	}
 }
 
-// TestStartRetriesWhenAPortIsTaken starts a server whose first membership
-// port is already held by another listener, as when another process takes
+// TestStartRetriesWhenAPortIsTaken starts a server whose first service
+// gRPC port is already held by another listener, as when another process takes
 // a picked port before the service listens on it: the server reports that
 // as fatal while starting, and Start tries again on fresh ports instead of
 // ending the test binary.
@@ -229,12 +229,12 @@ func TestStartRetriesWhenAPortIsTaken(t *testing.T) {
 	defer taken.Close()
 	takenPort := taken.Addr().(*net.TCPAddr).Port
 	handedOut := false
-	ports := portPicker{grpc: freePort, membership: func() (int, error) {
+	ports := portPicker{grpc: func() (int, error) {
 		if !handedOut {
 			handedOut = true
 			return takenPort, nil
 		}
-		return freeMembershipPort()
+		return freePort()
 	}}
 	var logs bytes.Buffer
 	var mu sync.Mutex

@@ -40,10 +40,10 @@ func TestServerLogger(t *testing.T) {
 		{"other fatal while running", "running", false, func(l log.Logger) { l.Fatal("unable to start server") }, zapcore.FatalLevel},
 		// A Fatal while starting panics with a *startFatal (checked below).
 		{"listener fatal while starting", "starting", false, func(l log.Logger) {
-			l.Fatal("Failed to start ringpop listener", tag.Address("127.0.0.1:21000"))
+			l.Fatal("Failed to start gRPC listener", tag.Address("127.0.0.1:21000"))
 		}, zapcore.ErrorLevel},
 		{"listener fatal while starting, tagged logger", "starting", true, func(l log.Logger) {
-			l.Fatal("Failed to start ringpop listener", tag.Address("127.0.0.1:21000"))
+			l.Fatal("Failed to start gRPC listener", tag.Address("127.0.0.1:21000"))
 		}, zapcore.ErrorLevel},
 	}
 	for _, tt := range tests {
@@ -65,7 +65,7 @@ func TestServerLogger(t *testing.T) {
 					switch {
 					case wantStartFatal:
 						err, _ := r.(error)
-						if !errors.As(err, &fatal) || !strings.Contains(fatal.Error(), "Failed to start ringpop listener address=127.0.0.1:21000") {
+						if !errors.As(err, &fatal) || !strings.Contains(fatal.Error(), "Failed to start gRPC listener address=127.0.0.1:21000") {
 							t.Errorf("recovered %v, want a *startFatal naming the message and the address", r)
 						}
 					case r != nil && tt.wantLevel < zapcore.DPanicLevel:
