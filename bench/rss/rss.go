@@ -128,6 +128,9 @@ type Sample struct {
 	ElapsedS float64 `json:"elapsed_s"`
 	RSSMiB   float64 `json:"rss_mib"`
 	HWMMiB   float64 `json:"hwm_mib"`
+	// FileMiB is the part of RSSMiB that maps files (RssFile): shared
+	// libraries' pages, which the process's own allocations do not change.
+	FileMiB float64 `json:"file_mib"`
 	// GoHeapMiB is the Go heap in use (runtime.MemStats.HeapInuse).
 	GoHeapMiB float64 `json:"go_heap_mib"`
 	// GoHeldMiB is the Go heap's memory not returned to the operating
@@ -372,7 +375,7 @@ func sample(done int, start time.Time, prev Sample) (Sample, error) {
 	runtime.ReadMemStats(&ms)
 	el := time.Since(start).Seconds()
 	c := torchrt.CHeapStats()
-	s := Sample{Items: done, ElapsedS: el, RSSMiB: MiB(st.RSS), HWMMiB: MiB(st.HWM), GoHeapMiB: MiB(int64(ms.HeapInuse)),
+	s := Sample{Items: done, ElapsedS: el, RSSMiB: MiB(st.RSS), HWMMiB: MiB(st.HWM), FileMiB: MiB(st.File), GoHeapMiB: MiB(int64(ms.HeapInuse)),
 		GoHeldMiB: MiB(int64(ms.HeapSys - ms.HeapReleased)), CHeapMiB: MiB(int64(c.InUse)), CFreeMiB: MiB(int64(c.Free))}
 	if dt := el - prev.ElapsedS; dt > 0 && done > prev.Items {
 		s.ItemsPerSec = float64(done-prev.Items) / dt

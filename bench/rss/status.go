@@ -22,16 +22,21 @@ type Status struct {
 	// HWM is VmHWM, the peak resident set size since the process started
 	// or since ResetPeak.
 	HWM int64
+	// File is RssFile, the part of RSS that maps files (the code and data
+	// of libtorch and the other shared libraries, as far as they were
+	// touched), or 0 where the kernel does not report it.
+	File int64
 }
 
-// ParseStatus reads VmRSS and VmHWM from the text of /proc/<pid>/status.
+// ParseStatus reads VmRSS, VmHWM and (when present) RssFile from the text
+// of /proc/<pid>/status.
 func ParseStatus(r io.Reader) (Status, error) {
 	var st Status
 	var haveRSS, haveHWM bool
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		key, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (key != "VmRSS" && key != "VmHWM") {
+		if !ok || (key != "VmRSS" && key != "VmHWM" && key != "RssFile") {
 			continue
 		}
 		f := strings.Fields(val)
@@ -42,10 +47,13 @@ func ParseStatus(r io.Reader) (Status, error) {
 		if err != nil || n < 0 {
 			return st, fmt.Errorf("parse %s: %q is not a size in kB", key, f[0])
 		}
-		if key == "VmRSS" {
+		switch key {
+		case "VmRSS":
 			st.RSS, haveRSS = n*1024, true
-		} else {
+		case "VmHWM":
 			st.HWM, haveHWM = n*1024, true
+		default:
+			st.File = n * 1024
 		}
 	}
 	if err := sc.Err(); err != nil {

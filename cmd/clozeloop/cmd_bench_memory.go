@@ -95,13 +95,13 @@ func printBenchMemory(w io.Writer, r *rss.Result) {
 	if unit != "items" {
 		done = unit + " done"
 	}
-	fmt.Fprintf(tw, "%s\tVmRSS MiB\tVmHWM MiB\tGo heap MiB\tGo held MiB\tC heap MiB\tC free MiB\t%s/s\t\n", done, unit)
+	fmt.Fprintf(tw, "%s\tVmRSS MiB\tVmHWM MiB\tfiles MiB\tGo heap MiB\tGo held MiB\tC heap MiB\tC free MiB\t%s/s\t\n", done, unit)
 	row := func(label string, s rss.Sample) {
 		rate := "-"
 		if s.ItemsPerSec > 0 {
 			rate = fmt.Sprintf("%.0f", s.ItemsPerSec)
 		}
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t\n", label, s.RSSMiB, s.HWMMiB, s.GoHeapMiB, s.GoHeldMiB, s.CHeapMiB, s.CFreeMiB, rate)
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t\n", label, s.RSSMiB, s.HWMMiB, s.FileMiB, s.GoHeapMiB, s.GoHeldMiB, s.CHeapMiB, s.CFreeMiB, rate)
 	}
 	row("0 (before)", r.Before)
 	for _, s := range r.Samples {
