@@ -56,7 +56,7 @@ func (m *Model) FillMask(ctx context.Context, texts []string, opts FillOptions) 
 	}
 	targets, err := m.targetIDs(opts.Targets)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("fill mask: %w", err)
 	}
 	prep := make([]prepared, len(texts))
 	for i, t := range texts {
@@ -102,7 +102,7 @@ func (m *Model) targetIDs(targets []string) ([]int64, error) {
 		if !ok {
 			pieces, err := m.tok.WordPieces(w)
 			if err != nil {
-				return nil, fmt.Errorf("fill mask: target %q: %w", w, err)
+				return nil, fmt.Errorf("target %q: %w", w, err)
 			}
 			if len(pieces.IDs) == 0 {
 				continue
@@ -115,7 +115,7 @@ func (m *Model) targetIDs(targets []string) ([]int64, error) {
 		}
 	}
 	if len(ids) == 0 {
-		return nil, fmt.Errorf("fill mask: no target maps to a token: %q", targets)
+		return nil, fmt.Errorf("no target maps to a token: %q", targets)
 	}
 	return ids, nil
 }

@@ -45,6 +45,14 @@ type ScoreOptions struct {
 	BatchSize int
 	// Seed seeds the dropout masks of MCDropout.
 	Seed uint64
+	// Answers, when set, is the closed answer set of a task whose masks
+	// take one of a few words (fill-mask as a classifier: a verbaliser
+	// word per class). The measures and suggestions are then those of the
+	// model's distribution renormalised over these words, the classifier's
+	// own uncertainty, instead of over the whole vocabulary, where the
+	// mass on words that are never an answer would dominate. Words map to
+	// tokens as FillOptions.Targets do; at least two distinct tokens.
+	Answers []string
 }
 
 // suggestionText is Suggestion.Token for id: the decoded token, spaces
@@ -110,6 +118,10 @@ func (m *Model) Score(ctx context.Context, items []ScoreItem, opts ScoreOptions,
 	if opts.MCDropout < 0 {
 		return nil, fmt.Errorf("score: negative MC-dropout sample count %d", opts.MCDropout)
 	}
+	answers, err := m.answerIDs(opts.Answers)
+	if err != nil {
+		return nil, err
+	}
 	prep := make([]prepared, len(items))
 	out := make([]ItemScore, len(items))
 	for i, it := range items {
@@ -143,7 +155,7 @@ func (m *Model) Score(ctx context.Context, items []ScoreItem, opts ScoreOptions,
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("score: %w", err)
 		}
-		if err := m.scoreBatch(prep, b, opts, out); err != nil {
+		if err := m.scoreBatch(prep, b, answers, opts, out); err != nil {
 			return nil, fmt.Errorf("score batch of %d items: %w", len(b), err)
 		}
 		done += len(b)
@@ -182,24 +194,64 @@ type maskStats struct {
 	k      int
 }
 
-func (m *Model) scoreBatch(prep []prepared, idx []int, opts ScoreOptions, out []ItemScore) (err error) {
+// answerIDs maps ScoreOptions.Answers to token ids (nil without them).
+func (m *Model) answerIDs(words []string) ([]int64, error) {
+	if len(words) == 0 {
+		return nil, nil
+	}
+	if m.tok == nil {
+		return nil, fmt.Errorf("score: answers need a tokenizer, and the model has none")
+	}
+	ids, err := m.targetIDs(words)
+	if err != nil {
+		return nil, fmt.Errorf("score: answers: %w", err)
+	}
+	if len(ids) < 2 {
+		return nil, fmt.Errorf("score: answers %q map to %d distinct token(s); a closed answer set needs at least 2", words, len(ids))
+	}
+	return ids, nil
+}
+
+// answerColumns returns the columns of logits [M, vocab] (a handle of s)
+// for the answer ids, consuming logits, or logits itself without answers.
+func (m *Model) answerColumns(s *scope, logits lib.Ctensor, answers []int64) lib.Ctensor {
+	if answers == nil {
+		return logits
+	}
+	ids := s.int64s(answers, []int64{int64(len(answers))}, m.device)
+	return s.consume(logits, s.indexSelect(logits, 1, ids))
+}
+
+func (m *Model) scoreBatch(prep []prepared, idx []int, answers []int64, opts ScoreOptions, out []ItemScore) (err error) {
 	defer catch(&err, "score")
 	k := min(max(opts.TopK, 2), m.candidates())
+	if answers != nil {
+		k = min(max(opts.TopK, 2), len(answers))
+	}
 	var s scope
 	defer s.free()
 	logits, hidden := m.maskLogits(&s, prep, idx, false)
+	logits = m.answerColumns(&s, logits, answers)
 	st := maskStats{k: k}
 	logp := s.consume(logits, s.logSoftmax(logits, -1))
 	p := s.exp(logp)
 	ent := s.consume(logp, s.entropy(p, logp))
-	vals, ind := s.topk(m.candidateColumns(&s, p), int64(k))
+	if answers == nil {
+		p = m.candidateColumns(&s, p)
+	}
+	vals, ind := s.topk(p, int64(k))
 	st.topP, st.topID, st.ent = float32sOf(vals), int64sOf(ind), float32sOf(ent)
+	if answers != nil {
+		for i, c := range st.topID {
+			st.topID[i] = answers[c]
+		}
+	}
 	if opts.Embeddings {
 		st.hidden = float32sOf(hidden)
 	}
 	s.free()
 	if opts.MCDropout > 0 {
-		st.bald = m.bald(prep, idx, opts.MCDropout)
+		st.bald = m.bald(prep, idx, answers, opts.MCDropout)
 	}
 	m.fillScores(prep, idx, st, opts, out)
 	return nil
@@ -213,14 +265,16 @@ func (s *scope) entropy(p, logp lib.Ctensor) lib.Ctensor {
 }
 
 // bald runs samples dropout forward passes and returns, per mask, the
-// mutual information H(mean p) − mean H(p).
-func (m *Model) bald(prep []prepared, idx []int, samples int) []float64 {
+// mutual information H(mean p) − mean H(p), over the answer ids when there
+// are any.
+func (m *Model) bald(prep []prepared, idx []int, answers []int64, samples int) []float64 {
 	var s scope
 	defer s.free()
 	var sumP, sumEnt lib.Ctensor
 	for range samples {
 		logits, hidden := m.maskLogits(&s, prep, idx, true)
 		s.drop(hidden)
+		logits = m.answerColumns(&s, logits, answers)
 		logp := s.consume(logits, s.logSoftmax(logits, -1))
 		p := s.exp(logp)
 		ent := s.consume(logp, s.entropy(p, logp))

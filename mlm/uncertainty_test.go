@@ -3,6 +3,7 @@ package mlm
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/sugarme/gotch"
@@ -103,6 +104,65 @@ func TestScoreMeasuresClosedForm(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestScoreAnswersClosedForm scores with a closed answer set: logits ln 4
+// for "red", ln 3 for "cat", 0 for "dog" and every other token. Over the
+// whole vocabulary "red" leads; over the answers cat and dog the
+// distribution is (3/4, 1/4) whatever the other tokens hold, so the
+// measures are those of TestScoreMeasuresClosedForm's 3:1 case and the
+// suggestions name only answers.
+func TestScoreAnswersClosedForm(t *testing.T) {
+	v := len(testVocab())
+	cat, dog, red := 14, 15, 20 // ids in testVocab
+	bias := make([]float32, v)
+	bias[red], bias[cat] = float32(math.Log(4)), float32(math.Log(3))
+	m := fixedLogitsModel(t, bias)
+	items := []ScoreItem{{ID: "one", Text: "i want to [MASK] a book"}, {ID: "two", Text: "the [MASK] sat on the [MASK] ."}}
+	ctx := context.Background()
+
+	whole, err := m.Score(ctx, items[:1], ScoreOptions{TopK: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if whole[0].Suggestions[0][0].ID != red {
+		t.Fatalf("without answers the top suggestion is %+v, want red", whole[0].Suggestions[0][0])
+	}
+	got, err := m.Score(ctx, items, ScoreOptions{TopK: 5, MCDropout: 2, Seed: 1, Answers: []string{"cat", "dog", "cats"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tol = 1e-5
+	for _, s := range got {
+		if s.Err != "" {
+			t.Fatalf("item %s: %s", s.ID, s.Err)
+		}
+		for _, c := range []struct {
+			what      string
+			got, want float64
+		}{
+			{"least confidence", s.LeastConfidence, 0.25},
+			{"margin", s.Margin, 0.5},
+			{"entropy", s.Entropy, binaryEntropy(0.75)},
+			{"BALD", s.BALD, 0},
+			{"top-1 probability", s.Suggestions[0][0].Score, 0.75},
+		} {
+			if !(math.Abs(c.got-c.want) <= tol) {
+				t.Errorf("item %s: %s = %.7g, closed form %.7g", s.ID, c.what, c.got, c.want)
+			}
+		}
+		for _, sugg := range s.Suggestions {
+			if len(sugg) != 2 || sugg[0].ID != cat || sugg[1].ID != dog || sugg[0].Token != "cat" {
+				t.Errorf("item %s: suggestions %+v, want cat then dog only", s.ID, sugg)
+			}
+		}
+	}
+
+	for _, bad := range [][]string{{"cat"}, {"cat", "cats"}} {
+		if _, err := m.Score(ctx, items, ScoreOptions{Answers: bad}, nil); err == nil || !strings.Contains(err.Error(), "at least 2") {
+			t.Errorf("answers %q: error %v, want one asking for at least 2 tokens", bad, err)
+		}
 	}
 }
 

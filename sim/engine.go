@@ -38,6 +38,9 @@ type ScoreOptions struct {
 	MCDropout int
 	// Seed seeds the dropout masks.
 	Seed int64
+	// Answers, when set, restricts the uncertainty measures to a closed
+	// answer set (Config.Answers).
+	Answers []string
 }
 
 // FineTuneOptions are the fine-tune settings of every round: the fields of

@@ -21,6 +21,7 @@ type fakeEngine struct {
 
 	mu      sync.Mutex
 	scored  [][]string // item IDs of every Score call, for the tests
+	answers [][]string // ScoreOptions.Answers of every Score call
 	replays []int      // replay texts of every FineTune call
 	starts  int
 }
@@ -61,6 +62,7 @@ func (m *fakeModel) Score(ctx context.Context, items []Item, opts ScoreOptions) 
 	}
 	m.e.mu.Lock()
 	m.e.scored = append(m.e.scored, ids)
+	m.e.answers = append(m.e.answers, opts.Answers)
 	m.e.mu.Unlock()
 	return out, nil
 }

@@ -57,7 +57,7 @@ func toScoreItems(items []Item) []mlm.ScoreItem {
 func (x *mlmModel) Score(ctx context.Context, items []Item, opts ScoreOptions) ([]acquire.Candidate, error) {
 	res, err := x.m.Score(ctx, toScoreItems(items), mlm.ScoreOptions{
 		Aggregate: x.e.Aggregate, MCDropout: opts.MCDropout, Embeddings: opts.Embeddings,
-		BatchSize: x.e.BatchSize, Seed: uint64(opts.Seed), TopK: 2,
+		BatchSize: x.e.BatchSize, Seed: uint64(opts.Seed), TopK: 2, Answers: opts.Answers,
 	}, nil)
 	if err != nil {
 		return nil, err

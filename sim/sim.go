@@ -88,6 +88,10 @@ type Config struct {
 	BootstrapSeed      uint64 `json:"bootstrap_seed"`
 	// Noise makes the oracle imperfect.
 	Noise NoiseOptions `json:"noise"`
+	// Answers, when set, is the task's closed answer set: the uncertainty
+	// strategies then measure the model's distribution over these words
+	// only (mlm.ScoreOptions.Answers). Evaluation is unchanged.
+	Answers []string `json:"answers,omitempty"`
 }
 
 // Validate reports what is wrong with c, defaults applied: every problem,
@@ -542,7 +546,7 @@ func acquireBatch(ctx context.Context, model Model, data *Data, cfg Config, stra
 		err   error
 	)
 	if need.scores && strat.Name() != "surprisal" {
-		so := ScoreOptions{Embeddings: need.embeddings, MCDropout: need.mcDropout, Seed: seed*1000 + int64(round)}
+		so := ScoreOptions{Embeddings: need.embeddings, MCDropout: need.mcDropout, Seed: seed*1000 + int64(round), Answers: cfg.Answers}
 		if cands, err = model.Score(ctx, sample, so); err != nil {
 			return nil, fmt.Errorf("score %d pool items: %w", len(sample), err)
 		}

@@ -343,6 +343,31 @@ func TestRunReplayTexts(t *testing.T) {
 	}
 }
 
+// TestRunPassesAnswers checks that a closed answer set reaches every
+// scoring of the pool and the results' record of the configuration.
+func TestRunPassesAnswers(t *testing.T) {
+	data := fakeData(100)
+	eng := &fakeEngine{gold: data.Gold}
+	cfg := testConfig("entropy")
+	cfg.Seeds, cfg.Initial, cfg.Batch, cfg.Rounds = []int64{1}, 5, 5, 2
+	cfg.Answers = []string{"animal", "food"}
+	res, err := Run(context.Background(), eng, data, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(eng.answers) != 2 {
+		t.Fatalf("%d scorings of the pool, want 2 (one per round)", len(eng.answers))
+	}
+	for i, a := range eng.answers {
+		if !reflect.DeepEqual(a, cfg.Answers) {
+			t.Errorf("scoring %d had answers %q, want %q", i, a, cfg.Answers)
+		}
+	}
+	if !reflect.DeepEqual(res.Config.Answers, cfg.Answers) {
+		t.Errorf("results record answers %q, want %q", res.Config.Answers, cfg.Answers)
+	}
+}
+
 func TestSummarizeSavingsOnlyWhenRandomImproves(t *testing.T) {
 	run := func(strategy string, seed int64, top1 ...float64) RunResult {
 		r := RunResult{Strategy: strategy, Seed: seed}

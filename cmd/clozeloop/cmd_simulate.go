@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/clozeloop/clozeloop/mlm"
@@ -63,6 +64,7 @@ func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 	bootN := fs.Int("bootstrap-resamples", sim.DefaultBootstrapResamples, "bootstrap resamples of the paired confidence intervals")
 	mc := fs.Int("mc-dropout", sim.DefaultMCDropout, "MC-dropout samples for BALD")
 	targetSample := fs.Int("target-sample", sim.DefaultTargetSample, "eval items embedded as the target sample of the target strategy (drawn from the eval items --eval-limit leaves unmeasured, when there are any)")
+	answers := fs.String("answers", "", "the task's closed answer set, comma-separated words or @FILE (one word per line, e.g. DATA/answers.txt of data build supersense): the uncertainty strategies then measure the model's distribution over these words only")
 	noiseWrong := fs.Float64("noise-wrong", 0, "share of items the oracle answers with a wrong gold word")
 	noiseSkip := fs.Float64("noise-skip", 0, "share of items the oracle skips")
 	threads := fs.Int("threads", 0, "libtorch threads (0: number of CPUs)")
@@ -108,7 +110,12 @@ func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 	if *replayMax < 0 || *evalLimit < 0 {
 		return usagef("--replay-max %d and --eval-limit %d must not be negative", *replayMax, *evalLimit)
 	}
+	answerSet, err := parseAnswers(*answers)
+	if err != nil {
+		return usagef("--answers: %v", err)
+	}
 	cfg := sim.Config{
+		Answers:    answerSet,
 		Strategies: strats, Initial: *initial, Seeding: sim.Seeding(*seeding), Rounds: *rounds, Batch: *batch,
 		PoolSample: *poolSample, MCDropout: *mc, TargetSample: *targetSample, Mode: sim.FineTuneMode(*mode),
 		FineTune: sim.FineTuneOptions{Steps: *steps, Epochs: *epochs, LR: *lr, BatchSize: *ftBatch,
@@ -213,4 +220,34 @@ func runSimulateCompare(env *cmdEnv, args []string) error {
 		return writeJSON(env.stdout, simulateCompareOutput{A: fs.Arg(0), B: fs.Arg(1), BaseA: a.Base, BaseB: b.Base, Comparisons: cmp})
 	}
 	return sim.WriteComparison(env.stdout, a, b, cmp)
+}
+
+// parseAnswers reads --answers: comma-separated words, or @FILE with one
+// word per line (blank lines and lines starting with # skipped).
+func parseAnswers(v string) ([]string, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var words []string
+	if path, ok := strings.CutPrefix(v, "@"); ok {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				words = append(words, line)
+			}
+		}
+	} else {
+		for _, w := range strings.Split(v, ",") {
+			if w = strings.TrimSpace(w); w != "" {
+				words = append(words, w)
+			}
+		}
+	}
+	if len(words) < 2 {
+		return nil, fmt.Errorf("%q gives %d word(s); a closed answer set needs at least 2", v, len(words))
+	}
+	return words, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -128,6 +129,37 @@ func TestSimulateCommand(t *testing.T) {
 	} {
 		if code := run(bad, &stdout, &stderr); code == 0 {
 			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+func TestParseAnswers(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "answers.txt")
+	if err := os.WriteFile(file, []byte("# classes\nanimal\n\n food \nplant\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		in      string
+		want    []string
+		wantErr string
+	}{
+		{"", nil, ""},
+		{"animal, food,,plant", []string{"animal", "food", "plant"}, ""},
+		{"@" + file, []string{"animal", "food", "plant"}, ""},
+		{"animal", nil, "at least 2"},
+		{" , ", nil, "at least 2"},
+		{"@" + file + ".missing", nil, "no such file"},
+	}
+	for _, tc := range tests {
+		got, err := parseAnswers(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("parseAnswers(%q) error %v, want one containing %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("parseAnswers(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
 	}
 }
