@@ -259,6 +259,13 @@ func TestStartRetriesWhenAPortIsTaken(t *testing.T) {
 	}
 
 	// The second attempt's server works: a workflow runs to completion.
+	runWaitForGo(ctx, t, s, "after-retry")
+}
+
+// runWaitForGo runs waitForGo as workflow id on s with a worker of its
+// own, signals it and checks its result.
+func runWaitForGo(ctx context.Context, t *testing.T, s *Server, id string) {
+	t.Helper()
 	c := dial(t, s)
 	defer c.Close()
 	w := worker.New(c, "q", worker.Options{})
@@ -267,7 +274,7 @@ func TestStartRetriesWhenAPortIsTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "after-retry", TaskQueue: "q"}, waitForGo, "got ")
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: "q"}, waitForGo, "got ")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +283,7 @@ func TestStartRetriesWhenAPortIsTaken(t *testing.T) {
 	}
 	var out string
 	if err := run.Get(ctx, &out); err != nil || out != "got it" {
-		t.Fatalf("workflow result %q, %v", out, err)
+		t.Fatalf("workflow %s: result %q, %v", id, out, err)
 	}
 }
 

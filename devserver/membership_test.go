@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/server/common/log"
 	"go.temporal.io/server/common/metrics"
 	"go.temporal.io/server/common/persistence"
@@ -42,26 +40,7 @@ func TestStartIgnoresStaleMembership(t *testing.T) {
 		t.Fatalf("start beside stale membership rows: %v", err)
 	}
 	defer s.Stop()
-
-	c := dial(t, s)
-	defer c.Close()
-	w := worker.New(c, "q", worker.Options{})
-	w.RegisterWorkflow(waitForGo)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "beside-stale", TaskQueue: "q"}, waitForGo, "got ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SignalWorkflow(ctx, run.GetID(), "", "go", "it"); err != nil {
-		t.Fatal(err)
-	}
-	var out string
-	if err := run.Get(ctx, &out); err != nil || out != "got it" {
-		t.Fatalf("workflow result %q, %v", out, err)
-	}
+	runWaitForGo(ctx, t, s, "beside-stale")
 }
 
 // writeStaleMembers records one host per service in the SQLite file in dir
