@@ -206,3 +206,46 @@ func TestDensitySample(t *testing.T) {
 		t.Errorf("NaN entropy: %v", err)
 	}
 }
+
+// TestWeightedDrawKeyMergesShards draws 10 of 101 items three ways: with
+// Density's weighted sample over the whole pool, and with the largest
+// WeightedDrawKey keys of each of three shards merged, as the workflow's
+// shards do; both give the same items. Weight 0 gets the lowest key.
+func TestWeightedDrawKeyMergesShards(t *testing.T) {
+	var cands []Candidate
+	target := [][]float32{{1, 0}}
+	for i := 0; i < 100; i++ {
+		a := (10 + 0.8*float64(i)) * math.Pi / 180 // 10° to 89°: similarity cos a, below 1, so the whole-pool draw rescales it
+		cands = append(cands, Candidate{ID: fmt.Sprintf("i%03d", i), Embedding: []float32{float32(math.Cos(a)), float32(math.Sin(a))}})
+	}
+	cands = append(cands, Candidate{ID: "off", Embedding: []float32{-1, 0}})
+	const k, beta, seed = 10, TargetDrawBeta, 3
+	whole, err := Density{Target: true, Sample: true, Beta: beta}.Select(context.Background(), cands, k, SelectOptions{Seed: seed, Target: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	centroid := UnitCentroid(target)
+	var merged []entry
+	for shard := 0; shard < 3; shard++ {
+		var keys []entry
+		for i := shard; i < len(cands); i += 3 {
+			sim := CentroidSimilarity(cands[i].Embedding, centroid)
+			keys = append(keys, entry{score: WeightedDrawKey(seed, cands[i].ID, sim, beta), id: cands[i].ID})
+		}
+		merged = append(merged, topEntries(len(keys), k, func(i int) entry { return keys[i] })...)
+	}
+	merged = topEntries(len(merged), k, func(i int) entry { return merged[i] })
+	var got []string
+	for _, e := range merged {
+		got = append(got, e.id)
+	}
+	if want := ids(whole); !reflect.DeepEqual(got, want) {
+		t.Errorf("merged shard draw %v, whole-pool draw %v", got, want)
+	}
+	if k := WeightedDrawKey(seed, "off", -1, beta); k != -math.MaxFloat64 {
+		t.Errorf("zero-weight key %v, want -MaxFloat64", k)
+	}
+	if k := WeightedDrawKey(seed, "i000", 0.98, beta); !(k < 0 && k > -math.MaxFloat64) {
+		t.Errorf("key of weight 1 is %v, want a finite negative number", k)
+	}
+}

@@ -69,8 +69,10 @@ const (
 // passes per item. "density" is information density (entropy × mean cosine
 // similarity of the item's mask embedding to the pool shard's items),
 // "target" entropy × similarity to the items at RunConfig.TargetURI (see
-// package acquire's Density).
-var Strategies = []string{"entropy", "margin", "least-confidence", "random", "bald", "kcenter", "hybrid", "density", "target"}
+// package acquire's Density), "target-random" a random draw weighted by
+// similarity^16 to those items, without uncertainty (the simulation's
+// target(by=random,beta=16); acquire.WeightedDrawKey).
+var Strategies = []string{"entropy", "margin", "least-confidence", "random", "bald", "kcenter", "hybrid", "density", "target", "target-random"}
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration
 // string ("72h", "30m"); a bare number is read as seconds.
@@ -216,7 +218,8 @@ type RunConfig struct {
 	// TargetURI is an optional sample of the items the model should learn
 	// (JSONL records with a "text" holding [MASK], e.g. pool or eval
 	// items): the "target" strategy weighs uncertainty by similarity to
-	// them. Required by that strategy, unused otherwise.
+	// them, "target-random" draws at random weighted by that similarity.
+	// Required by those strategies, unused otherwise.
 	TargetURI string `json:"target_uri,omitempty"`
 	// ModelURI is the starting model checkpoint.
 	ModelURI string `json:"model_uri"`
@@ -374,8 +377,8 @@ func (c *RunConfig) Validate() error {
 		return err
 	}
 	for _, sh := range shares {
-		if sh.Name == "target" && c.TargetURI == "" {
-			return fmt.Errorf("strategy \"target\" needs target_uri (a JSONL sample of the items the model should learn)")
+		if (sh.Name == "target" || sh.Name == "target-random") && c.TargetURI == "" {
+			return fmt.Errorf("strategy %q needs target_uri (a JSONL sample of the items the model should learn)", sh.Name)
 		}
 	}
 	if c.Adapt != nil {
@@ -450,7 +453,8 @@ type ScoreShardInput struct {
 	Exclude []string `json:"exclude,omitempty"`
 	// ScoresKey is where the shard's full scores are written.
 	ScoresKey string `json:"scores_key"`
-	// TargetURI is RunConfig.TargetURI, for the "target" strategy.
+	// TargetURI is RunConfig.TargetURI, for the "target" and
+	// "target-random" strategies.
 	TargetURI string `json:"target_uri,omitempty"`
 }
 

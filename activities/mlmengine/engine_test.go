@@ -144,6 +144,7 @@ func TestScoreShardErrors(t *testing.T) {
 		{"missing target sample", target("nope/target.jsonl"), activities.ErrBadData},
 		{"malformed target sample", target("bad/target-json.jsonl"), activities.ErrBadData},
 		{"target sample without blanks", target("bad/target-nomask.jsonl"), activities.ErrBadData},
+		{"target draw without a sample", activities.ScoreRequest{ModelURI: mlmenginetest.ModelURI, PoolURI: mlmenginetest.PoolURI, NumShards: 1, Strategies: []string{"target-random"}}, activities.ErrBadData},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

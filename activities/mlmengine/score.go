@@ -64,10 +64,10 @@ func needsOf(strategies []string) (strategyNeeds, error) {
 			n.bald = true
 		case "kcenter", "hybrid", "density":
 			n.embeddings = true
-		case "target":
+		case "target", "target-random":
 			n.embeddings, n.target = true, true
 		default:
-			return n, fmt.Errorf("%w: unknown acquisition strategy %q (want entropy, margin, least-confidence, bald, random, kcenter, hybrid, density or target)", activities.ErrBadData, s)
+			return n, fmt.Errorf("%w: unknown acquisition strategy %q (want entropy, margin, least-confidence, bald, random, kcenter, hybrid, density, target or target-random)", activities.ErrBadData, s)
 		}
 	}
 	return n, nil
@@ -91,7 +91,10 @@ func needsOf(strategies []string) (strategyNeeds, error) {
 // for the 10·1024 most uncertain items by entropy (the others get no
 // density score; their entropy bounds it from above). target is entropy ×
 // the mean cosine similarity to a seeded sample of up to 1024 items of
-// req.TargetURI, embedded by the same model. Items the model cannot score
+// req.TargetURI, embedded by the same model; target-random is the item's
+// key in a random draw weighted by that similarity^16
+// (acquire.WeightedDrawKey, seeded by req.Seed: the keys of all shards
+// merge into one draw over the pool). Items the model cannot score
 // (e.g. masks beyond its length) are left out and logged. Suggestions are
 // the model's top 5 for the item's first mask.
 //
@@ -391,10 +394,13 @@ type shardScores struct {
 	// unitSum sums the unit embeddings of every item added.
 	density *topn.Keeper[kept]
 	unitSum []float64
-	// target is the unit centroid of the target sample ("target").
-	target []float64
-	n      int // items added so far
-	dim    int // embedding length (-1: none seen yet)
+	// target is the unit centroid of the target sample ("target",
+	// "target-random"); byTarget and targetDraw say which of the two are
+	// asked for.
+	target               []float64
+	byTarget, targetDraw bool
+	n                    int // items added so far
+	dim                  int // embedding length (-1: none seen yet)
 }
 
 func newShardScores(strategies []string, seed int64, lim diversityLimits) (*shardScores, error) {
@@ -410,7 +416,11 @@ func newShardScores(strategies []string, seed int64, lim diversityLimits) (*shar
 			sc.hybrid = topn.New(lim.hybridFactor*lim.items, kept.better)
 		case "density":
 			sc.density = topn.New(lim.hybridFactor*lim.items, kept.better)
-		case "entropy", "margin", "least-confidence", "bald", "target":
+		case "entropy", "margin", "least-confidence", "bald":
+		case "target":
+			sc.byTarget = true
+		case "target-random":
+			sc.targetDraw = true
 		default:
 			return nil, fmt.Errorf("%w: unknown acquisition strategy %q", activities.ErrBadData, s)
 		}
@@ -467,7 +477,13 @@ func (sc *shardScores) add(ctx context.Context, items []activities.ScoredItem, c
 			if len(c.Embedding) != len(sc.target) {
 				return fmt.Errorf("target: candidate %q: embedding has %d dimensions, the target sample %d", c.ID, len(c.Embedding), len(sc.target))
 			}
-			items[i].Scores["target"] = acquire.DensityScore(c.Uncertainty(acquire.Entropy), acquire.CentroidSimilarity(c.Embedding, sc.target), 1)
+			sim := acquire.CentroidSimilarity(c.Embedding, sc.target)
+			if sc.byTarget {
+				items[i].Scores["target"] = acquire.DensityScore(c.Uncertainty(acquire.Entropy), sim, 1)
+			}
+			if sc.targetDraw {
+				items[i].Scores["target-random"] = acquire.WeightedDrawKey(sc.seed, c.ID, sim, acquire.TargetDrawBeta)
+			}
 		}
 		if sc.density != nil {
 			if sc.unitSum == nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"reflect"
 	"sort"
 	"testing"
@@ -98,7 +99,7 @@ func referenceShard(t *testing.T, e *Engine, f *mlmenginetest.Fixture, req activ
 				items[i].Scores[s] = acquire.DensityScore(cands[i].Entropy, acquire.CentroidSimilarity(cands[i].Embedding, centroid), 1)
 			}
 			continue
-		case "target":
+		case "target", "target-random":
 			// The target sample, embedded in the order acquire.Random
 			// ranks its texts.
 			var tc []acquire.Candidate
@@ -121,12 +122,32 @@ func referenceShard(t *testing.T, e *Engine, f *mlmenginetest.Fixture, req activ
 			for _, r := range res {
 				target = append(target, r.Embedding)
 			}
-			sel, err = acquire.Density{Target: true}.Select(ctx, cands, len(cands), acquire.SelectOptions{Target: target})
+			if s == "target" {
+				sel, err = acquire.Density{Target: true}.Select(ctx, cands, len(cands), acquire.SelectOptions{Target: target})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range sel {
+					items[p.Index].Scores[s] = p.Score
+				}
+				continue
+			}
+			// target-random: the keys of the whole shard's weighted draw,
+			// in the order the simulation's strategy draws the shard.
+			draw, err := acquire.Density{Target: true, Sample: true, Beta: acquire.TargetDrawBeta}.Select(ctx, cands, len(cands),
+				acquire.SelectOptions{Target: target, Seed: req.Seed})
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, p := range sel {
-				items[p.Index].Scores[s] = p.Score
+			centroid := acquire.UnitCentroid(target)
+			prev := math.Inf(1)
+			for _, p := range draw {
+				key := acquire.WeightedDrawKey(req.Seed, p.ID, acquire.CentroidSimilarity(cands[p.Index].Embedding, centroid), acquire.TargetDrawBeta)
+				if key > prev {
+					t.Fatalf("target-random: key of %s is above the previous draw's; the keys do not rank as the simulation draws", p.ID)
+				}
+				prev = key
+				items[p.Index].Scores[s] = key
 			}
 			continue
 		}
@@ -242,7 +263,7 @@ func jsonl(t *testing.T, items []activities.ScoredItem) []byte {
 func TestScoreShardToMatchesReference(t *testing.T) {
 	f := mlmenginetest.Start(t, 60, 12)
 	ctx := context.Background()
-	all := []string{"entropy", "margin", "least-confidence", "bald", "random", "kcenter", "hybrid", "density", "target"}
+	all := []string{"entropy", "margin", "least-confidence", "bald", "random", "kcenter", "hybrid", "density", "target", "target-random"}
 	tests := []struct {
 		name         string
 		lim          diversityLimits
@@ -259,6 +280,7 @@ func TestScoreShardToMatchesReference(t *testing.T) {
 		{"cut diversity sets", diversityLimits{items: 4, kcenterCap: 9, hybridFactor: 3}, 1, 6, all, "", 7, []float64{1, 0.75, 0.5, 0.25}},
 		{"kcenter cap below items", diversityLimits{items: 5, kcenterCap: 2, hybridFactor: 2}, 2, 3, []string{"kcenter", "hybrid", "entropy"}, "p0010", 4, []float64{1, 0.8, 0.6, 0.4, 0.2}},
 		{"density shortlist cut", diversityLimits{items: 2, kcenterCap: 2, hybridFactor: 3}, 2, 4, []string{"density", "target", "entropy"}, "p0004", 5, nil},
+		{"target draw alone", defaultDiversityLimits(), 2, 5, []string{"target-random"}, "", 7, nil},
 		{"uncertainty only, m beyond shard", defaultDiversityLimits(), 3, 100, []string{"margin", "random"}, "", 512, nil},
 	}
 	for _, tc := range tests {
