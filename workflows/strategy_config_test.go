@@ -42,22 +42,26 @@ func TestRunConfigDensityTargetAndWarmup(t *testing.T) {
 }
 
 func TestTargetURIReachesTheScorer(t *testing.T) {
-	l := newLab(12)
-	cfg := baseConfig()
-	cfg.Strategy = "target"
-	cfg.TargetURI = "mem://target"
-	var outs []*outcome
-	res, _ := chain(t, cfg, l, func(env *testsuite.TestWorkflowEnvironment, run int) {
-		env.RegisterDelayedCallback(func() { answerAll(t, env, &outs, "ann-a", "ann-b") }, time.Hour)
-	})
-	mustAccept(t, outs)
-	if res.Rounds != 1 || len(l.scored) != cfg.PoolShards {
-		t.Fatalf("%d rounds, %d shard scorings", res.Rounds, len(l.scored))
-	}
-	for _, in := range l.scored {
-		if in.TargetURI != "mem://target" || len(in.Strategies) != 1 || in.Strategies[0] != "target" {
-			t.Errorf("shard input %+v, want the target strategy and sample", in)
-		}
+	for _, strategy := range []string{"target", "target-random"} {
+		t.Run(strategy, func(t *testing.T) {
+			l := newLab(12)
+			cfg := baseConfig()
+			cfg.Strategy = strategy
+			cfg.TargetURI = "mem://target"
+			var outs []*outcome
+			res, _ := chain(t, cfg, l, func(env *testsuite.TestWorkflowEnvironment, run int) {
+				env.RegisterDelayedCallback(func() { answerAll(t, env, &outs, "ann-a", "ann-b") }, time.Hour)
+			})
+			mustAccept(t, outs)
+			if res.Rounds != 1 || len(l.scored) != cfg.PoolShards {
+				t.Fatalf("%d rounds, %d shard scorings", res.Rounds, len(l.scored))
+			}
+			for _, in := range l.scored {
+				if in.TargetURI != "mem://target" || len(in.Strategies) != 1 || in.Strategies[0] != strategy {
+					t.Errorf("shard input %+v, want the %s strategy and sample", in, strategy)
+				}
+			}
+		})
 	}
 }
 
