@@ -64,7 +64,7 @@ func runSimulate(ctx context.Context, env *cmdEnv, args []string) error {
 	bootN := fs.Int("bootstrap-resamples", sim.DefaultBootstrapResamples, "bootstrap resamples of the paired confidence intervals")
 	mc := fs.Int("mc-dropout", sim.DefaultMCDropout, "MC-dropout samples for BALD")
 	targetSample := fs.Int("target-sample", sim.DefaultTargetSample, "eval items embedded as the target sample of the target strategy (drawn from the eval items --eval-limit leaves unmeasured, when there are any)")
-	answers := fs.String("answers", "", "the task's closed answer set, comma-separated words or @FILE (one word per line, e.g. DATA/answers.txt of data build supersense): the uncertainty strategies then measure the model's distribution over these words only")
+	answers := fs.String("answers", "", "the task's closed answer set, comma-separated words or @FILE (one word per line; for data build supersense, the verbaliser words in its stats.json): the uncertainty strategies then measure the model's distribution over these words only")
 	noiseWrong := fs.Float64("noise-wrong", 0, "share of items the oracle answers with a wrong gold word")
 	noiseSkip := fs.Float64("noise-skip", 0, "share of items the oracle skips")
 	threads := fs.Int("threads", 0, "libtorch threads (0: number of CPUs)")
