@@ -27,6 +27,11 @@ type Candidate struct {
 	// Surprisal is the pretrained MLM's surprisal of the item, used for
 	// cold-start seeding (ALPS-style).
 	Surprisal float64
+	// Domain is the evidence that the item's text comes from the target
+	// (the items the model should learn) rather than from the pool at
+	// large: the log-likelihood ratio of its words under the two
+	// (dataset.DomainScorer.Evidence), used by the [Domain] strategy.
+	Domain float64
 }
 
 // Measure names one per-item score of a [Candidate].

@@ -163,18 +163,30 @@ func weightedSample(cands []Candidate, idx []int, sims []float64, k int, beta fl
 
 // WeightedDrawKey is item id's key in a seeded random draw without
 // replacement in which each item is drawn with probability proportional
-// to max(0, sim)^beta (Efraimidis and Spirakis): log(u)/w for the weight w
-// and a uniform u in (0, 1] that depends only on seed and id. The items
-// with the k largest keys are such a draw of k. Keys of different pools
-// compare, so the shards of a pool can each keep their largest and the
-// merge of those is the draw over the whole pool. An item of weight 0 gets
-// −MaxFloat64, below every other key.
+// to max(0, sim)^beta (Efraimidis and Spirakis): the items with the k
+// largest keys are such a draw of k. The key is log(u)/w for the weight w
+// and a uniform u in (0, 1] that depends only on seed and id, taken in log
+// space, beta·log(sim) − log(−log u), which ranks the same but neither
+// underflows nor ties for large beta or small similarities. Keys of
+// different pools compare, so the shards of a pool can each keep their
+// largest and the merge of those is the draw over the whole pool. An item
+// of weight 0 (sim ≤ 0) gets −MaxFloat64, below every other key.
 func WeightedDrawKey(seed int64, id string, sim, beta float64) float64 {
-	w := math.Pow(math.Max(0, sim), beta)
-	if !(w > 0) || math.IsInf(w, 0) {
+	if !(sim > 0) || math.IsInf(sim, 0) || !(beta > 0) || math.IsInf(beta, 0) {
 		return -math.MaxFloat64
 	}
-	return math.Max(-math.MaxFloat64, math.Log(1-hashUniform(seed, id))/w)
+	return LogWeightedDrawKey(seed, id, beta*math.Log(sim))
+}
+
+// LogWeightedDrawKey is WeightedDrawKey for an item of weight exp(logw):
+// logw − log(−log u), clamped to ±MaxFloat64. Keys of both functions
+// compare.
+func LogWeightedDrawKey(seed int64, id string, logw float64) float64 {
+	if math.IsNaN(logw) {
+		return -math.MaxFloat64
+	}
+	e := -math.Log(1 - hashUniform(seed, id)) // Exp(1), > 0 since u < 1
+	return math.Max(-math.MaxFloat64, math.Min(math.MaxFloat64, logw-math.Log(e)))
 }
 
 // TargetDrawBeta is the exponent of the workflow's "target-random"

@@ -245,7 +245,30 @@ func TestWeightedDrawKeyMergesShards(t *testing.T) {
 	if k := WeightedDrawKey(seed, "off", -1, beta); k != -math.MaxFloat64 {
 		t.Errorf("zero-weight key %v, want -MaxFloat64", k)
 	}
-	if k := WeightedDrawKey(seed, "i000", 0.98, beta); !(k < 0 && k > -math.MaxFloat64) {
-		t.Errorf("key of weight 1 is %v, want a finite negative number", k)
+	if k := WeightedDrawKey(seed, "i000", 0.98, beta); math.IsInf(k, 0) || k == -math.MaxFloat64 {
+		t.Errorf("key of similarity 0.98 is %v, want a finite key above the zero-weight one", k)
+	}
+}
+
+// TestWeightedDrawKeyLargeBeta checks that keys keep their order where the
+// weight sim^beta itself underflows: similarity 0.2 against 0.1 at beta
+// 500 (weights 1e-350 and 1e-500, both 0 in float64) must still rank the
+// more similar item first for almost every draw, as its weight is 2^500
+// times larger, and distinct items must not tie.
+func TestWeightedDrawKeyLargeBeta(t *testing.T) {
+	const beta = 500
+	ahead := 0
+	for i := 0; i < 200; i++ {
+		hi := WeightedDrawKey(int64(i), "a", 0.2, beta)
+		lo := WeightedDrawKey(int64(i), "b", 0.1, beta)
+		if hi == lo {
+			t.Fatalf("seed %d: keys tie at %v", i, hi)
+		}
+		if hi > lo {
+			ahead++
+		}
+	}
+	if ahead != 200 {
+		t.Errorf("the 2^500 times heavier item ranked first in %d of 200 draws, want all", ahead)
 	}
 }

@@ -22,7 +22,7 @@ type Strategy interface {
 }
 
 // strategyNames lists the strategy names that Parse accepts.
-var strategyNames = []string{"random", "least-confidence", "margin", "entropy", "bald", "kcenter", "hybrid", "surprisal", "density", "target"}
+var strategyNames = []string{"random", "least-confidence", "margin", "entropy", "bald", "kcenter", "hybrid", "surprisal", "density", "target", "domain"}
 
 // StrategyNames returns the names [Parse] accepts (a mix combines them).
 func StrategyNames() []string {
@@ -37,6 +37,7 @@ func StrategyNames() []string {
 //	density[(by=MEASURE, beta=X)]   uncertainty × similarity to the pool (information density)
 //	target[(by=MEASURE, beta=X)]    uncertainty × similarity to a target sample
 //	density|target(by=random[, beta=X]) a random sample weighted by similarity^X
+//	domain[(by=random[, beta=X])]   the most target-like texts, or a draw ∝ exp(X·evidence)
 //	NAME:WEIGHT,NAME:WEIGHT,...   a mix, e.g. "entropy:0.8,random:0.2"
 //
 // Errors list the valid names.
@@ -211,6 +212,32 @@ func parseOne(term string) (Strategy, error) {
 			if err != nil {
 				return nil, fmt.Errorf("strategy %q: %w", term, err)
 			}
+		}
+		return d, nil
+	case "domain":
+		var d Domain
+		for k, v := range params {
+			var err error
+			switch k {
+			case "by":
+				if v != "random" {
+					err = fmt.Errorf("parameter by=%q: domain takes by=random only (it uses no uncertainty)", v)
+				}
+				d.Sample = true
+			case "beta":
+				d.Beta, err = strconv.ParseFloat(v, 64)
+				if err != nil || !(d.Beta > 0) || math.IsInf(d.Beta, 0) {
+					err = fmt.Errorf("parameter beta=%q: want a positive number", v)
+				}
+			default:
+				err = fmt.Errorf("unknown parameter %q (valid: by, beta)", k)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("strategy %q: %w", term, err)
+			}
+		}
+		if d.Beta != 0 && !d.Sample {
+			return nil, fmt.Errorf("strategy %q: beta weighs the random draw; add by=random", term)
 		}
 		return d, nil
 	}

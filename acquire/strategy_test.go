@@ -303,6 +303,7 @@ func TestParse(t *testing.T) {
 		"entropy:0.8,random:0.2", "hybrid(by=bald,factor=3,metric=cosine):3,random:1",
 		"density", "target", "density(by=margin,beta=2)", "target(by=lc,beta=0.5)", "density:0.5,random:0.5",
 		"target(by=random,beta=8)", "density(by=random)",
+		"domain", "domain(by=random)", "domain(by=random,beta=0.5)", "domain(by=random):0.5,entropy:0.5",
 	} {
 		s := mustParse(t, spec)
 		again := mustParse(t, s.Name())
@@ -317,22 +318,26 @@ func TestParse(t *testing.T) {
 		t.Errorf("default target name = %q", n)
 	}
 	bad := map[string]string{
-		"":                        "valid: random, least-confidence",
-		"uncertainty":             "valid: random, least-confidence, margin, entropy, bald, kcenter, hybrid, surprisal, density, target",
-		"density(beta=0)":         "positive number",
-		"density(beta=x)":         "positive number",
-		"target(by=foo)":          "unknown measure",
-		"density(cap=3)":          "unknown parameter",
-		"entropy(x=1)":            "takes no parameters",
-		"kcenter(metric=manhat)":  "valid: cosine, l2",
-		"kcenter(cap=0)":          "positive integer",
-		"hybrid(by=foo)":          "unknown measure",
-		"hybrid(depth=2)":         "unknown parameter",
-		"entropy:0.8,random:abc":  "not a number",
-		"entropy:0.8,random:-1":   "positive number",
-		"entropy:0.8,,random:0.2": "empty term",
-		"kcenter(metric=l2":       "unbalanced",
-		"entropy:0.5,foo:0.5":     "unknown strategy \"foo\"",
+		"":                          "valid: random, least-confidence",
+		"uncertainty":               "valid: random, least-confidence, margin, entropy, bald, kcenter, hybrid, surprisal, density, target, domain",
+		"density(beta=0)":           "positive number",
+		"density(beta=x)":           "positive number",
+		"target(by=foo)":            "unknown measure",
+		"density(cap=3)":            "unknown parameter",
+		"entropy(x=1)":              "takes no parameters",
+		"kcenter(metric=manhat)":    "valid: cosine, l2",
+		"kcenter(cap=0)":            "positive integer",
+		"hybrid(by=foo)":            "unknown measure",
+		"hybrid(depth=2)":           "unknown parameter",
+		"entropy:0.8,random:abc":    "not a number",
+		"entropy:0.8,random:-1":     "positive number",
+		"entropy:0.8,,random:0.2":   "empty term",
+		"kcenter(metric=l2":         "unbalanced",
+		"entropy:0.5,foo:0.5":       "unknown strategy \"foo\"",
+		"domain(by=margin)":         "by=random only",
+		"domain(beta=2)":            "add by=random",
+		"domain(by=random,beta=-1)": "positive number",
+		"domain(cap=1)":             "unknown parameter",
 	}
 	for spec, want := range bad {
 		_, err := Parse(spec)

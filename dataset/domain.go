@@ -74,17 +74,37 @@ func (d *DomainScorer) Add(text string) {
 
 // Score returns text's cross-entropy difference (see [DomainScorer]).
 func (d *DomainScorer) Score(text string) float64 {
-	words := domainWords(text)
-	if len(words) == 0 {
+	s, n := d.logRatio(text)
+	if n == 0 {
 		return math.Inf(-1)
 	}
+	return s / float64(n)
+}
+
+// Evidence returns the summed log-likelihood ratio of text's words,
+// Σ_{w ∈ t} [log P_target(w) − log P_corpus(w)]: Score times the number of
+// words, the log of how much more likely the target's unigram model makes
+// the text than the corpus's. Score, a mean per word, ranks texts for
+// training a model on (Moore and Lewis); Evidence tells whether a text is
+// from the target at all, as a naive Bayes classifier would, so a long
+// text full of typical words outranks a short one with a single typical
+// word. A text without words has evidence 0.
+func (d *DomainScorer) Evidence(text string) float64 {
+	s, _ := d.logRatio(text)
+	return s
+}
+
+// logRatio returns the summed log-likelihood ratio of text's words and
+// their number.
+func (d *DomainScorer) logRatio(text string) (float64, int) {
+	words := domainWords(text)
 	var s float64
 	for _, w := range words {
 		pc := float64(d.corpus[w]+1) / float64(d.corpusN+d.vocab)
 		pt := domainLambda*float64(d.target[w])/float64(d.targetN) + (1-domainLambda)*pc
 		s += math.Log(pt) - math.Log(pc)
 	}
-	return s / float64(len(words))
+	return s, len(words)
 }
 
 // domainWords returns the lower-cased words of text, blanks left out.

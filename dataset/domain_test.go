@@ -32,6 +32,9 @@ func TestDomainScorer(t *testing.T) {
 	if got := d.Score("unto [MASK] UNTO stage"); math.Abs(got-want) > 1e-12 {
 		t.Errorf("Score(unto unto stage) = %v, want %v", got, want)
 	}
+	if got := d.Evidence("unto [MASK] UNTO stage"); math.Abs(got-3*want) > 1e-12 {
+		t.Errorf("Evidence(unto unto stage) = %v, want %v (Score × 3 words)", got, 3*want)
+	}
 	// A word neither model has seen counts like any word the target
 	// lacks.
 	if got := d.Score("zebra"); math.Abs(got-math.Log(0.5)) > 1e-12 {
@@ -51,9 +54,19 @@ func TestDomainScorer(t *testing.T) {
 			t.Errorf("Score(%q) = %v is not above Score(%q) = %v", tt.higher, h, tt.lower, l)
 		}
 	}
+	// Evidence adds up: a long target-like text outranks a short one with
+	// a higher mean, which Score ranks the other way.
+	long, short := "and the lord said unto moses and the lord spake unto aaron at the stage", "unto"
+	if !(d.Score(short) > d.Score(long)) || !(d.Evidence(long) > d.Evidence(short)) {
+		t.Errorf("Score %v/%v, Evidence %v/%v (long/short): want the short text first by Score, the long one by Evidence",
+			d.Score(long), d.Score(short), d.Evidence(long), d.Evidence(short))
+	}
 	for _, empty := range []string{"", "[MASK] [MASK]", " . , "} {
 		if s := d.Score(empty); !math.IsInf(s, -1) {
 			t.Errorf("Score(%q) = %v, want -Inf", empty, s)
+		}
+		if e := d.Evidence(empty); e != 0 {
+			t.Errorf("Evidence(%q) = %v, want 0", empty, e)
 		}
 	}
 	if _, err := NewDomainScorer([]string{"[MASK] .", ""}); err == nil || !strings.Contains(err.Error(), "no word") {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/clozeloop/clozeloop/acquire"
+	"github.com/clozeloop/clozeloop/dataset"
 	"github.com/clozeloop/clozeloop/mlm"
 )
 
@@ -238,6 +239,9 @@ type Results struct {
 // needs says what a strategy reads from the candidates.
 type needs struct {
 	scores, embeddings, surprisal, target bool
+	// domain: the strategy reads the pool items' domain evidence, the
+	// log-likelihood ratio of their text to the target sample's.
+	domain bool
 	// labelled: the strategy starts from the labelled items' embeddings
 	// (kcenter, hybrid).
 	labelled  bool
@@ -251,6 +255,10 @@ func needsOf(s acquire.Strategy, mc int) needs {
 	n.labelled = strings.Contains(name, "kcenter") || strings.Contains(name, "hybrid")
 	n.embeddings = n.target || n.labelled || strings.Contains(name, "density")
 	n.surprisal = strings.Contains(name, "surprisal")
+	n.domain = strings.Contains(name, "domain")
+	if _, ok := s.(acquire.Domain); ok {
+		n.scores = false // the text alone decides
+	}
 	if strings.Contains(name, "bald") {
 		n.mcDropout = mc
 	}
@@ -288,12 +296,22 @@ func Run(ctx context.Context, eng Engine, data *Data, cfg Config, log *slog.Logg
 		res.EvalTotal = res.EvalItems
 	}
 	ranks := FreqRanks(data.Gold)
-	var target []Item
+	var target targetInfo
 	for _, st := range strategies {
-		if needsOf(st, 0).target {
-			target, res.TargetFrom = TargetSample(data, cfg.TargetSample, data.EvalSeed)
-			res.TargetItems = len(target)
-			log.Info("target sample for the target-aware strategies", "items", len(target), "from", res.TargetFrom)
+		if n := needsOf(st, 0); n.target || n.domain {
+			target.items, res.TargetFrom = TargetSample(data, cfg.TargetSample, data.EvalSeed)
+			res.TargetItems = len(target.items)
+			log.Info("target sample for the target-aware strategies", "items", len(target.items), "from", res.TargetFrom)
+			break
+		}
+	}
+	for _, st := range strategies {
+		if needsOf(st, 0).domain {
+			ev, err := DomainEvidence(data.Pool, target.items)
+			if err != nil {
+				return nil, fmt.Errorf("simulate: %w", err)
+			}
+			target.evidence = ev
 			break
 		}
 	}
@@ -310,7 +328,7 @@ func Run(ctx context.Context, eng Engine, data *Data, cfg Config, log *slog.Logg
 		"eval_masks", res.Base.Masks, "eval_skipped", res.Base.Skipped)
 	for i, s := range strategies {
 		for _, seed := range cfg.Seeds {
-			run, err := runOne(ctx, eng, data, cfg, cfg.Strategies[i], s, seed, ranks, target, log)
+			run, err := runOne(ctx, eng, data, cfg, cfg.Strategies[i], s, seed, ranks, &target, log)
 			if err != nil {
 				return nil, fmt.Errorf("simulate %s seed %d: %w", cfg.Strategies[i], seed, err)
 			}
@@ -332,7 +350,7 @@ type runState struct {
 }
 
 func runOne(ctx context.Context, eng Engine, data *Data, cfg Config, spec string, strat acquire.Strategy, seed int64,
-	ranks map[string]int, target []Item, log *slog.Logger) (RunResult, error) {
+	ranks map[string]int, target *targetInfo, log *slog.Logger) (RunResult, error) {
 	run := RunResult{Strategy: spec, Seed: seed}
 	oracle, err := NewOracle(data.Gold, cfg.Noise, seed)
 	if err != nil {
@@ -534,7 +552,7 @@ func initialSet(ctx context.Context, model Model, data *Data, cfg Config, seed i
 
 // acquireBatch scores the (sampled) unlabelled pool and selects a batch.
 func acquireBatch(ctx context.Context, model Model, data *Data, cfg Config, strat acquire.Strategy, need needs,
-	seed int64, round int, st *runState, texts map[string]string, target []Item, tm *Timing) ([]string, error) {
+	seed int64, round int, st *runState, texts map[string]string, target *targetInfo, tm *Timing) ([]string, error) {
 	sample := poolSample(data.Pool, st.labelled, cfg.PoolSample, seed, round)
 	if len(sample) == 0 {
 		return nil, nil
@@ -592,14 +610,19 @@ func acquireBatch(ctx context.Context, model Model, data *Data, cfg Config, stra
 	}
 	if need.target {
 		// The target sample is embedded by the current model, as the pool.
-		tc, err := model.Score(ctx, target, ScoreOptions{Embeddings: true, Seed: seed})
+		tc, err := model.Score(ctx, target.items, ScoreOptions{Embeddings: true, Seed: seed})
 		if err != nil {
-			return nil, fmt.Errorf("embed %d target items: %w", len(target), err)
+			return nil, fmt.Errorf("embed %d target items: %w", len(target.items), err)
 		}
 		for _, c := range tc {
 			if len(c.Embedding) > 0 {
 				opts.Target = append(opts.Target, c.Embedding)
 			}
+		}
+	}
+	if need.domain {
+		for i := range cands {
+			cands[i].Domain = target.evidence[cands[i].ID]
 		}
 	}
 	tm.Score = time.Since(t).Seconds()
@@ -610,6 +633,37 @@ func acquireBatch(ctx context.Context, model Model, data *Data, cfg Config, stra
 	}
 	tm.Select = time.Since(t).Seconds()
 	return selectedIDs(sel), nil
+}
+
+// targetInfo is what the target-aware strategies know of the target: the
+// target sample, and each pool item's domain evidence (by ID) when a
+// strategy reads it.
+type targetInfo struct {
+	items    []Item
+	evidence map[string]float64
+}
+
+// DomainEvidence returns each pool item's evidence of being like the
+// target sample's items, by ID: the log-likelihood ratio of its words
+// under the sample's unigram model against the pool's
+// (dataset.DomainScorer.Evidence, the pool being the corpus).
+func DomainEvidence(pool []Item, target []Item) (map[string]float64, error) {
+	tt := make([]string, len(target))
+	for i, it := range target {
+		tt[i] = it.Text
+	}
+	d, err := dataset.NewDomainScorer(tt)
+	if err != nil {
+		return nil, fmt.Errorf("domain evidence: %w", err)
+	}
+	for _, it := range pool {
+		d.Add(it.Text)
+	}
+	out := make(map[string]float64, len(pool))
+	for _, it := range pool {
+		out[it.ID] = d.Evidence(it.Text)
+	}
+	return out, nil
 }
 
 // TargetSample returns the target sample of the target-aware strategies

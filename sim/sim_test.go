@@ -280,6 +280,48 @@ func TestRunTargetSample(t *testing.T) {
 	}
 }
 
+// TestRunDomainBuysTargetText runs the domain strategies on a pool whose
+// every tenth item reads like the eval set: they buy those items, and
+// only those while any are left, without scoring the pool with the model.
+func TestRunDomainBuysTargetText(t *testing.T) {
+	for _, strategy := range []string{"domain", "domain(by=random)"} {
+		t.Run(strategy, func(t *testing.T) {
+			data := fakeData(300)
+			for i := 0; i < len(data.Pool); i += 10 {
+				data.Pool[i].Text = fmt.Sprintf("and the lord spake unto moses, saying %d [MASK]", i)
+			}
+			data.Eval = nil
+			for i := 0; i < 20; i++ {
+				data.Eval = append(data.Eval, EvalItem{ID: fmt.Sprintf("e%02d", i), Text: "and the lord said unto [MASK]", Gold: []string{"moses"}})
+			}
+			eng := &fakeEngine{gold: data.Gold}
+			cfg := testConfig(strategy)
+			cfg.Seeds, cfg.Rounds, cfg.PoolSample = []int64{2}, 2, 0
+			res, err := Run(context.Background(), eng, data, cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.TargetItems == 0 {
+				t.Errorf("no target sample drawn")
+			}
+			run := res.Runs[0]
+			for r, round := range run.Rounds[1:] {
+				for _, id := range round.Acquired {
+					var n int
+					if _, err := fmt.Sscanf(id, "item%d", &n); err != nil || n%10 != 0 {
+						t.Errorf("round %d bought %s, not a target-like item", r+1, id)
+					}
+				}
+			}
+			for _, c := range eng.scored {
+				if strings.HasPrefix(c[0], "item") {
+					t.Errorf("the pool was scored by the model (%d items); domain needs the text only", len(c))
+				}
+			}
+		})
+	}
+}
+
 func TestRunAULCLeavesOutRoundZero(t *testing.T) {
 	tests := []struct {
 		name            string

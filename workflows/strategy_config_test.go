@@ -22,6 +22,10 @@ func TestRunConfigDensityTargetAndWarmup(t *testing.T) {
 		{"target draw without a sample", func(c *RunConfig) { c.Strategy = "target-random" }, "target_uri"},
 		{"target draw in a mix without a sample", func(c *RunConfig) { c.Strategy = "entropy=0.5,target-random=0.5" }, "target_uri"},
 		{"target in a mix without a sample", func(c *RunConfig) { c.Strategy = "entropy=0.5,target=0.5" }, "target_uri"},
+		{"domain draw with a sample", func(c *RunConfig) { c.Strategy = "domain-random"; c.TargetURI = "mem://target" }, ""},
+		{"domain draw without a sample", func(c *RunConfig) { c.Strategy = "domain-random" }, "target_uri"},
+		{"domain without a sample", func(c *RunConfig) { c.Strategy = "domain" }, "target_uri"},
+		{"domain draw in a mix without a sample", func(c *RunConfig) { c.Strategy = "random=0.5,domain-random=0.5" }, "target_uri"},
 		{"warm-up", func(c *RunConfig) { c.FineTune.WarmupRatio = 0.1 }, ""},
 		{"warm-up of 1", func(c *RunConfig) { c.FineTune.WarmupRatio = 1 }, "warmup_ratio"},
 		{"negative warm-up", func(c *RunConfig) { c.FineTune.WarmupRatio = -0.1 }, "warmup_ratio"},
@@ -42,7 +46,7 @@ func TestRunConfigDensityTargetAndWarmup(t *testing.T) {
 }
 
 func TestTargetURIReachesTheScorer(t *testing.T) {
-	for _, strategy := range []string{"target", "target-random"} {
+	for _, strategy := range []string{"target", "target-random", "domain", "domain-random"} {
 		t.Run(strategy, func(t *testing.T) {
 			l := newLab(12)
 			cfg := baseConfig()

@@ -71,8 +71,12 @@ const (
 // "target" entropy × similarity to the items at RunConfig.TargetURI (see
 // package acquire's Density), "target-random" a random draw weighted by
 // similarity^16 to those items, without uncertainty (the simulation's
-// target(by=random,beta=16); acquire.WeightedDrawKey).
-var Strategies = []string{"entropy", "margin", "least-confidence", "random", "bald", "kcenter", "hybrid", "density", "target", "target-random"}
+// target(by=random,beta=16); acquire.WeightedDrawKey), "domain" the items
+// whose words are most likely under the target items' word frequencies
+// rather than the pool's (the log-likelihood ratio; acquire.Domain),
+// "domain-random" a random draw weighted by that likelihood ratio (the
+// simulation's domain(by=random)).
+var Strategies = []string{"entropy", "margin", "least-confidence", "random", "bald", "kcenter", "hybrid", "density", "target", "target-random", "domain", "domain-random"}
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration
 // string ("72h", "30m"); a bare number is read as seconds.
@@ -218,7 +222,9 @@ type RunConfig struct {
 	// TargetURI is an optional sample of the items the model should learn
 	// (JSONL records with a "text" holding [MASK], e.g. pool or eval
 	// items): the "target" strategy weighs uncertainty by similarity to
-	// them, "target-random" draws at random weighted by that similarity.
+	// them, "target-random" draws at random weighted by that similarity,
+	// "domain" and "domain-random" pick by how target-like the item's
+	// words are.
 	// Required by those strategies, unused otherwise.
 	TargetURI string `json:"target_uri,omitempty"`
 	// ModelURI is the starting model checkpoint.
@@ -377,7 +383,7 @@ func (c *RunConfig) Validate() error {
 		return err
 	}
 	for _, sh := range shares {
-		if (sh.Name == "target" || sh.Name == "target-random") && c.TargetURI == "" {
+		if (sh.Name == "target" || sh.Name == "target-random" || sh.Name == "domain" || sh.Name == "domain-random") && c.TargetURI == "" {
 			return fmt.Errorf("strategy %q needs target_uri (a JSONL sample of the items the model should learn)", sh.Name)
 		}
 	}
@@ -453,8 +459,8 @@ type ScoreShardInput struct {
 	Exclude []string `json:"exclude,omitempty"`
 	// ScoresKey is where the shard's full scores are written.
 	ScoresKey string `json:"scores_key"`
-	// TargetURI is RunConfig.TargetURI, for the "target" and
-	// "target-random" strategies.
+	// TargetURI is RunConfig.TargetURI, for the "target", "target-random",
+	// "domain" and "domain-random" strategies.
 	TargetURI string `json:"target_uri,omitempty"`
 }
 

@@ -129,6 +129,9 @@ func TestScoreShardErrors(t *testing.T) {
 	target := func(uri string) activities.ScoreRequest {
 		return activities.ScoreRequest{ModelURI: mlmenginetest.ModelURI, PoolURI: mlmenginetest.PoolURI, NumShards: 1, Strategies: []string{"target"}, TargetURI: uri}
 	}
+	domain := func(pool, uri string) activities.ScoreRequest {
+		return activities.ScoreRequest{ModelURI: mlmenginetest.ModelURI, PoolURI: pool, NumShards: 1, Strategies: []string{"domain-random"}, TargetURI: uri}
+	}
 	tests := []struct {
 		name string
 		req  activities.ScoreRequest
@@ -145,6 +148,10 @@ func TestScoreShardErrors(t *testing.T) {
 		{"malformed target sample", target("bad/target-json.jsonl"), activities.ErrBadData},
 		{"target sample without blanks", target("bad/target-nomask.jsonl"), activities.ErrBadData},
 		{"target draw without a sample", activities.ScoreRequest{ModelURI: mlmenginetest.ModelURI, PoolURI: mlmenginetest.PoolURI, NumShards: 1, Strategies: []string{"target-random"}}, activities.ErrBadData},
+		{"domain draw without a sample", domain(mlmenginetest.PoolURI, ""), activities.ErrBadData},
+		{"domain draw, target sample without blanks", domain(mlmenginetest.PoolURI, "bad/target-nomask.jsonl"), activities.ErrBadData},
+		{"domain draw, malformed target sample", domain(mlmenginetest.PoolURI, "bad/target-json.jsonl"), activities.ErrBadData},
+		{"domain draw, malformed pool", domain("bad/pool.jsonl", mlmenginetest.EvalURI), activities.ErrBadData},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -50,6 +50,9 @@ const maxTargetItems = 1024
 // strategyNeeds says what a set of strategies needs from the model.
 type strategyNeeds struct {
 	bald, embeddings, target bool
+	// domain: the domain evidence of each item's text against the target
+	// sample's ("domain", "domain-random").
+	domain bool
 }
 
 func needsOf(strategies []string) (strategyNeeds, error) {
@@ -66,8 +69,10 @@ func needsOf(strategies []string) (strategyNeeds, error) {
 			n.embeddings = true
 		case "target", "target-random":
 			n.embeddings, n.target = true, true
+		case "domain", "domain-random":
+			n.domain = true
 		default:
-			return n, fmt.Errorf("%w: unknown acquisition strategy %q (want entropy, margin, least-confidence, bald, random, kcenter, hybrid, density, target or target-random)", activities.ErrBadData, s)
+			return n, fmt.Errorf("%w: unknown acquisition strategy %q (want entropy, margin, least-confidence, bald, random, kcenter, hybrid, density, target, target-random, domain or domain-random)", activities.ErrBadData, s)
 		}
 	}
 	return n, nil
@@ -94,7 +99,13 @@ func needsOf(strategies []string) (strategyNeeds, error) {
 // req.TargetURI, embedded by the same model; target-random is the item's
 // key in a random draw weighted by that similarity^16
 // (acquire.WeightedDrawKey, seeded by req.Seed: the keys of all shards
-// merge into one draw over the pool). Items the model cannot score
+// merge into one draw over the pool). domain is the item's evidence of
+// being from the target, the log-likelihood ratio of its words under a
+// unigram model of that target sample against one of the whole pool
+// (dataset.DomainScorer, counted in a first pass over the pool, so every
+// shard has the same model); domain-random the item's key in a random
+// draw weighted by exp(evidence) (acquire.LogWeightedDrawKey, seeded by
+// req.Seed): a draw of the pool resampled towards the target's text. Items the model cannot score
 // (e.g. masks beyond its length) are left out and logged. Suggestions are
 // the model's top 5 for the item's first mask.
 //
@@ -286,6 +297,11 @@ func (e *Engine) scanShard(ctx context.Context, req activities.ScoreRequest, pro
 			return nil, err
 		}
 	}
+	if needs.domain {
+		if sc.domain, err = e.domainScorer(ctx, req); err != nil {
+			return nil, err
+		}
+	}
 	var (
 		chunk     []mlm.ScoreItem
 		pos, done int
@@ -399,8 +415,13 @@ type shardScores struct {
 	// asked for.
 	target               []float64
 	byTarget, targetDraw bool
-	n                    int // items added so far
-	dim                  int // embedding length (-1: none seen yet)
+	// domain scores the items' text against the target sample's
+	// ("domain", "domain-random"); nil when not asked for. domainTop and
+	// domainDraw say which of the two are asked for.
+	domain                *dataset.DomainScorer
+	domainTop, domainDraw bool
+	n                     int // items added so far
+	dim                   int // embedding length (-1: none seen yet)
 }
 
 func newShardScores(strategies []string, seed int64, lim diversityLimits) (*shardScores, error) {
@@ -421,6 +442,10 @@ func newShardScores(strategies []string, seed int64, lim diversityLimits) (*shar
 			sc.byTarget = true
 		case "target-random":
 			sc.targetDraw = true
+		case "domain":
+			sc.domainTop = true
+		case "domain-random":
+			sc.domainDraw = true
 		default:
 			return nil, fmt.Errorf("%w: unknown acquisition strategy %q", activities.ErrBadData, s)
 		}
@@ -463,6 +488,15 @@ func (sc *shardScores) add(ctx context.Context, items []activities.ScoredItem, c
 			}
 			if measure != 0 {
 				items[i].Scores[s] = c.Uncertainty(measure)
+			}
+		}
+		if sc.domain != nil {
+			ev := sc.domain.Evidence(items[i].Text)
+			if sc.domainTop {
+				items[i].Scores["domain"] = ev
+			}
+			if sc.domainDraw {
+				items[i].Scores["domain-random"] = acquire.LogWeightedDrawKey(sc.seed, c.ID, ev)
 			}
 		}
 		seq := sc.n
@@ -615,15 +649,15 @@ func keptCandidates(k *topn.Keeper[kept], byRank bool) ([]acquire.Candidate, []i
 	return cands, seqs
 }
 
-// targetCentroid reads the target sample of req (JSONL records with a
+// targetTexts reads the target sample of req (JSONL records with a
 // "text" holding [MASK]; blank lines and records without a mask are
-// skipped), keeps a seeded uniform sample of up to maxTargetItems of them
-// (those acquire.Random ranks first: the highest hash of seed and text, so
-// independent of order), embeds them
-// with m and returns the unit centroid of their mask embeddings.
-func (e *Engine) targetCentroid(ctx context.Context, m *mlm.Model, req activities.ScoreRequest) ([]float64, error) {
+// skipped) and returns a seeded uniform sample of up to maxTargetItems of
+// their texts: those acquire.Random ranks first (the highest hash of seed
+// and text, so independent of order), in that order. strategy names what
+// needs it, for the error without a target_uri.
+func (e *Engine) targetTexts(ctx context.Context, req activities.ScoreRequest, strategy string) ([]string, error) {
 	if req.TargetURI == "" {
-		return nil, fmt.Errorf("%w: the target strategy needs a target sample (run config target_uri)", activities.ErrBadData)
+		return nil, fmt.Errorf("%w: the %s strategy needs a target sample (run config target_uri)", activities.ErrBadData, strategy)
 	}
 	rc, _, err := e.o.Store.Get(ctx, req.TargetURI)
 	if err != nil {
@@ -666,9 +700,55 @@ func (e *Engine) targetCentroid(ctx context.Context, m *mlm.Model, req activitie
 		return nil, fmt.Errorf("read target sample %s: %w", req.TargetURI, err)
 	}
 	kept := sample.Sorted()
-	items := make([]mlm.ScoreItem, len(kept))
+	texts := make([]string, len(kept))
 	for i, k := range kept {
-		items[i] = mlm.ScoreItem{ID: fmt.Sprintf("target-%d", i), Text: k.text}
+		texts[i] = k.text
+	}
+	return texts, nil
+}
+
+// domainScorer returns the domain scorer of the "domain" strategies:
+// the target sample's texts (targetTexts) against every text of the pool at
+// req.PoolURI, read in full (a pass of word counting, no model), so that
+// every shard scores with the same model.
+func (e *Engine) domainScorer(ctx context.Context, req activities.ScoreRequest) (*dataset.DomainScorer, error) {
+	texts, err := e.targetTexts(ctx, req, "domain")
+	if err != nil {
+		return nil, err
+	}
+	d, err := dataset.NewDomainScorer(texts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: target sample %s: %w", activities.ErrBadData, req.TargetURI, err)
+	}
+	rc, _, err := e.o.Store.Get(ctx, req.PoolURI)
+	if err != nil {
+		return nil, storeErr(fmt.Sprintf("read pool %s", req.PoolURI), activities.ErrBadData, err)
+	}
+	defer rc.Close()
+	r := dataset.NewItemReader(rc, req.PoolURI, dataset.Options{})
+	for r.Next() {
+		d.Add(r.Record().Text)
+	}
+	if err := r.Err(); err != nil {
+		var le *dataset.LineError
+		if errors.As(err, &le) {
+			return nil, fmt.Errorf("%w: pool %s: %w", activities.ErrBadData, req.PoolURI, err)
+		}
+		return nil, fmt.Errorf("read pool %s: %w", req.PoolURI, err)
+	}
+	return d, nil
+}
+
+// targetCentroid embeds the target sample of req (targetTexts) with m and
+// returns the unit centroid of their mask embeddings.
+func (e *Engine) targetCentroid(ctx context.Context, m *mlm.Model, req activities.ScoreRequest) ([]float64, error) {
+	texts, err := e.targetTexts(ctx, req, "target")
+	if err != nil {
+		return nil, err
+	}
+	items := make([]mlm.ScoreItem, len(texts))
+	for i, t := range texts {
+		items[i] = mlm.ScoreItem{ID: fmt.Sprintf("target-%d", i), Text: t}
 	}
 	res, err := m.Score(ctx, items, mlm.ScoreOptions{BatchSize: e.o.ScoreBatchSize, Embeddings: true, Seed: uint64(req.Seed)}, nil)
 	if err != nil {
@@ -681,7 +761,7 @@ func (e *Engine) targetCentroid(ctx context.Context, m *mlm.Model, req activitie
 		}
 	}
 	if len(embs) == 0 {
-		return nil, fmt.Errorf("%w: target sample %s has no item with [MASK] that the model can read (%d read)", activities.ErrBadData, req.TargetURI, len(kept))
+		return nil, fmt.Errorf("%w: target sample %s has no item with [MASK] that the model can read (%d read)", activities.ErrBadData, req.TargetURI, len(texts))
 	}
 	e.log.Info("target sample embedded", "target", req.TargetURI, "items", len(embs))
 	return acquire.UnitCentroid(embs), nil

@@ -15,6 +15,7 @@ import (
 	"github.com/clozeloop/clozeloop/acquire"
 	"github.com/clozeloop/clozeloop/activities"
 	"github.com/clozeloop/clozeloop/activities/mlmengine/mlmenginetest"
+	"github.com/clozeloop/clozeloop/dataset"
 	"github.com/clozeloop/clozeloop/internal/topn"
 	"github.com/clozeloop/clozeloop/mlm"
 	"github.com/clozeloop/clozeloop/workflows"
@@ -151,6 +152,30 @@ func referenceShard(t *testing.T, e *Engine, f *mlmenginetest.Fixture, req activ
 			}
 			continue
 		}
+		if s == "domain" || s == "domain-random" {
+			// The draw over the shard by the evidence of each text against
+			// the target sample, word counts of the whole pool (every
+			// shard's and skipped items too) as the corpus.
+			d, err := dataset.NewDomainScorer(targetTexts(t, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range f.PoolItems {
+				d.Add(it.Text)
+			}
+			dc := make([]acquire.Candidate, len(cands))
+			for i, c := range cands {
+				dc[i] = acquire.Candidate{ID: c.ID, Domain: d.Evidence(items[i].Text)}
+			}
+			draw, err := acquire.Domain{Sample: s == "domain-random"}.Select(ctx, dc, len(dc), acquire.SelectOptions{Seed: req.Seed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range draw {
+				items[p.Index].Scores[s] = p.Score
+			}
+			continue
+		}
 		if ms, ok := measures[s]; ok {
 			for i := range cands {
 				items[i].Scores[s] = cands[i].Uncertainty(ms)
@@ -263,7 +288,7 @@ func jsonl(t *testing.T, items []activities.ScoredItem) []byte {
 func TestScoreShardToMatchesReference(t *testing.T) {
 	f := mlmenginetest.Start(t, 60, 12)
 	ctx := context.Background()
-	all := []string{"entropy", "margin", "least-confidence", "bald", "random", "kcenter", "hybrid", "density", "target", "target-random"}
+	all := []string{"entropy", "margin", "least-confidence", "bald", "random", "kcenter", "hybrid", "density", "target", "target-random", "domain", "domain-random"}
 	tests := []struct {
 		name         string
 		lim          diversityLimits
@@ -281,6 +306,8 @@ func TestScoreShardToMatchesReference(t *testing.T) {
 		{"kcenter cap below items", diversityLimits{items: 5, kcenterCap: 2, hybridFactor: 2}, 2, 3, []string{"kcenter", "hybrid", "entropy"}, "p0010", 4, []float64{1, 0.8, 0.6, 0.4, 0.2}},
 		{"density shortlist cut", diversityLimits{items: 2, kcenterCap: 2, hybridFactor: 3}, 2, 4, []string{"density", "target", "entropy"}, "p0004", 5, nil},
 		{"target draw alone", defaultDiversityLimits(), 2, 5, []string{"target-random"}, "", 7, nil},
+		{"domain draw alone", defaultDiversityLimits(), 3, 5, []string{"domain-random"}, "p0007", 7, nil},
+		{"domain alone", defaultDiversityLimits(), 2, 4, []string{"domain"}, "", 7, nil},
 		{"uncertainty only, m beyond shard", defaultDiversityLimits(), 3, 100, []string{"margin", "random"}, "", 512, nil},
 	}
 	for _, tc := range tests {
