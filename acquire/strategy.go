@@ -202,10 +202,7 @@ func parseOne(term string) (Strategy, error) {
 				}
 				d.By, err = ParseMeasure(v)
 			case "beta":
-				d.Beta, err = strconv.ParseFloat(v, 64)
-				if err != nil || !(d.Beta > 0) || math.IsInf(d.Beta, 0) {
-					err = fmt.Errorf("parameter beta=%q: want a positive number", v)
-				}
+				d.Beta, err = parseBeta(v)
 			default:
 				err = fmt.Errorf("unknown parameter %q (valid: by, beta)", k)
 			}
@@ -225,10 +222,7 @@ func parseOne(term string) (Strategy, error) {
 				}
 				d.Sample = true
 			case "beta":
-				d.Beta, err = strconv.ParseFloat(v, 64)
-				if err != nil || !(d.Beta > 0) || math.IsInf(d.Beta, 0) {
-					err = fmt.Errorf("parameter beta=%q: want a positive number", v)
-				}
+				d.Beta, err = parseBeta(v)
 			default:
 				err = fmt.Errorf("unknown parameter %q (valid: by, beta)", k)
 			}
@@ -242,6 +236,15 @@ func parseOne(term string) (Strategy, error) {
 		return d, nil
 	}
 	return nil, fmt.Errorf("unknown strategy %q (valid: %s, or a mix like entropy:0.8,random:0.2)", name, strings.Join(strategyNames, ", "))
+}
+
+// parseBeta parses the beta parameter: a finite positive number.
+func parseBeta(v string) (float64, error) {
+	b, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(b > 0) || math.IsInf(b, 0) {
+		return 0, fmt.Errorf("parameter beta=%q: want a positive number", v)
+	}
+	return b, nil
 }
 
 func positiveInt(key, v string) (int, error) {
