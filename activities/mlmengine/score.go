@@ -105,9 +105,9 @@ func needsOf(strategies []string) (strategyNeeds, error) {
 // (dataset.DomainScorer, counted in a first pass over the pool, so every
 // shard has the same model); domain-random the item's key in a random
 // draw weighted by exp(evidence) (acquire.LogWeightedDrawKey, seeded by
-// req.Seed): a draw of the pool resampled towards the target's text. Items the model cannot score
-// (e.g. masks beyond its length) are left out and logged. Suggestions are
-// the model's top 5 for the item's first mask.
+// req.Seed): a draw of the pool resampled towards the target's text.
+// Items the model cannot score (e.g. masks beyond its length) are left out
+// and logged. Suggestions are the model's top 5 for the item's first mask.
 //
 // ScoreShard returns every scored item, so its memory grows with the
 // shard; the ScoreShard activity uses ScoreShardTo, which does not.
@@ -298,7 +298,7 @@ func (e *Engine) scanShard(ctx context.Context, req activities.ScoreRequest, pro
 		}
 	}
 	if needs.domain {
-		if sc.domain, err = e.domainScorer(ctx, req); err != nil {
+		if sc.domain, err = e.domainScorer(ctx, req, progress); err != nil {
 			return nil, err
 		}
 	}
@@ -378,11 +378,7 @@ func (e *Engine) scanShard(ctx context.Context, req activities.ScoreRequest, pro
 		}
 	}
 	if err := r.Err(); err != nil {
-		var le *dataset.LineError
-		if errors.As(err, &le) {
-			return nil, fmt.Errorf("%w: pool %s: %w", activities.ErrBadData, req.PoolURI, err)
-		}
-		return nil, fmt.Errorf("read pool %s: %w", req.PoolURI, err)
+		return nil, poolReadErr(req.PoolURI, err)
 	}
 	if err := flush(); err != nil {
 		return nil, err
@@ -710,8 +706,9 @@ func (e *Engine) targetTexts(ctx context.Context, req activities.ScoreRequest, s
 // domainScorer returns the domain scorer of the "domain" strategies:
 // the target sample's texts (targetTexts) against every text of the pool at
 // req.PoolURI, read in full (a pass of word counting, no model), so that
-// every shard scores with the same model.
-func (e *Engine) domainScorer(ctx context.Context, req activities.ScoreRequest) (*dataset.DomainScorer, error) {
+// every shard scores with the same model. progress (may be nil) hears
+// that the pass is alive every 10,000 items.
+func (e *Engine) domainScorer(ctx context.Context, req activities.ScoreRequest, progress func(done, total int)) (*dataset.DomainScorer, error) {
 	texts, err := e.targetTexts(ctx, req, "domain")
 	if err != nil {
 		return nil, err
@@ -726,17 +723,31 @@ func (e *Engine) domainScorer(ctx context.Context, req activities.ScoreRequest) 
 	}
 	defer rc.Close()
 	r := dataset.NewItemReader(rc, req.PoolURI, dataset.Options{})
-	for r.Next() {
+	for n := 1; r.Next(); n++ {
 		d.Add(r.Record().Text)
+		if n%10000 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("count the words of pool %s: %w", req.PoolURI, err)
+			}
+			if progress != nil {
+				progress(0, -1)
+			}
+		}
 	}
 	if err := r.Err(); err != nil {
-		var le *dataset.LineError
-		if errors.As(err, &le) {
-			return nil, fmt.Errorf("%w: pool %s: %w", activities.ErrBadData, req.PoolURI, err)
-		}
-		return nil, fmt.Errorf("read pool %s: %w", req.PoolURI, err)
+		return nil, poolReadErr(req.PoolURI, err)
 	}
 	return d, nil
+}
+
+// poolReadErr says why reading the pool at uri failed: a malformed line
+// is bad data (not worth retrying), anything else a read error.
+func poolReadErr(uri string, err error) error {
+	var le *dataset.LineError
+	if errors.As(err, &le) {
+		return fmt.Errorf("%w: pool %s: %w", activities.ErrBadData, uri, err)
+	}
+	return fmt.Errorf("read pool %s: %w", uri, err)
 }
 
 // targetCentroid embeds the target sample of req (targetTexts) with m and
