@@ -96,16 +96,9 @@ func AdaptCorpus(pool []Item) []string {
 // texts (dataset.DomainScorer, scored against the texts themselves), in
 // their order.
 func TargetCorpus(texts []string, target []Item, share float64) ([]string, error) {
-	tt := make([]string, len(target))
-	for i, it := range target {
-		tt[i] = it.Text
-	}
-	d, err := dataset.NewDomainScorer(tt)
+	d, err := targetScorer(target, texts)
 	if err != nil {
 		return nil, err
-	}
-	for _, t := range texts {
-		d.Add(t)
 	}
 	scores := make([]float64, len(texts))
 	for i, t := range texts {
@@ -283,4 +276,21 @@ func adaptFingerprint(startDir string, texts []string, a AdaptOptions) (string, 
 	_ = enc.Encode(a) // hashing plain data cannot fail
 	_ = enc.Encode(texts)
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// targetScorer returns the domain scorer of the target sample's texts
+// against the corpus texts.
+func targetScorer(target []Item, corpus []string) (*dataset.DomainScorer, error) {
+	tt := make([]string, len(target))
+	for i, it := range target {
+		tt[i] = it.Text
+	}
+	d, err := dataset.NewDomainScorer(tt)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range corpus {
+		d.Add(t)
+	}
+	return d, nil
 }

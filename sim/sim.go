@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/clozeloop/clozeloop/acquire"
-	"github.com/clozeloop/clozeloop/dataset"
 	"github.com/clozeloop/clozeloop/mlm"
 )
 
@@ -648,16 +647,13 @@ type targetInfo struct {
 // under the sample's unigram model against the pool's
 // (dataset.DomainScorer.Evidence, the pool being the corpus).
 func DomainEvidence(pool []Item, target []Item) (map[string]float64, error) {
-	tt := make([]string, len(target))
-	for i, it := range target {
-		tt[i] = it.Text
+	texts := make([]string, len(pool))
+	for i, it := range pool {
+		texts[i] = it.Text
 	}
-	d, err := dataset.NewDomainScorer(tt)
+	d, err := targetScorer(target, texts)
 	if err != nil {
 		return nil, fmt.Errorf("domain evidence: %w", err)
-	}
-	for _, it := range pool {
-		d.Add(it.Text)
 	}
 	out := make(map[string]float64, len(pool))
 	for _, it := range pool {
